@@ -1,0 +1,49 @@
+# fedopt: two commands on a fresh machine.
+#   make run   - virtualenv, install, database, catalogues, dashboard
+#   make test  - virtualenv, install with test extras, Chromium if missing, every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+# Reinstall only when the project's dependencies change.
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test install install-test chromium setup bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+install: $(STAMP)
+install-test: $(TEST_STAMP)
+
+setup: install
+	$(VENV)/bin/fedopt setup
+
+run: setup
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian chromium for the browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install-test chromium
+	$(PY) -m pytest
+
+bench: install-test
+	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) .fedopt .pytest_cache

@@ -1,0 +1,253 @@
+"""The run schema: field names, types, and the one validation path for every channel.
+
+A run from the form, a CSV row, the CLI, ``track()`` and the benchmark loader all pass through
+:func:`validate_frame` (or :func:`validate_run`, its one-row face), so a rule lives here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TASK_FIELDS = [
+    "task_type",
+    "workload",
+    "precision",
+    "batch_size",
+    "work_units",
+    "software",
+    "input_size_mb",
+    "output_size_mb",
+    "memory_required_gb",
+    "cpu_cores_required",
+    "gpu_memory_required_gb",
+    "is_batch_processing",
+]
+PLATFORM_FIELDS = [
+    "platform",
+    "provider",
+    "gpu_type",
+    "gpu_count",
+    "gpu_memory_gb",
+    "cpu_type",
+    "vcpus",
+    "ram_gb",
+    "network_speed_mbps",
+    "price_per_hour_usd",
+]
+OUTCOME_FIELDS = ["execution_time_s", "success"]
+RUN_FIELDS = TASK_FIELDS + PLATFORM_FIELDS + OUTCOME_FIELDS
+
+#: The gpu_type of a platform without a GPU.
+CPU_ONLY = "cpu"
+
+STRING_FIELDS = ["task_type", "workload", "precision", "software", "platform", "provider", "gpu_type", "cpu_type"]
+BOOL_FIELDS = ["is_batch_processing", "success"]
+NUMERIC_FIELDS = [f for f in RUN_FIELDS if f not in STRING_FIELDS and f not in BOOL_FIELDS]
+
+#: Numbers that must be strictly positive when given (a zero time or size is a typo, not a run).
+POSITIVE_FIELDS = ["execution_time_s", "work_units", "batch_size"]
+#: Numbers that may be zero but never negative.
+NON_NEGATIVE_FIELDS = [
+    "input_size_mb",
+    "output_size_mb",
+    "memory_required_gb",
+    "cpu_cores_required",
+    "gpu_memory_required_gb",
+    "gpu_count",
+    "gpu_memory_gb",
+    "vcpus",
+    "ram_gb",
+    "network_speed_mbps",
+    "price_per_hour_usd",
+]
+
+FIELD_DESCRIPTIONS = {
+    "task_type": "training, inference, batch, …",
+    "workload": "model or job name, e.g. resnet50",
+    "precision": "fp32, fp16_amp, bf16, …",
+    "batch_size": "global batch size",
+    "work_units": "how much work (samples, steps); time scales with it",
+    "software": "framework or container version",
+    "gpu_type": f"GPU model, or '{CPU_ONLY}' for a CPU-only machine",
+    "gpu_count": "number of GPUs used",
+    "execution_time_s": "measured wall-clock seconds",
+}
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+class ValidationError(ValueError):
+    """A run field has a value fedopt refuses; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one input row was refused.  ``line`` is the 1-based line of the source file, if any."""
+
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse booleans leniently; returns (values as object with None for missing, invalid mask)."""
+    if series.dtype == bool:
+        return series.astype(object), pd.Series(False, index=series.index)
+    text = series.astype("string").str.strip().str.lower()
+    values = pd.Series(None, index=series.index, dtype=object)
+    values[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
+    values[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
+    missing = text.isna() | (text == "") | (text == "nan") | (text == "none")
+    invalid = values.isna() & ~missing
+    return values, invalid.fillna(False).astype(bool)
+
+
+def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every run field present and coerced (strings object, numbers float, flags bool).
+
+    Values that cannot be coerced become missing; use :func:`validate_frame` to report them.
+    """
+    out = frame.copy()
+    for name in RUN_FIELDS:
+        if name not in out.columns:
+            out[name] = None
+    for name in STRING_FIELDS:
+        col = out[name].astype(object)
+        text = col.where(col.isna(), col.astype(str).str.strip())
+        out[name] = text.where(text.notna() & (text != ""), None).astype(object)
+    for name in NUMERIC_FIELDS:
+        out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
+    for name in BOOL_FIELDS:
+        out[name] = _to_bool(out[name])[0]
+    if "gpu_type" in out:
+        is_cpu = out["gpu_type"].astype("string").str.lower().isin({"cpu", "none", "cpu-only", "cpu only"})
+        out.loc[is_cpu.fillna(False).to_numpy(bool), "gpu_type"] = CPU_ONLY
+    return out
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    *,
+    require_outcome: bool = True,
+    line_numbers: pd.Series | np.ndarray | None = None,
+) -> tuple[pd.DataFrame, list[RowError]]:
+    """Split ``frame`` into good rows (normalised) and errors, one per refused row.
+
+    Vectorised: each rule is one column operation.  ``line_numbers`` gives the source line of
+    each row (for CSV imports); errors then carry it.  ``success`` defaults to True.
+    """
+    raw = frame.reset_index(drop=True)
+    lines = (
+        pd.Series(np.asarray(line_numbers), dtype="Int64")
+        if line_numbers is not None
+        else pd.Series([None] * len(raw), dtype="Int64")
+    )
+    out = normalise_frame(raw)
+    first_error: dict[int, RowError] = {}
+
+    def refuse(mask: pd.Series | np.ndarray, field: str, message: str) -> None:
+        for pos in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            if pos not in first_error:
+                line = lines.iloc[pos]
+                first_error[pos] = RowError(None if pd.isna(line) else int(line), field, message)
+
+    for name in NUMERIC_FIELDS:
+        if name not in raw.columns:
+            continue
+        given = raw[name].notna() & (raw[name].astype(str).str.strip() != "")
+        refuse(given & out[name].isna(), name, "is not a number")
+        value = out[name]
+        refuse(np.isinf(value.fillna(0)), name, "must be finite")
+    for name in BOOL_FIELDS:
+        if name in raw.columns:
+            refuse(_to_bool(raw[name])[1], name, "must be true or false")
+
+    gpu_missing = out["gpu_type"].isna()
+    refuse(gpu_missing, "gpu_type", f"is required (a GPU model, or '{CPU_ONLY}')")
+    refuse(out["gpu_count"].isna(), "gpu_count", "is required")
+    count = out["gpu_count"]
+    refuse(count.notna() & (count != np.floor(count)), "gpu_count", "must be a whole number")
+    is_cpu = out["gpu_type"] == CPU_ONLY
+    refuse(~is_cpu & out["gpu_type"].notna() & (count < 1), "gpu_count", "must be at least 1 for a GPU platform")
+
+    if require_outcome:
+        refuse(out["execution_time_s"].isna(), "execution_time_s", "is required (it is missing or NaN)")
+    for name in POSITIVE_FIELDS:
+        refuse(out[name] <= 0, name, "must be greater than zero")
+    for name in NON_NEGATIVE_FIELDS:
+        refuse(out[name] < 0, name, "must not be negative")
+
+    out["success"] = out["success"].where(out["success"].notna(), True).astype(bool)
+    out.loc[is_cpu.to_numpy(bool), "gpu_count"] = out.loc[is_cpu.to_numpy(bool), "gpu_count"].fillna(0)
+    bad = sorted(first_error)
+    good = out.drop(index=bad).reset_index(drop=True)
+    return good, [first_error[pos] for pos in bad]
+
+
+def validate_run(run: Mapping[str, Any], *, require_outcome: bool = True) -> dict[str, Any]:
+    """Validate one run; returns the cleaned values or raises :class:`ValidationError`."""
+    good, errors = validate_frame(pd.DataFrame([dict(run)]), require_outcome=require_outcome)
+    if errors:
+        raise ValidationError(errors[0].field, errors[0].message)
+    record = good.iloc[0].to_dict()
+    return {k: (None if _is_missing(v) else v) for k, v in record.items()}
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def empty_frame() -> pd.DataFrame:
+    """A frame with the run columns and no rows."""
+    return normalise_frame(pd.DataFrame(columns=RUN_FIELDS))
+
+
+#: The fields that make a run's identity: the same task on the same platform with the same
+#: measured time and start is the same run, however many times its file is imported.
+IDENTITY_FIELDS = RUN_FIELDS
+
+
+def _canonical_text(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
+    parts = []
+    for name in fields:
+        col = frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+        if name in NUMERIC_FIELDS:
+            # repr of a rounded float: 1.0 and "1" and 1 give the same key.
+            num = pd.to_numeric(col, errors="coerce").round(9)
+            text = num.map(lambda v: "" if pd.isna(v) else repr(float(v)))
+        else:
+            text = col.map(lambda v: "" if _is_missing(v) else str(v).strip().lower())
+        parts.append(text)
+    joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    return joined
+
+
+def run_keys(frame: pd.DataFrame, extra: pd.Series | None = None) -> pd.Series:
+    """A stable identity per row (sha1 of its canonical field values, plus ``extra`` if given)."""
+    text = _canonical_text(frame, IDENTITY_FIELDS)
+    if extra is not None:
+        text = text + "\x1e" + extra.astype(str).reindex(text.index).fillna("")
+    return text.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())
+
+
+def task_keys(frame: pd.DataFrame) -> pd.Series:
+    """Identity of (task, platform) without the outcome: links a prediction to later actual runs."""
+    fields = ["task_type", "workload", "precision", "batch_size", "work_units", "software", "gpu_type", "gpu_count", "platform"]
+    text = _canonical_text(frame, fields)
+    return text.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())

@@ -1,0 +1,97 @@
+"""Platforms: the catalogue, filtered and sorted, with a price chart and custom platforms."""
+
+import plotly.express as px
+import streamlit as st
+
+from fedopt_core import catalog
+from pages.ui_common import clear_caches, platforms
+
+st.title("Platforms")
+all_platforms = platforms()
+
+with st.sidebar:
+    st.subheader("Filter platforms")
+    search = st.text_input("Search", placeholder="h100, 8x, sxm …")
+    providers = st.multiselect("Provider", sorted(all_platforms["provider"].dropna().unique()))
+    gpu_types = st.multiselect("GPU model", sorted(all_platforms["gpu_type"].dropna().unique()))
+    min_gpus = st.number_input("At least this many GPUs", min_value=0, max_value=64, value=0, step=1)
+    ceiling = float(max(1.0, round(all_platforms["price_per_hour_usd"].max(skipna=True) + 0.5))) if len(all_platforms) else 1.0
+    max_price = st.slider("Max USD per hour", 0.0, ceiling, ceiling, step=0.5)
+
+shown = catalog.filter_platforms(
+    all_platforms,
+    provider=providers or None,
+    gpu_type=gpu_types or None,
+    min_gpu_count=int(min_gpus) or None,
+    max_price_per_hour_usd=max_price,
+    search=search,
+)
+
+if shown.empty:
+    st.info("No platform matches these filters. Widen them in the sidebar.")
+else:
+    st.caption(f"{len(shown)} of {len(all_platforms)} platforms. Click a column header to sort.")
+    st.dataframe(
+        shown[["provider", "instance_type", "gpu_type", "gpu_count", "gpu_memory_gb", "vcpus", "ram_gb",
+               "price_per_hour_usd", "price_per_gpu_hour_usd", "as_of", "origin"]],
+        hide_index=True,
+        use_container_width=True,
+        column_config={
+            "price_per_hour_usd": st.column_config.NumberColumn("USD / hour", format="$%.2f"),
+            "price_per_gpu_hour_usd": st.column_config.NumberColumn("USD / GPU-hour", format="$%.2f"),
+            "gpu_memory_gb": st.column_config.NumberColumn("GPU memory (GB)"),
+            "as_of": st.column_config.DateColumn("Price as of"),
+        },
+    )
+    gpu_rows = shown[shown["gpu_count"] > 0].copy()
+    if not gpu_rows.empty:
+        axis = st.radio("Chart price against", ["Total GPU memory (GB)", "Speed score (datasheet TFLOPS)"], horizontal=True)
+        if axis.startswith("Speed"):
+            gpu_rows["x"] = catalog.speed_scores(gpu_rows["gpu_type"], gpu_rows["gpu_count"])
+            x_label = "Dense FP16 tensor TFLOPS x GPUs (datasheet peak, not measured)"
+        else:
+            gpu_rows["x"] = gpu_rows["total_gpu_memory_gb"]
+            x_label = "Total GPU memory (GB)"
+        figure = px.scatter(
+            gpu_rows, x="x", y="price_per_hour_usd", color="gpu_type", size="gpu_count",
+            hover_name="instance_type", labels={"x": x_label, "price_per_hour_usd": "USD per hour"},
+        )
+        st.plotly_chart(figure, use_container_width=True)
+
+st.subheader("Add or edit a platform")
+st.caption("Your own server, another cloud, or a corrected price. Edits survive catalogue reloads.")
+choices = {"➕ New platform": None} | {f"{r.provider} / {r.instance_type}": int(r.id) for r in all_platforms.itertuples()}
+picked = st.selectbox("Platform", list(choices))
+current = all_platforms[all_platforms["id"] == choices[picked]].iloc[0] if choices[picked] else None
+
+def _value(name, default=None):
+    return default if current is None or current[name] is None or current[name] != current[name] else current[name]
+
+with st.form("platform_form"):
+    c1, c2 = st.columns(2)
+    provider = c1.text_input("Provider", value=_value("provider", "on-prem"))
+    instance_type = c2.text_input("Name / instance type", value=_value("instance_type", ""))
+    gpu_type = c1.text_input("GPU model (or 'cpu')", value=_value("gpu_type", "A100 SXM4 80GB"))
+    gpu_count = c2.number_input("GPU count", min_value=0, max_value=64, value=int(_value("gpu_count", 1)))
+    price = c1.number_input("USD per hour", min_value=0.0, value=float(_value("price_per_hour_usd", 0.0)), step=0.1)
+    vcpus = c2.number_input("vCPUs", min_value=0, value=int(_value("vcpus", 0) or 0))
+    ram = c1.number_input("RAM (GB)", min_value=0.0, value=float(_value("ram_gb", 0.0) or 0.0))
+    network = c2.number_input("Network (Mbit/s, 0 = unknown)", min_value=0.0, value=float(_value("network_speed_mbps", 0.0) or 0.0))
+    notes = st.text_input("Notes", value=_value("notes", "") or "")
+    submitted = st.form_submit_button("Save platform")
+
+if submitted:
+    try:
+        catalog.save_platform(
+            {"provider": provider, "instance_type": instance_type, "gpu_type": gpu_type, "gpu_count": gpu_count,
+             "price_per_hour_usd": price, "vcpus": vcpus or None, "ram_gb": ram or None,
+             "network_speed_mbps": network or None, "notes": notes,
+             "gpu_memory_gb": _value("gpu_memory_gb"), "regions": _value("regions", [])},
+            platform_id=choices[picked],
+        )
+    except catalog.CatalogueInputError as exc:
+        st.error(f"Not saved — {exc}")
+    else:
+        clear_caches()
+        st.success(f"Saved {provider} / {instance_type}.")
+        st.rerun()

@@ -1,0 +1,36 @@
+"""Techniques: ways to get academic access and to cut cost, searchable."""
+
+import streamlit as st
+
+from fedopt_core import catalog
+from pages.ui_common import techniques
+
+st.title("Techniques")
+st.caption("Ways to get academic access to GPUs and to cut what you pay. Each card links to its source.")
+catalogue = techniques()
+
+c1, c2, c3, c4 = st.columns([3, 1, 1, 2])
+search = c1.text_input("Search", placeholder="spot, credits, checkpoint …")
+kind = c2.selectbox("Kind", ["all", "access", "optimisation"])
+level = c3.selectbox("Effectiveness", ["all", "high", "medium", "low"])
+all_platforms = sorted({p for ps in catalogue["platforms"] for p in ps})
+platform = c4.multiselect("Platform", all_platforms)
+
+shown = catalog.filter_techniques(
+    catalogue, search=search, kind=None if kind == "all" else kind,
+    effectiveness=None if level == "all" else level, platform=platform or None,
+)
+
+if shown.empty:
+    st.info("No technique matches. Try another word or clear a filter.")
+for row in shown.itertuples():
+    with st.container(border=True):
+        st.markdown(f"#### {row.name}")
+        facts = [row.kind, f"effectiveness: {row.effectiveness or 'n/a'}"]
+        if row.savings_max_pct == row.savings_max_pct and row.savings_max_pct is not None:
+            facts.append(f"saves up to {row.savings_max_pct:.0f}%")
+        facts.append("platforms: " + (", ".join(row.platforms) or "any"))
+        st.caption(" · ".join(facts))
+        st.text(row.description)  # text, not Markdown: catalogue text is never rendered as markup
+        if row.source_url:
+            st.markdown(f"[Source]({row.source_url})")

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real SQLite file per test, and the public data beside the repository."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fedopt_core import db
+from fedopt_core.config import DEFAULT_SHARED_DATA_DIR, REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: CI puts it beside the clone; its absence is a failure, not a skip."""
+    if not (DEFAULT_SHARED_DATA_DIR / "gpu_benchmarks.csv").exists():
+        pytest.fail(f"public data missing: expected {DEFAULT_SHARED_DATA_DIR} beside the repository")
+    return DEFAULT_SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated database with the shipped catalogues, copied for each test that wants it."""
+    path = tmp_path_factory.mktemp("template") / "fedopt.db"
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    from fedopt_core import catalog
+
+    report = catalog.load_all(url=url)
+    assert not report.errors, report.errors
+    db.dispose_engines()
+    return path
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated, empty SQLite file, configured as the app's database for this test."""
+    url = f"sqlite:///{tmp_path / 'fedopt.db'}"
+    monkeypatch.setenv("FEDOPT_HOME", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", url)
+    db.upgrade(url)
+    yield url
+    db.dispose_engines()
+
+
+@pytest.fixture
+def loaded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template_db: Path) -> str:
+    """A migrated SQLite file holding the shipped catalogues, configured as the app's database."""
+    path = tmp_path / "fedopt.db"
+    shutil.copy(_template_db, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("FEDOPT_HOME", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    db.dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

@@ -1,0 +1,73 @@
+"""The run schema: one validation path, clear errors naming the field, stable identities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedopt_core import schema
+
+
+def test_only_gpu_type_count_and_time_are_required() -> None:
+    clean = schema.validate_run({"gpu_type": "A100 SXM4 80GB", "gpu_count": 2, "execution_time_s": "12.5"})
+    assert clean["execution_time_s"] == 12.5 and clean["gpu_count"] == 2 and clean["success"] is True
+    assert set(schema.RUN_FIELDS) <= set(clean)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("execution_time_s", -3, "greater than zero"),
+        ("execution_time_s", 0, "greater than zero"),
+        ("execution_time_s", math.nan, "missing or NaN"),
+        ("execution_time_s", math.inf, "finite"),
+        ("execution_time_s", "fast", "not a number"),
+        ("input_size_mb", -1, "negative"),
+        ("work_units", 0, "greater than zero"),
+        ("gpu_count", 1.5, "whole number"),
+        ("gpu_count", 0, "at least 1"),
+        ("success", "maybe", "true or false"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(field: str, value: object, words: str) -> None:
+    run = {"gpu_type": "H100 SXM5", "gpu_count": 1, "execution_time_s": 10.0, field: value}
+    with pytest.raises(schema.ValidationError) as info:
+        schema.validate_run(run)
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_a_cpu_only_run_needs_no_gpu() -> None:
+    clean = schema.validate_run({"gpu_type": "CPU", "gpu_count": 0, "execution_time_s": 4})
+    assert clean["gpu_type"] == schema.CPU_ONLY and clean["gpu_count"] == 0
+
+
+def test_validate_frame_keeps_good_rows_and_reports_bad_ones_with_lines() -> None:
+    frame = pd.DataFrame(
+        {
+            "gpu_type": ["A10", "A10", None, "A10"],
+            "gpu_count": [1, 1, 1, 1],
+            "execution_time_s": [5, -1, 3, 7],
+        }
+    )
+    good, errors = schema.validate_frame(frame, line_numbers=np.array([2, 3, 4, 5]))
+    assert good["execution_time_s"].tolist() == [5.0, 7.0]
+    assert [(e.line, e.field) for e in errors] == [(3, "execution_time_s"), (4, "gpu_type")]
+
+
+def test_predictions_need_no_outcome() -> None:
+    clean = schema.validate_run({"gpu_type": "A10", "gpu_count": 1}, require_outcome=False)
+    assert clean["execution_time_s"] is None
+
+
+def test_run_keys_are_stable_and_ignore_formatting() -> None:
+    a = pd.DataFrame([{"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5, "workload": "bert"}])
+    b = pd.DataFrame([{"gpu_type": "A10", "gpu_count": "1", "execution_time_s": "5.0", "workload": " bert "}])
+    c = pd.DataFrame([{"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 6, "workload": "bert"}])
+    key_a = schema.run_keys(schema.normalise_frame(a))[0]
+    assert key_a == schema.run_keys(schema.normalise_frame(b))[0]
+    assert key_a != schema.run_keys(schema.normalise_frame(c))[0]
+    assert schema.task_keys(schema.normalise_frame(a))[0] == schema.task_keys(schema.normalise_frame(c))[0]

@@ -1,0 +1,24 @@
+"""AppTest helpers: run the real app script against the test's database."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fedopt_core.config import REPO_ROOT
+
+
+@pytest.fixture
+def app(loaded_db: str, monkeypatch: pytest.MonkeyPatch):
+    """A function that opens the dashboard at a page and returns the run AppTest."""
+    monkeypatch.chdir(REPO_ROOT)  # page paths in st.navigation are relative to the app's folder
+
+    def open_page(page: str | None = None, timeout: float = 60) -> AppTest:
+        at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=timeout)
+        at.run()
+        if page is not None:
+            at.switch_page(page)
+            at.run()
+        return at
+
+    return open_page

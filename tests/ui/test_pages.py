@@ -1,0 +1,71 @@
+"""Every page opens without an exception, and its widgets do what they say (AppTest)."""
+
+from __future__ import annotations
+
+import pytest
+
+PAGES = [
+    ("pages/overview.py", "fedopt"),
+    ("pages/platforms.py", "Platforms"),
+    ("pages/techniques.py", "Techniques"),
+]
+
+
+@pytest.mark.parametrize(("page", "heading"), PAGES)
+def test_every_page_opens_without_exception(app, page: str, heading: str) -> None:
+    at = app(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert heading in [t.value for t in at.title]
+
+
+def test_sidebar_shows_database_and_counts(app) -> None:
+    at = app()
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "GPU platforms" in captions and "techniques" in captions
+    assert any("fedopt.db" in c.value for c in at.sidebar.code)
+
+
+def test_platform_search_filters_and_empty_state(app) -> None:
+    at = app("pages/platforms.py")
+    total = len(at.dataframe[0].value)
+    at.sidebar.text_input[0].input("h100").run()
+    filtered = at.dataframe[0].value
+    assert 0 < len(filtered) < total
+    assert filtered["gpu_type"].str.contains("H100").all()
+    at.sidebar.text_input[0].input("no-such-thing").run()
+    assert not at.exception
+    assert any("No platform matches" in i.value for i in at.info)
+
+
+def test_adding_a_custom_platform_shows_it(app) -> None:
+    at = app("pages/platforms.py")
+    form_inputs = at.text_input
+    form_inputs[1].input("on-prem")  # sidebar search is text_input[0]
+    form_inputs[2].input("lab-box-<b>")
+    form_inputs[3].input("RTX A6000")
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.sidebar.text_input[0].input("lab-box").run()
+    assert at.dataframe[0].value["instance_type"].tolist() == ["lab-box-<b>"]
+
+
+def test_a_bad_custom_platform_is_refused_with_the_field(app) -> None:
+    at = app("pages/platforms.py")
+    at.text_input[2].input("")  # empty instance type
+    at.button[0].click().run()
+    assert any("instance_type" in e.value for e in at.error)
+
+
+def test_technique_search_and_empty_state(app) -> None:
+    at = app("pages/techniques.py")
+
+    def cards() -> list[str]:
+        return [m.value for m in at.markdown if m.value.startswith("####")]
+
+    everything = cards()
+    at.text_input[0].input("spot").run()
+    assert not at.exception
+    assert 0 < len(cards()) < len(everything)
+    assert any("spot" in card.lower() for card in cards())
+    at.text_input[0].input("zzzz-nothing").run()
+    assert any("No technique matches" in i.value for i in at.info)
