@@ -1,0 +1,117 @@
+"""The ``fedopt`` command.  Thin, like the pages: parse arguments, call fedopt_core, print.
+
+Each group of commands lives in a module of this package with a ``register(subparsers)``.
+
+``--json`` prints a JSON array of objects (or one object for a single result) on stdout;
+without it a readable table.  Errors are one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from fedopt_core.db import DatabaseError
+
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+
+
+class CliError(Exception):
+    """An error to print as one line, with the exit code to return."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        return _jsonable(value.item())  # numpy scalars
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None:
+    """Print a frame, list or dict as JSON or as a plain table."""
+    if isinstance(data, pd.DataFrame):
+        records = [_jsonable(r) for r in data.to_dict("records")]
+        if as_json:
+            print(json.dumps(records, indent=2))
+        else:
+            shown = data[list(columns)] if columns else data
+            print(shown.to_string(index=False) if len(shown) else "(nothing matches)")
+        return
+    if as_json:
+        print(json.dumps(_jsonable(data), indent=2))
+    elif isinstance(data, dict):
+        width = max((len(str(k)) for k in data), default=0)
+        for key, value in data.items():
+            print(f"{str(key).ljust(width)}  {value}")
+    else:
+        print(data)
+
+
+# --------------------------------------------------------------------------- parser
+
+#: Modules of fedopt_core.cli that each define ``register(subparsers)`` for their commands.
+COMMAND_MODULES = ["catalogue"]
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """The URL a command works on: --database-url, else the configured one."""
+    from fedopt_core.config import get_settings
+
+    return args.database_url or get_settings().database_url
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedopt", description="Where to run GPU work, and how to pay for it.")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: $DATABASE_URL or the SQLite file in $FEDOPT_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"fedopt_core.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "needs_db", True):
+            from fedopt_core import db
+
+            db.ensure_database(args.database_url)
+        return int(args.func(args) or 0)
+    except DatabaseError as exc:
+        print(f"fedopt: database error: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except CliError as exc:
+        print(f"fedopt: {exc}", file=sys.stderr)
+        return exc.code
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"fedopt: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+

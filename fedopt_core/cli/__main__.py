@@ -1,0 +1,5 @@
+import sys
+
+from fedopt_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""Commands for the database and the catalogues: db upgrade, setup, platforms, techniques."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fedopt_core.cli import database_url, emit
+
+
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from fedopt_core import db
+
+    db.upgrade(args.database_url)
+    print(f"database at revision {db.current_revision(args.database_url)}: {db.redact_url(database_url(args))}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Create or upgrade the database and load the shipped catalogues (what `make run` does)."""
+    from fedopt_core import catalog, db
+
+    db.ensure_database(args.database_url)
+    report = catalog.load_all(url=args.database_url)
+    for error in report.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    print(
+        f"database ready ({db.redact_url(database_url(args))}); catalogues: {report.inserted} added, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {report.kept_user_edits} user edits kept"
+    )
+    return 0
+
+
+def cmd_platforms_list(args: argparse.Namespace) -> int:
+    from fedopt_core import catalog
+
+    frame = catalog.list_platforms(
+        provider=args.provider,
+        gpu_type=args.gpu,
+        min_gpu_count=args.min_gpus,
+        max_price_per_hour_usd=args.max_price,
+        search=args.search,
+        url=args.database_url,
+    )
+    emit(frame, args.json, ["provider", "instance_type", "gpu_type", "gpu_count", "price_per_hour_usd", "price_per_gpu_hour_usd"])
+    return 0
+
+
+def cmd_techniques_list(args: argparse.Namespace) -> int:
+    from fedopt_core import catalog
+
+    frame = catalog.list_techniques(search=args.search, kind=args.kind, url=args.database_url)
+    emit(frame, args.json, ["kind", "name", "effectiveness", "savings_max_pct"])
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p_db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    p = p_db.add_parser("upgrade", help="create or upgrade the schema (keeps data)")
+    p.set_defaults(func=cmd_db_upgrade, needs_db=False)
+    p = sub.add_parser("setup", help="upgrade the database and load the shipped catalogues")
+    p.set_defaults(func=cmd_setup, needs_db=False)
+
+    p_pl = sub.add_parser("platforms", help="the platform catalogue").add_subparsers(dest="pl_command", required=True)
+    p = p_pl.add_parser("list", help="list platforms")
+    p.add_argument("--provider", action="append", help="only this provider (repeatable)")
+    p.add_argument("--gpu", action="append", help="only this GPU model (canonical name; repeatable)")
+    p.add_argument("--min-gpus", type=int, help="at least this many GPUs")
+    p.add_argument("--max-price", type=float, help="at most this many USD per hour")
+    p.add_argument("--search", help="text to look for")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_platforms_list)
+
+    p_te = sub.add_parser("techniques", help="access and cost techniques").add_subparsers(dest="te_command", required=True)
+    p = p_te.add_parser("list", help="list techniques")
+    p.add_argument("--search", help="text to look for")
+    p.add_argument("--kind", choices=["access", "optimisation"])
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_techniques_list)
+
+
