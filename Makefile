@@ -38,8 +38,13 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The suite runs its backend tests on SQLite and on a throwaway PostgreSQL server on loopback.
 test: install-test chromium
-	$(PY) -m pytest
+	@pgdir=$$(mktemp -d /tmp/fedopt-pg.XXXXXX) && chmod 755 $$pgdir && \
+	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') && \
+	url=$$(scripts/pg-test-server start $$pgdir/data $$port) || { rm -rf $$pgdir; exit 1; }; \
+	FEDOPT_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	scripts/pg-test-server stop $$pgdir/data; rm -rf $$pgdir; exit $$status
 
 bench: install-test
 	$(PY) benchmarks/accuracy.py

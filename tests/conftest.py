@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,3 +63,59 @@ def loaded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _template_db: Pat
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# --------------------------------------------------------------------------- both backends
+
+POSTGRES_ENV = "FEDOPT_TEST_POSTGRES_URL"
+
+
+def _postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set: run the suite with `make test`, which starts a throwaway "
+            "PostgreSQL server (scripts/pg-test-server), or point it at a server you own"
+        )
+    return url
+
+
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = _postgres_admin_url()
+    name = f"fedopt_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        db.dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database with no schema yet, on each backend, configured as the app's database."""
+    monkeypatch.setenv("FEDOPT_HOME", str(tmp_path))
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fedopt.db'}"
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+        db.dispose_engines()
+        return
+    with _fresh_postgres_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+
+
+@pytest.fixture
+def any_db(blank_db: str) -> str:
+    """A migrated, empty database on each backend (SQLite file and PostgreSQL)."""
+    db.upgrade(blank_db)
+    return blank_db

@@ -27,14 +27,14 @@ def test_one_engine_per_url_is_shared(empty_db: str) -> None:
     assert db.get_engine() is db.get_engine(empty_db)  # DATABASE_URL points at the same file
 
 
-def test_models_match_the_migrations(empty_db: str) -> None:
-    with db.get_engine(empty_db).connect() as connection:
+def test_models_match_the_migrations(any_db: str) -> None:
+    with db.get_engine(any_db).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert differences == []
 
 
-def test_upgrade_from_the_first_migration_keeps_rows(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_upgrade_from_the_first_migration_keeps_rows(blank_db: str) -> None:
+    url = blank_db
     db.upgrade(url, "0001")
     assert db.current_revision(url) == "0001"
     with db.get_engine(url).begin() as connection:
@@ -42,13 +42,13 @@ def test_upgrade_from_the_first_migration_keeps_rows(tmp_path) -> None:
             text(
                 "INSERT INTO platform (provider, instance_type, gpu_type, gpu_count, regions, origin, user_edited,"
                 " available, created_at, updated_at) VALUES ('on-prem', 'lab-box', 'A100 SXM4 80GB', 4, '[]', 'user',"
-                " 0, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                " false, true, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
             )
         )
         connection.execute(
             text(
                 "INSERT INTO run (run_key, gpu_type, gpu_count, execution_time_s, success, created_at, source)"
-                " VALUES ('k1', 'A100 SXM4 80GB', 4, 123.5, 1, '2026-01-01 00:00:00', 'manual')"
+                " VALUES ('k1', 'A100 SXM4 80GB', 4, 123.5, true, '2026-01-01 00:00:00', 'manual')"
             )
         )
     db.upgrade(url)
@@ -58,36 +58,35 @@ def test_upgrade_from_the_first_migration_keeps_rows(tmp_path) -> None:
         run = session.exec(select(Run)).one()
     assert (platform.instance_type, platform.gpu_count) == ("lab-box", 4)
     assert run.execution_time_s == 123.5
-    db.dispose_engines()
 
 
-def test_foreign_keys_are_enforced(empty_db: str) -> None:
+def test_foreign_keys_are_enforced(any_db: str) -> None:
     from sqlalchemy.exc import IntegrityError
 
     from fedopt_core.models import UsageSession
 
     with pytest.raises(IntegrityError):
-        with db.session_scope(empty_db) as session:
+        with db.session_scope(any_db) as session:
             session.add(UsageSession(account_id=999, platform="x", started_at=datetime.now(timezone.utc)))
 
 
-def test_session_scope_rolls_back_on_error(empty_db: str) -> None:
+def test_session_scope_rolls_back_on_error(any_db: str) -> None:
     with pytest.raises(RuntimeError):
-        with db.session_scope(empty_db) as session:
+        with db.session_scope(any_db) as session:
             session.add(Technique(slug="t", name="T", kind="access", description="d"))
             session.flush()
             raise RuntimeError("boom")
-    with db.session_scope(empty_db) as session:
+    with db.session_scope(any_db) as session:
         assert session.exec(select(Technique)).all() == []
 
 
-def test_writes_from_many_threads_all_land(empty_db: str) -> None:
+def test_writes_from_many_threads_all_land(any_db: str) -> None:
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
         try:
             for i in range(20):
-                with db.session_scope(empty_db) as session:
+                with db.session_scope(any_db) as session:
                     session.add(Technique(slug=f"w{worker}-{i}", name="n", kind="access", description="d"))
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
@@ -98,7 +97,7 @@ def test_writes_from_many_threads_all_land(empty_db: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    with db.session_scope(empty_db) as session:
+    with db.session_scope(any_db) as session:
         assert len(session.exec(select(Technique)).all()) == 120
 
 
