@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import select
 
-from fedopt_core import gpus
+from fedopt_core import auth, gpus
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CatalogError, read_commented_csv
 from fedopt_core.db import session_scope
@@ -327,6 +327,7 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
 
     Raises :class:`CatalogueInputError` naming the field for bad input; nothing is written then.
     """
+    auth.require("member", "adding or editing a platform")
     provider = str(_none_if_blank(values.get("provider")) or "").strip()
     instance_type = str(_none_if_blank(values.get("instance_type")) or "").strip()
     if not provider:
@@ -366,6 +367,8 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
         session.flush()
         if platform_id is None or old_price != platform.price_per_hour_usd:
             _record_price(session, platform, "user")
+        auth.record("platform.add" if platform_id is None else "platform.edit", f"{provider}/{instance_type}",
+                    {"price_per_hour_usd": platform.price_per_hour_usd}, session=session)
         return int(platform.id)
 
 

@@ -1,0 +1,169 @@
+"""Who is acting, what they may do, and the audit log of what they did.
+
+The acting user is a context variable: the dashboard sets it at the start of every script run
+from the signed-in identity (``st.user``), and every core write calls :func:`require`.  When
+nothing set it (the CLI, job scripts, a laptop with no sign-in configured) the actor is the
+local administrator, as a single-user install expects.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlmodel import select
+
+from fedopt_core.db import session_scope
+from fedopt_core.models import AuditEvent, UserRole, utcnow
+
+ROLES = ("viewer", "member", "admin")
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+#: Environment: the ID-token claim that carries a role, and e-mails that are always admin.
+ROLE_CLAIM_ENV = "FEDOPT_ROLE_CLAIM"
+ADMIN_EMAILS_ENV = "FEDOPT_ADMIN_EMAILS"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user acting on fedopt."""
+
+    name: str
+    role: str
+    email: str | None = None
+    signed_in: bool = False
+
+    def can(self, role: str) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+
+LOCAL_ADMIN = Actor(name="local", role="admin")
+_current: contextvars.ContextVar[Actor] = contextvars.ContextVar("fedopt_actor", default=LOCAL_ADMIN)
+
+
+class PermissionDenied(PermissionError):
+    """The acting user's role does not allow this action."""
+
+    def __init__(self, actor: Actor, needed: str, action: str):
+        self.actor, self.needed, self.action = actor, needed, action
+        super().__init__(f"{action} needs the {needed} role; {actor.name} is a {actor.role}")
+
+
+def current_actor() -> Actor:
+    return _current.get()
+
+
+def set_actor(actor: Actor) -> None:
+    """Set the actor for the rest of this context (a Streamlit script run is one context)."""
+    _current.set(actor)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[Actor]:
+    token = _current.set(actor)
+    try:
+        yield actor
+    finally:
+        _current.reset(token)
+
+
+def require(role: str, action: str = "this action") -> Actor:
+    """Raise :class:`PermissionDenied` unless the acting user has at least ``role``."""
+    actor = current_actor()
+    if not actor.can(role):
+        raise PermissionDenied(actor, role, action)
+    return actor
+
+
+def _claimed_role(claims: Mapping[str, Any]) -> str | None:
+    claim = os.environ.get(ROLE_CLAIM_ENV)
+    if not claim:
+        return None
+    value = claims.get(claim)
+    # Only an exact known role counts; anything else (a list, "superadmin", "") is ignored.
+    return value if isinstance(value, str) and value in _RANK else None
+
+
+def role_for(email: str | None, claims: Mapping[str, Any] | None = None, *, url: str | None = None) -> str:
+    """The role of a signed-in user: the role table first, then the trusted claim, else viewer."""
+    if not email:
+        return "viewer"
+    admins = {e.strip().lower() for e in os.environ.get(ADMIN_EMAILS_ENV, "").split(",") if e.strip()}
+    if email.lower() in admins:
+        return "admin"
+    with session_scope(url) as session:
+        row = session.get(UserRole, email.lower())
+    if row is not None and row.role in _RANK:
+        return row.role
+    return _claimed_role(claims or {}) or "viewer"
+
+
+def actor_from_identity(claims: Mapping[str, Any] | None, *, url: str | None = None) -> Actor:
+    """An Actor from an OpenID Connect identity (``st.user`` as a dict); unverified e-mail = viewer."""
+    claims = dict(claims or {})
+    email = claims.get("email")
+    email = email if isinstance(email, str) and email else None
+    if claims.get("email_verified") is False:
+        email_for_role = None
+    else:
+        email_for_role = email
+    name = str(claims.get("name") or email or claims.get("sub") or "unknown")
+    return Actor(name=name, role=role_for(email_for_role, claims, url=url), email=email, signed_in=True)
+
+
+def set_role(email: str, role: str, *, url: str | None = None) -> None:
+    """Give a user a role (admin only)."""
+    if role not in _RANK:
+        raise ValueError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    if not email or "@" not in email:
+        raise ValueError("email: a user's e-mail address is required")
+    require("admin", "changing roles")
+    with session_scope(url) as session:
+        row = session.get(UserRole, email.lower())
+        previous = row.role if row is not None else None
+        row = row or UserRole(email=email.lower())
+        row.role, row.updated_at = role, utcnow()
+        session.add(row)
+        record("role.set", email.lower(), {"role": role, "previous": previous}, session=session)
+
+
+def list_roles(*, url: str | None = None) -> pd.DataFrame:
+    with session_scope(url) as session:
+        rows = session.exec(select(UserRole).order_by(UserRole.email)).all()
+        return pd.DataFrame([{"email": r.email, "role": r.role, "updated_at": r.updated_at} for r in rows],
+                            columns=["email", "role", "updated_at"])
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+def record(action: str, target: str | None = None, details: Mapping[str, Any] | None = None, *,
+           session=None, url: str | None = None) -> None:  # noqa: ANN001 - Session
+    """Append an audit event by the acting user; pass ``session`` to commit with the change itself."""
+    event = AuditEvent(actor=current_actor().name, action=action, target=target, details=dict(details or {}))
+    if session is not None:
+        session.add(event)
+        return
+    with session_scope(url) as own:
+        own.add(event)
+
+
+def audit_log(*, since: datetime | None = None, action: str | None = None, url: str | None = None) -> pd.DataFrame:
+    """The audit log, newest first."""
+    with session_scope(url) as session:
+        query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        if since is not None:
+            query = query.where(AuditEvent.at >= since)
+        if action:
+            query = query.where(AuditEvent.action.startswith(action))
+        rows = session.exec(query).all()
+        return pd.DataFrame(
+            [{"at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "details": r.details} for r in rows],
+            columns=["at", "actor", "action", "target", "details"],
+        )
