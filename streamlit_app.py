@@ -1,24 +1,29 @@
-"""fedopt dashboard: navigation and the shared sidebar.  Run with `make run`."""
+"""fedopt dashboard: sign-in, navigation and the shared sidebar.  Run with `make run`."""
 
 import streamlit as st
 
 from fedopt_core import overview
-from pages.ui_common import counts, ensure_ready
+from pages.ui_common import counts, ensure_ready, sign_in
 
-st.set_page_config(page_title="fedopt", page_icon="⚡", layout="wide")
+st.set_page_config(page_title="fedopt", page_icon=":material/bolt:", layout="wide")
 ensure_ready()
+actor = sign_in()
 
-pages = {
-    "Start": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    ],
-    "Catalogue": [
-        st.Page("pages/platforms.py", title="Platforms", icon=":material/dns:", url_path="platforms"),
-        st.Page("pages/techniques.py", title="Techniques", icon=":material/lightbulb:", url_path="techniques"),
-    ],
-}
+# (section, page script, title, icon, url path, least role that may open it)
+PAGES = [
+    ("Start", "pages/overview.py", "Overview", ":material/home:", "overview", "viewer"),
+    ("Catalogue", "pages/platforms.py", "Platforms", ":material/dns:", "platforms", "viewer"),
+    ("Catalogue", "pages/techniques.py", "Techniques", ":material/lightbulb:", "techniques", "viewer"),
+    ("Admin", "pages/admin.py", "Audit & roles", ":material/admin_panel_settings:", "admin", "admin"),
+]
 
-navigation = st.navigation(pages)
+sections: dict[str, list] = {}
+for section, script, title, icon, url_path, role in PAGES:
+    if actor.can(role):  # a page the user may not open is not even listed
+        sections.setdefault(section, []).append(
+            st.Page(script, title=title, icon=icon, url_path=url_path, default=script == "pages/overview.py")
+        )
+navigation = st.navigation(sections)
 
 with st.sidebar:
     numbers = counts()
@@ -28,5 +33,8 @@ with st.sidebar:
         f"{numbers['gpu_platforms']} GPU platforms · {numbers['runs']} runs · "
         f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
     )
+    if actor.signed_in:
+        st.caption(f"Signed in as {actor.name} ({actor.role})")
+        st.button("Sign out", on_click=st.logout)
 
 navigation.run()

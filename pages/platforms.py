@@ -35,7 +35,7 @@ else:
         shown[["provider", "instance_type", "gpu_type", "gpu_count", "gpu_memory_gb", "vcpus", "ram_gb",
                "price_per_hour_usd", "price_per_gpu_hour_usd", "as_of", "origin"]],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={
             "price_per_hour_usd": st.column_config.NumberColumn("USD / hour", format="$%.2f"),
             "price_per_gpu_hour_usd": st.column_config.NumberColumn("USD / GPU-hour", format="$%.2f"),
@@ -56,7 +56,7 @@ else:
             gpu_rows, x="x", y="price_per_hour_usd", color="gpu_type", size="gpu_count",
             hover_name="instance_type", labels={"x": x_label, "price_per_hour_usd": "USD per hour"},
         )
-        st.plotly_chart(figure, use_container_width=True)
+        st.plotly_chart(figure, width="stretch")
 
 st.subheader("Add or edit a platform")
 st.caption("Your own server, another cloud, or a corrected price. Edits survive catalogue reloads.")

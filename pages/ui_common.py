@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fedopt_core import catalog, overview
+from fedopt_core import auth, catalog, overview
 from fedopt_core.db import DatabaseError, ensure_database
 
 
@@ -50,3 +50,45 @@ def clear_caches() -> None:
     counts.clear()
     platforms.clear()
     techniques.clear()
+
+
+# --------------------------------------------------------------------------- sign-in and roles
+
+
+def auth_provider() -> str | None:
+    """None when no [auth] section is configured (single local user); else the provider to use."""
+    try:
+        section = st.secrets.get("auth")
+    except Exception:  # noqa: BLE001 - no secrets.toml at all means no sign-in
+        return None
+    if not section:
+        return None
+    named = [key for key, value in section.items() if hasattr(value, "keys")]
+    return named[0] if named else ""
+
+
+def sign_in() -> auth.Actor:
+    """Set the acting user for this script run; show only the sign-in page to a signed-out visitor."""
+    provider = auth_provider()
+    if provider is None:
+        actor = auth.LOCAL_ADMIN
+    elif not st.user.is_logged_in:
+        st.title("Sign in to fedopt")
+        st.write("fedopt is shared by your lab. Sign in with your institution's account to continue.")
+        if st.button("Sign in", type="primary"):
+            st.login(provider) if provider else st.login()
+        st.stop()
+    else:
+        actor = auth.actor_from_identity(st.user.to_dict())
+    auth.set_actor(actor)
+    return actor
+
+
+def require_role(role: str) -> auth.Actor:
+    """Stop the page with a message unless the acting user has ``role``."""
+    actor = auth.current_actor()
+    if not actor.can(role):
+        st.title("Not allowed")
+        st.error(f"This page needs the {role} role; you are signed in as a {actor.role}.")
+        st.stop()
+    return actor

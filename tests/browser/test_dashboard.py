@@ -17,7 +17,12 @@ from fedopt_core.config import REPO_ROOT
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-PAGES = [("", "fedopt"), ("platforms", "Platforms"), ("techniques", "Techniques")]
+PAGES = [
+    ("", "fedopt"),
+    ("platforms", "Platforms"),
+    ("techniques", "Techniques"),
+    ("admin", "Audit & roles"),
+]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 
 

@@ -8,6 +8,7 @@ PAGES = [
     ("pages/overview.py", "fedopt"),
     ("pages/platforms.py", "Platforms"),
     ("pages/techniques.py", "Techniques"),
+    ("pages/admin.py", "Audit & roles"),
 ]
 
 
@@ -69,3 +70,16 @@ def test_technique_search_and_empty_state(app) -> None:
     assert any("spot" in card.lower() for card in cards())
     at.text_input[0].input("zzzz-nothing").run()
     assert any("No technique matches" in i.value for i in at.info)
+
+
+def test_the_admin_page_shows_audited_changes_and_sets_roles(app) -> None:
+    at = app("pages/platforms.py")
+    at.text_input[2].input("audited-box")
+    at.button[0].click().run()
+    at.switch_page("pages/admin.py").run()
+    assert not at.exception
+    assert "platform.add" in at.dataframe[0].value["action"].tolist()
+    at.text_input[0].input("ada@uni.edu")
+    at.selectbox[1].select("member")
+    at.button[0].click().run()
+    assert at.dataframe[1].value["email"].tolist() == ["ada@uni.edu"]
