@@ -67,16 +67,22 @@ def auth_provider() -> str | None:
     return named[0] if named else ""
 
 
+def _sign_in_page() -> None:
+    st.title("Sign in to fedopt")
+    st.write("fedopt is shared by your lab. Sign in with your institution's account to continue.")
+    provider = auth_provider()
+    if st.button("Sign in", type="primary"):
+        st.login(provider) if provider else st.login()
+
+
 def sign_in() -> auth.Actor:
-    """Set the acting user for this script run; show only the sign-in page to a signed-out visitor."""
+    """Set the acting user for this script run; a signed-out visitor gets only the sign-in page."""
     provider = auth_provider()
     if provider is None:
         actor = auth.LOCAL_ADMIN
     elif not st.user.is_logged_in:
-        st.title("Sign in to fedopt")
-        st.write("fedopt is shared by your lab. Sign in with your institution's account to continue.")
-        if st.button("Sign in", type="primary"):
-            st.login(provider) if provider else st.login()
+        # A navigation of one hidden page: every URL shows sign-in, and no page list leaks.
+        st.navigation([st.Page(_sign_in_page, title="Sign in")], position="hidden").run()
         st.stop()
     else:
         actor = auth.actor_from_identity(st.user.to_dict())

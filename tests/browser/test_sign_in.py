@@ -1,0 +1,123 @@
+"""Sign-in for a shared deployment: a real OpenID Connect provider on loopback, real Chromium.
+
+The provider is oidc-provider-mock; Streamlit's own st.login does the OIDC code flow.  A member
+may log runs but cannot open admin pages; an admin can; a signed-out visitor sees only sign-in.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.browser.helpers import CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard
+
+pytestmark = pytest.mark.browser
+
+MEMBER = "mia.member@uni.edu"
+ADMIN = "ada.admin@uni.edu"
+VIEWER_WITH_FORGED_CLAIM = "eve@uni.edu"
+
+
+@pytest.fixture(scope="module")
+def identity_provider():
+    from oidc_provider_mock import User, run_server_in_thread
+
+    users = [
+        User(sub=MEMBER, claims={"email": MEMBER, "email_verified": True, "name": "Mia", "fedopt_role": "member"}),
+        User(sub=ADMIN, claims={"email": ADMIN, "email_verified": True, "name": "Ada"}),
+        User(sub=VIEWER_WITH_FORGED_CLAIM, claims={"email": VIEWER_WITH_FORGED_CLAIM, "name": "Eve",
+                                                  "fedopt_role": "superuser"}),
+    ]
+    with run_server_in_thread(port=free_port(), user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture(scope="module")
+def signed_in_dashboard(tmp_path_factory: pytest.TempPathFactory, identity_provider: str):
+    home = tmp_path_factory.mktemp("signin")
+    port = free_port()
+    secrets_file = home / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://localhost:{port}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_hex(16)}"\n'
+        'client_id = "fedopt-test"\n'
+        'client_secret = "not-a-real-secret"\n'
+        f'server_metadata_url = "{identity_provider}/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    env = os.environ | {
+        "FEDOPT_HOME": str(home),
+        "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}",
+        "FEDOPT_ROLE_CLAIM": "fedopt_role",
+    }
+    # The CLI acts as the local admin: it is how the first admin of a deployment is named.
+    for command in (["setup"], ["roles", "set", ADMIN, "admin"]):
+        done = subprocess.run([sys.executable, "-m", "fedopt_core.cli", *command], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    server = start_dashboard(home, port, env, extra_args=["--secrets.files", str(secrets_file)],
+                             address="localhost")
+    yield f"http://localhost:{port}"
+    stop_dashboard(server)
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    yield context
+    context.close()
+
+
+def sign_in(context, base: str, who: str):
+    page = context.new_page()
+    page.goto(base)
+    page.get_by_role("heading", name="Sign in to fedopt").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name=who).click()  # the provider's one-click user
+    page.get_by_text(f"({'admin' if who == ADMIN else 'member' if who == MEMBER else 'viewer'})").wait_for(
+        timeout=60_000)
+    return page
+
+
+def sidebar_links(page) -> list[str]:
+    # Each link reads "<icon name>\n\n<title>"; keep the title.
+    return [t.strip().splitlines()[-1] for t in page.get_by_test_id("stSidebarNav").locator("a").all_inner_texts()]
+
+
+def test_a_signed_out_visitor_sees_only_the_sign_in_page(signed_in_dashboard: str, context) -> None:
+    page = context.new_page()
+    for path in ("", "platforms", "admin"):
+        page.goto(f"{signed_in_dashboard}/{path}")
+        # Text, not role: Streamlit's "page not found" notice is modal and hides headings from roles.
+        page.get_by_text("Sign in to fedopt").wait_for(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_test_id("stSidebarNav").count() == 0
+        assert page.get_by_text("Add or edit a platform").count() == 0
+        assert page.get_by_text("Audit log").count() == 0
+
+
+def test_a_member_cannot_open_admin_pages(signed_in_dashboard: str, context) -> None:
+    page = sign_in(context, signed_in_dashboard, MEMBER)
+    links = sidebar_links(page)
+    assert "Platforms" in links and "Audit & roles" not in links
+    page.goto(f"{signed_in_dashboard}/admin")
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("heading", name="Audit & roles").count() == 0
+
+
+def test_an_admin_can_open_admin_pages(signed_in_dashboard: str, context) -> None:
+    page = sign_in(context, signed_in_dashboard, ADMIN)
+    assert "Audit & roles" in sidebar_links(page)
+    page.goto(f"{signed_in_dashboard}/admin")
+    page.get_by_role("heading", name="Audit & roles").wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_forged_role_claim_gives_the_lowest_role(signed_in_dashboard: str, context) -> None:
+    page = sign_in(context, signed_in_dashboard, VIEWER_WITH_FORGED_CLAIM)
+    assert "Audit & roles" not in sidebar_links(page)
