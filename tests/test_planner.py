@@ -1,0 +1,739 @@
+"""Tests for fedopt_core.planner: data movement, shard planner, spot advisor."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fedopt_core.planner import (
+    DEFAULT_NETWORK_SPEED_MBPS,
+    DEFAULT_RESTART_COST_S,
+    FALLBACK_NETWORK_SPEED_MBPS,
+    PlanningError,
+    add_data_movement,
+    advise_spot,
+    advise_spot_frame,
+    load_spot_prices,
+    plan_for_task,
+    plan_shards,
+    preemption_rate_from_sessions,
+    transfer_time_s,
+)
+
+RTOL = 1e-9
+FAST = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def frame(rates, prices=None, counts=None, overheads=None, uppers=None, names=None) -> pd.DataFrame:
+    n = len(rates)
+    df = pd.DataFrame({
+        "platform": names or [f"p{i}" for i in range(n)],
+        "seconds_per_unit": rates,
+        "price_per_hour_usd": prices or [1.0] * n,
+        "count": counts or [1] * n,
+        "overhead_s": overheads or [0.0] * n,
+    })
+    if uppers is not None:
+        df["seconds_per_unit_upper"] = uppers
+    return df
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data movement
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_transfer_time_is_bytes_times_eight_over_speed():
+    t = transfer_time_s(1000.0, 250.0, 100.0)
+    assert t.shape == (1,)
+    assert t[0] == pytest.approx((1000.0 + 250.0) * 8 / 100.0)
+
+
+def test_transfer_time_vectorised_and_defaults_by_provider():
+    sizes = pd.Series([100.0, 100.0, 100.0, np.nan])
+    speed = pd.Series([np.nan, np.nan, 400.0, 50.0])
+    t = transfer_time_s(sizes, 0.0, speed, pd.Series(["AWS", "some new cloud", "vast", "lambda"]))
+    assert isinstance(t, np.ndarray) and t.shape == (4,)
+    assert t[0] == pytest.approx(800.0 / DEFAULT_NETWORK_SPEED_MBPS["aws"])
+    assert t[1] == pytest.approx(800.0 / FALLBACK_NETWORK_SPEED_MBPS)
+    assert t[2] == pytest.approx(800.0 / 400.0)  # a given speed wins over the default
+    assert t[3] == 0.0  # unknown size: nothing known to move
+
+
+def test_transfer_time_provider_aliases():
+    t = transfer_time_s([10.0, 10.0], [0.0, 0.0], [np.nan, np.nan], ["Google Cloud", "Vast.ai"])
+    assert t[0] == pytest.approx(80.0 / DEFAULT_NETWORK_SPEED_MBPS["gcp"])
+    assert t[1] == pytest.approx(80.0 / DEFAULT_NETWORK_SPEED_MBPS["vast"])
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ((-1.0, 0.0, 100.0), "input_size_mb"),
+        ((1.0, -5.0, 100.0), "output_size_mb"),
+        ((1.0, 0.0, 0.0), "network_speed_mbps"),
+        ((1.0, 0.0, -10.0), "network_speed_mbps"),
+        (("lots", 0.0, 10.0), "input_size_mb"),
+    ],
+)
+def test_transfer_time_bad_input_names_field(args, field):
+    with pytest.raises(PlanningError) as err:
+        transfer_time_s(*args)
+    assert err.value.field == field
+    assert field in str(err.value)
+
+
+def test_add_data_movement_reports_transfer_apart_from_compute():
+    f = pd.DataFrame({
+        "platform": ["a", "b"],
+        "predicted_time_s": [3600.0, 1800.0],
+        "lower_s": [3000.0, 1500.0],
+        "upper_s": [4000.0, 2000.0],
+        "input_size_mb": [4500.0, 0.0],
+        "output_size_mb": [0.0, np.nan],
+        "network_speed_mbps": [np.nan, 1000.0],
+        "provider": ["lambda", "aws"],
+        "price_per_hour_usd": [2.0, 10.0],
+    })
+    before = f.copy()
+    out = add_data_movement(f)
+    pd.testing.assert_frame_equal(f, before)  # input untouched
+    expected_transfer = 4500.0 * 8 / DEFAULT_NETWORK_SPEED_MBPS["lambda"]
+    assert out["transfer_time_s"].tolist() == pytest.approx([expected_transfer, 0.0])
+    assert out["network_speed_is_default"].tolist() == [True, False]
+    assert out["compute_time_s"].tolist() == f["predicted_time_s"].tolist()
+    assert out["total_time_s"].tolist() == pytest.approx((f["predicted_time_s"] + out["transfer_time_s"]).tolist())
+    assert out["total_upper_s"].tolist() == pytest.approx((f["upper_s"] + out["transfer_time_s"]).tolist())
+    assert out["total_lower_s"].tolist() == pytest.approx((f["lower_s"] + out["transfer_time_s"]).tolist())
+    assert out["transfer_cost_usd"].iloc[0] == pytest.approx(2.0 * expected_transfer / 3600)
+    assert out["compute_cost_usd"].tolist() == pytest.approx([2.0, 5.0])
+    assert out["cost_usd"].tolist() == pytest.approx((out["compute_cost_usd"] + out["transfer_cost_usd"]).tolist())
+    assert out["cost_upper_usd"].iloc[1] == pytest.approx(10.0 * 2000.0 / 3600)
+
+
+def test_add_data_movement_requires_prediction_and_price():
+    with pytest.raises(PlanningError) as err:
+        add_data_movement(pd.DataFrame({"predicted_time_s": [1.0]}))
+    assert err.value.field == "price_per_hour_usd"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shard planner: known cases
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_known_case_two_rates():
+    plan = plan_shards(1200, frame([1.0, 3.0], names=["fast", "slow"]), objective="makespan")
+    units = dict(zip(plan.shards["platform"], plan.shards["units"], strict=True))
+    assert units == {"fast": 900, "slow": 300}
+    assert plan.shards["finish_s"].tolist() == pytest.approx([900.0, 900.0])
+    assert plan.totals["makespan_s"] == pytest.approx(900.0)
+    assert plan.totals["units"] == 1200
+    assert plan.feasible and plan.violations == []
+    assert plan.best_single is not None
+    assert plan.best_single.totals["makespan_s"] == pytest.approx(1200.0)
+    assert plan.sharding_worth_it
+    assert "25.0%" in plan.message
+
+
+def test_to_frame_summarises_per_platform():
+    plan = plan_shards(1000, frame([1.0, 2.0], counts=[2, 3], prices=[4.0, 1.0]))
+    summary = plan.to_frame()
+    assert summary["units"].sum() == 1000
+    assert summary["units_share"].sum() == pytest.approx(1.0)
+    assert summary["machines"].sum() == plan.totals["machines"] == len(plan.shards)
+    assert summary["cost_usd"].sum() == pytest.approx(plan.totals["cost_usd"])
+    assert summary.attrs["message"] == plan.message
+
+
+def test_overhead_makes_sharding_not_worth_it():
+    plan = plan_shards(1200, frame([1.0, 1.0], overheads=[0.0, 2000.0], names=["near", "far"]))
+    assert plan.shards["platform"].unique().tolist() == ["near"]
+    assert not plan.sharding_worth_it
+    assert "far" in plan.message and "overhead" in plan.message
+
+
+def test_budget_makes_sharding_not_worth_it():
+    # Each machine pays $0.5 of overhead; the budget covers the compute plus one overhead only.
+    df = frame([1.0, 1.0], prices=[3600.0, 3600.0], overheads=[0.5, 0.5])
+    plan = plan_shards(100, df, budget_usd=100.5)
+    assert plan.feasible
+    assert plan.totals["machines"] == 1
+    assert not plan.sharding_worth_it
+    assert "budget" in plan.message
+
+
+def test_small_gain_is_not_worth_it():
+    plan = plan_shards(1000, frame([1.0, 100.0]), min_improvement=0.05)
+    assert plan.totals["platforms"] == 2
+    assert not plan.sharding_worth_it
+    assert "only" in plan.message and "faster" in plan.message
+    assert plan_shards(1000, frame([1.0, 100.0]), min_improvement=0.0).sharding_worth_it
+
+
+def test_cost_objective_uses_cheapest_machine_without_deadline():
+    df = frame([1.0, 2.0], prices=[10.0, 3.0], counts=[4, 4], overheads=[5.0, 5.0])
+    plan = plan_shards(100, df, objective="cost")
+    # per-unit cost: 10/3600 vs 6/3600 -> all on p1, one machine (every extra machine pays overhead)
+    assert plan.shards["platform"].tolist() == ["p1"]
+    assert plan.totals["cost_usd"] == pytest.approx(3.0 * (5.0 + 200.0) / 3600)
+
+
+def test_cost_objective_with_deadline_adds_only_needed_machines():
+    df = frame([1.0], prices=[3600.0], counts=[10], overheads=[10.0])
+    plan = plan_shards(100, df, objective="cost", deadline_s=40.0)
+    # each machine does at most 30 units by t=40 -> 4 machines; fewer would miss, more would cost overhead
+    assert plan.totals["machines"] == 4
+    assert plan.shards["finish_s"].max() <= 40.0
+    assert sorted(plan.shards["units"].tolist()) == [25, 25, 25, 25]
+
+
+def test_confident_plans_on_upper_bounds():
+    df = frame([1.0, 1.0], uppers=[1.0, 3.0], names=["sure", "unsure"])
+    confident = plan_shards(1200, df, confident=True)
+    nominal = plan_shards(1200, df, confident=False)
+    assert confident.planned_on == "upper" and nominal.planned_on == "nominal"
+    units_c = dict(zip(confident.shards["platform"], confident.shards["units"], strict=True))
+    units_n = dict(zip(nominal.shards["platform"], nominal.shards["units"], strict=True))
+    assert units_n == {"sure": 600, "unsure": 600}
+    assert units_c == {"sure": 900, "unsure": 300}
+    assert confident.totals["makespan_upper_s"] == pytest.approx(900.0)
+    assert confident.totals["makespan_s"] == pytest.approx(900.0)  # nominal finish of the busiest machine
+    assert nominal.totals["makespan_upper_s"] == pytest.approx(1800.0)
+    # A deadline that holds on the upper bounds only with the confident plan:
+    sure = plan_shards(1200, df, deadline_s=1000, confident=True)
+    hopeful = plan_shards(1200, df, deadline_s=1000, confident=False)
+    assert sure.feasible and sure.totals["makespan_upper_s"] <= 1000
+    assert hopeful.feasible and hopeful.totals["makespan_upper_s"] > 1000  # holds on nominal rates only
+
+
+def test_deadline_checked_on_upper_bounds():
+    df = frame([1.0], uppers=[2.0])
+    plan = plan_shards(100, df, deadline_s=150)
+    assert not plan.feasible  # nominal 100 s fits, upper 200 s does not
+    assert plan.totals["makespan_s"] == pytest.approx(100.0)
+    assert plan.violations[0].startswith("deadline_s")
+    assert plan_shards(100, df, deadline_s=150, confident=False).feasible
+
+
+def test_infeasible_deadline_returns_fastest_plan():
+    df = frame([1.0, 3.0])
+    plan = plan_shards(1200, df, deadline_s=500)
+    assert not plan.feasible
+    assert [v.split(":")[0] for v in plan.violations] == ["deadline_s"]
+    assert plan.totals["makespan_s"] == pytest.approx(900.0)
+    assert "deadline" in plan.message
+    cost_plan = plan_shards(1200, df, objective="cost", deadline_s=500)
+    assert not cost_plan.feasible
+    assert cost_plan.totals["makespan_s"] == pytest.approx(900.0)
+
+
+def test_infeasible_budget_returns_cheapest_plan():
+    df = frame([1.0, 3.0], prices=[3600.0, 3600.0])
+    plan = plan_shards(1200, df, budget_usd=1000.0)
+    assert not plan.feasible
+    assert [v.split(":")[0] for v in plan.violations] == ["budget_usd"]
+    assert plan.totals["cost_usd"] == pytest.approx(1200.0)  # all on the cheapest-per-unit machine
+    assert "budget" in plan.message
+
+
+def test_budget_infeasible_keeps_deadline_when_possible():
+    # Cheapest overall is one slow cheap machine (misses the deadline); the returned plan is the cheapest that meets it.
+    df = frame([1.0, 10.0], prices=[36000.0, 360.0], names=["fast", "cheap"])
+    plan = plan_shards(100, df, budget_usd=1.0, deadline_s=200.0)
+    assert not plan.feasible
+    assert [v.split(":")[0] for v in plan.violations] == ["budget_usd"]
+    assert plan.totals["makespan_s"] <= 200.0
+
+
+def test_does_not_modify_input():
+    df = frame([1.0, 2.0], counts=[2, 2], uppers=[1.5, np.nan])
+    before = df.copy()
+    plan_shards(50, df, budget_usd=10.0, deadline_s=100.0)
+    pd.testing.assert_frame_equal(df, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "df_change", "field"),
+    [
+        ({"work_units": 0}, None, "work_units"),
+        ({"work_units": -5}, None, "work_units"),
+        ({"work_units": float("nan")}, None, "work_units"),
+        ({"work_units": 2.5}, None, "work_units"),
+        ({"work_units": "many"}, None, "work_units"),
+        ({}, ("seconds_per_unit", 0.0), "seconds_per_unit"),
+        ({}, ("seconds_per_unit", -1.0), "seconds_per_unit"),
+        ({}, ("seconds_per_unit", np.nan), "seconds_per_unit"),
+        ({}, ("seconds_per_unit_upper", 0.5), "seconds_per_unit_upper"),
+        ({}, ("price_per_hour_usd", 0.0), "price_per_hour_usd"),
+        ({}, ("price_per_hour_usd", -2.0), "price_per_hour_usd"),
+        ({}, ("count", 0), "count"),
+        ({}, ("count", 1.5), "count"),
+        ({}, ("count", -1), "count"),
+        ({}, ("overhead_s", -1.0), "overhead_s"),
+        ({}, ("overhead_s", np.nan), "overhead_s"),
+        ({"deadline_s": -10}, None, "deadline_s"),
+        ({"deadline_s": float("nan")}, None, "deadline_s"),
+        ({"budget_usd": 0}, None, "budget_usd"),
+        ({"objective": "speed"}, None, "objective"),
+        ({}, ("drop", "count"), "count"),
+        ({}, ("drop", "seconds_per_unit"), "seconds_per_unit"),
+        ({}, ("platform", "p0"), "platform"),
+    ],
+)
+def test_bad_input_names_the_field(kwargs, df_change, field):
+    df = frame([1.0, 2.0], uppers=[1.0, 2.0])
+    if df_change is not None:
+        column, value = df_change
+        if column == "drop":
+            df = df.drop(columns=value)
+        else:
+            df[column] = df[column].astype(object)
+            df.loc[1, column] = value
+    args = {"work_units": 10, **kwargs}
+    with pytest.raises(PlanningError) as err:
+        plan_shards(args.pop("work_units"), df, **args)
+    assert isinstance(err.value, ValueError)
+    assert err.value.field == field
+    assert str(err.value).startswith(field)
+    if df_change is not None and df_change[0] not in ("drop", "platform"):
+        assert "p1" in str(err.value)  # names the platform at fault
+
+
+def test_empty_platforms_rejected():
+    with pytest.raises(PlanningError) as err:
+        plan_shards(10, frame([1.0]).iloc[0:0])
+    assert err.value.field == "platforms"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shard planner: properties
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@FAST
+@given(k=st.integers(1, 6), count=st.integers(1, 3), rate=st.floats(0.01, 10), overhead=st.floats(0, 100),
+       work=st.integers(1, 5000))
+def test_identical_platforms_get_equal_shares(k, count, rate, overhead, work):
+    df = frame([rate] * k, counts=[count] * k, overheads=[overhead] * k)
+    plan = plan_shards(work, df)
+    units = plan.shards["units"].to_numpy()
+    assert units.sum() == work
+    assert units.max() - units.min() <= 1
+    if work >= k * count:
+        assert len(units) == k * count  # every machine is used
+    if work % (k * count) == 0:
+        assert (units == work // (k * count)).all()
+
+
+@FAST
+@given(speeds=st.lists(st.integers(1, 5), min_size=1, max_size=5), counts=st.data(), t=st.integers(1, 60))
+def test_makespan_plan_finishes_together_without_overheads(speeds, counts, t):
+    # speed s units/second (rate 1/s) on c machines: W = t * sum(c * s) units can all finish at exactly t.
+    cs = counts.draw(st.lists(st.integers(1, 3), min_size=len(speeds), max_size=len(speeds)))
+    work = t * sum(c * s for c, s in zip(cs, speeds, strict=True))
+    plan = plan_shards(work, frame([1.0 / s for s in speeds], counts=cs))
+    assert plan.shards["finish_s"].to_numpy() == pytest.approx(np.full(len(plan.shards), float(t)))
+    assert plan.totals["machines"] == sum(cs)
+
+
+@FAST
+@given(n=st.integers(1, 4), data=st.data())
+def test_zero_overhead_finishes_within_one_unit(n, data):
+    rates = data.draw(st.lists(st.floats(0.05, 20), min_size=n, max_size=n))
+    work = data.draw(st.integers(1, 10_000))
+    plan = plan_shards(work, frame(rates))
+    finish = plan.shards["finish_s"].to_numpy()
+    assert plan.totals["units"] == work
+    # continuous optimum = work / sum(1/r); whole units cost at most one unit on the slowest used machine
+    t_cont = work / sum(1.0 / r for r in rates)
+    assert finish.max() >= t_cont * (1 - 1e-9)
+    assert finish.max() <= t_cont + max(rates) + 1e-9
+    assert finish.max() - finish.min() <= max(rates) * (1 + 1e-9)
+
+
+platform_rows = st.tuples(
+    st.floats(0.05, 5),  # seconds_per_unit
+    st.one_of(st.none(), st.floats(1.0, 2.5)),  # upper / nominal
+    st.floats(1.0, 200.0),  # price per hour
+    st.integers(1, 3),  # count
+    st.sampled_from([0.0, 0.5, 2.0, 10.0, 60.0]),  # overhead
+)
+
+
+def build(rows) -> pd.DataFrame:
+    return frame(
+        [r[0] for r in rows],
+        prices=[r[2] for r in rows],
+        counts=[r[3] for r in rows],
+        overheads=[r[4] for r in rows],
+        uppers=[r[0] * r[1] if r[1] is not None else np.nan for r in rows],
+    )
+
+
+@FAST
+@given(rows=st.lists(platform_rows, min_size=1, max_size=4), work=st.integers(1, 400),
+       objective=st.sampled_from(["makespan", "cost"]),
+       deadline=st.one_of(st.none(), st.floats(1.0, 500.0)), budget=st.one_of(st.none(), st.floats(0.001, 5.0)))
+def test_plan_never_breaks_deadline_or_budget_on_upper_bounds(rows, work, objective, deadline, budget):
+    df = build(rows)
+    plan = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, confident=True)
+    s = plan.shards
+    assert s["units"].sum() == work and (s["units"] >= 1).all()
+    upper = df.set_index("platform")["seconds_per_unit_upper"].fillna(df.set_index("platform")["seconds_per_unit"])
+    price = df.set_index("platform")["price_per_hour_usd"]
+    finish_upper = s["overhead_s"] + upper.loc[s["platform"]].to_numpy() * s["units"]
+    cost_upper = (price.loc[s["platform"]].to_numpy() / 3600 * finish_upper).sum()
+    assert s["finish_upper_s"].to_numpy() == pytest.approx(finish_upper.to_numpy())
+    assert plan.totals["cost_upper_usd"] == pytest.approx(cost_upper)
+    if plan.feasible:
+        if deadline is not None:
+            assert finish_upper.max() <= deadline * (1 + RTOL)
+        if budget is not None:
+            assert cost_upper <= budget * (1 + RTOL)
+    else:
+        assert plan.violations
+        assert all(v.split(":")[0] in ("deadline_s", "budget_usd") for v in plan.violations)
+        broken_deadline = deadline is not None and finish_upper.max() > deadline * (1 + RTOL)
+        broken_budget = budget is not None and cost_upper > budget * (1 + RTOL)
+        assert broken_deadline or broken_budget
+    if plan.best_single is not None and plan.feasible:
+        assert plan.objective_value <= plan.best_single.objective_value * (1 + RTOL)
+
+
+@FAST
+@given(rows=st.lists(platform_rows, min_size=2, max_size=4), work=st.integers(1, 300),
+       objective=st.sampled_from(["makespan", "cost"]), drop=st.integers(0, 3),
+       deadline=st.one_of(st.none(), st.floats(1.0, 300.0)), budget=st.one_of(st.none(), st.floats(0.001, 3.0)))
+def test_removing_a_platform_never_improves_the_plan(rows, work, objective, drop, deadline, budget):
+    df = build(rows)
+    reduced_df = df.drop(index=drop % len(df)).reset_index(drop=True)
+    # makespan_rtol=0: the budgeted makespan search must stop on its exact criterion
+    full = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, makespan_rtol=0)
+    reduced = plan_shards(work, reduced_df, objective=objective, deadline_s=deadline, budget_usd=budget,
+                          makespan_rtol=0)
+    if reduced.feasible:
+        assert full.feasible
+        assert full.objective_value <= reduced.objective_value * (1 + RTOL)
+
+
+def brute_force(df: pd.DataFrame, work: int, deadline, budget, rate_col: str):
+    """Every way to hand out whole units to the machines: (makespan, cost) of each."""
+    machines = [(row[rate_col], row["price_per_hour_usd"], row["overhead_s"])
+                for _, row in df.iterrows() for _ in range(int(row["count"]))]
+    out = []
+
+    def compositions(total, parts):
+        if parts == 1:
+            yield (total,)
+            return
+        for first in range(total + 1):
+            for rest in compositions(total - first, parts - 1):
+                yield (first, *rest)
+
+    for loads in compositions(work, len(machines)):
+        busy = [(o + r * u, p / 3600 * (o + r * u)) for (r, p, o), u in zip(machines, loads, strict=True) if u > 0]
+        makespan = max(b[0] for b in busy)
+        cost = sum(b[1] for b in busy)
+        out.append((makespan, cost,
+                    (deadline is None or makespan <= deadline * (1 + RTOL))
+                    and (budget is None or cost <= budget * (1 + RTOL))))
+    return out
+
+
+@settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(platform_rows, min_size=1, max_size=3), work=st.integers(1, 7),
+       objective=st.sampled_from(["makespan", "cost"]),
+       deadline=st.one_of(st.none(), st.floats(0.5, 40.0)), budget=st.one_of(st.none(), st.floats(0.0005, 0.5)))
+def test_plan_is_optimal_against_brute_force(rows, work, objective, deadline, budget):
+    rows = rows[:3]
+    df = build(rows)
+    if df["count"].sum() > 4:
+        df["count"] = 1
+    df["seconds_per_unit_upper"] = df["seconds_per_unit_upper"].fillna(df["seconds_per_unit"])
+    plan = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, confident=True,
+                       makespan_rtol=0)
+    options = brute_force(df, work, deadline, budget, "seconds_per_unit_upper")
+    feasible = [o for o in options if o[2]]
+    assert plan.feasible == bool(feasible)
+    if feasible:
+        best = min(o[0] if objective == "makespan" else o[1] for o in feasible)
+        assert plan.objective_value == pytest.approx(best, rel=1e-7)
+    else:
+        # the closest plan: keeps the budget if any plan does (and is then the fastest such plan) ...
+        within_budget = [o for o in options if budget is None or o[1] <= budget * (1 + RTOL)]
+        if within_budget:
+            assert plan.planned_cost_usd <= budget * (1 + RTOL) if budget is not None else True
+            assert plan.planned_makespan_s == pytest.approx(min(o[0] for o in within_budget), rel=1e-7)
+        else:  # ... else it is the cheapest plan meeting the deadline, or the cheapest of all
+            on_time = [o for o in options if deadline is None or o[0] <= deadline * (1 + RTOL)]
+            pool = on_time or options
+            assert plan.planned_cost_usd == pytest.approx(min(o[1] for o in pool), rel=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plan_for_task with a deterministic test double
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class LinearPredictor:
+    """Test double with a real (linear) model: time = seconds_per_unit[gpu] * work_units + fixed_s, +-20%."""
+
+    def __init__(self, seconds_per_unit: dict[str, float], fixed_s: float) -> None:
+        self.seconds_per_unit = seconds_per_unit
+        self.fixed_s = fixed_s
+        self.seen: pd.DataFrame | None = None
+
+    def predict_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
+        self.seen = rows.copy()
+        rate = rows["gpu_type"].map(self.seconds_per_unit).astype(float)
+        t = rate * rows["work_units"].astype(float) + self.fixed_s
+        return pd.DataFrame({"predicted_time_s": t, "lower_s": 0.8 * t, "upper_s": 1.2 * t, "method": "linear"},
+                            index=rows.index)
+
+
+def test_plan_for_task_uses_predictions_and_transfer():
+    platforms = pd.DataFrame({
+        "platform": ["lambda-a100", "nebius-h100"],
+        "provider": ["lambda", "nebius"],
+        "gpu_type": ["A100", "H100"],
+        "network_speed_mbps": [np.nan, 800.0],
+        "price_per_hour_usd": [1.3, 2.95],
+        "count": [2, 1],
+    })
+    task = {"task_type": "training", "workload": "resnet50", "input_size_mb": 2000.0, "output_size_mb": 500.0,
+            "work_units": 1}
+    predictor = LinearPredictor({"A100": 0.02, "H100": 0.01}, fixed_s=100.0)
+    work = 100_000
+    plan = plan_for_task(task, platforms, predictor, work, startup_s=120.0)
+    # the predictor saw task fields, platform fields and the total work
+    assert (predictor.seen["work_units"] == work).all()
+    assert (predictor.seen["workload"] == "resnet50").all()
+    assert predictor.seen["gpu_type"].tolist() == ["A100", "H100"]
+    transfer = transfer_time_s([2000.0, 2000.0], [500.0, 500.0], [np.nan, 800.0], ["lambda", "nebius"])
+    expected_overhead = dict(zip(platforms["platform"], 120.0 + transfer, strict=True))
+    for _, shard in plan.shards.iterrows():
+        assert shard["overhead_s"] == pytest.approx(expected_overhead[shard["platform"]])
+        rate = {"lambda-a100": 0.02, "nebius-h100": 0.01}[shard["platform"]] + 100.0 / work
+        assert shard["finish_s"] == pytest.approx(shard["overhead_s"] + rate * shard["units"])
+        assert shard["finish_upper_s"] == pytest.approx(shard["overhead_s"] + 1.2 * rate * shard["units"])
+    assert plan.planned_on == "upper"
+    assert plan.totals["units"] == work
+    # the same plan as calling plan_shards directly with those rates
+    direct = plan_shards(work, pd.DataFrame({
+        "platform": platforms["platform"],
+        "seconds_per_unit": [0.02 + 100.0 / work, 0.01 + 100.0 / work],
+        "seconds_per_unit_upper": [1.2 * (0.02 + 100.0 / work), 1.2 * (0.01 + 100.0 / work)],
+        "price_per_hour_usd": platforms["price_per_hour_usd"],
+        "count": platforms["count"],
+        "overhead_s": 120.0 + transfer,
+    }))
+    assert plan.totals == pytest.approx(direct.totals)
+
+
+def test_plan_for_task_custom_count_column_and_missing_prediction():
+    platforms = pd.DataFrame({"platform": ["x", "y"], "gpu_type": ["A100", "T4"], "price_per_hour_usd": [1.0, 0.5],
+                              "available": [1, 1]})
+    predictor = LinearPredictor({"A100": 0.02}, fixed_s=0.0)  # knows nothing about T4 -> NaN
+    with pytest.raises(PlanningError) as err:
+        plan_for_task({}, platforms, predictor, 1000, count_column="available")
+    assert err.value.field == "seconds_per_unit" and "y" in str(err.value)
+    with pytest.raises(PlanningError) as err:
+        plan_for_task({}, platforms, predictor, 1000)
+    assert err.value.field == "count"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spot advisor
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_young_daly_interval():
+    r = advise_spot(36_000, 3.0, 1.0, preemptions_per_hour=0.5, checkpoint_cost_s=60, restart_cost_s=120)
+    mtbf = 3600 / 0.5
+    assert r["mtbf_s"] == pytest.approx(mtbf)
+    assert r["checkpoint_interval_s"] == pytest.approx(math.sqrt(2 * 60 * mtbf))
+    tau = math.sqrt(2 * 60 * mtbf)
+    assert r["checkpoints"] == math.ceil(36_000 / tau) - 1
+    assert r["checkpoint_overhead_s"] == pytest.approx(r["checkpoints"] * 60)
+    assert r["lost_work_per_preemption_s"] == pytest.approx(tau / 2)
+    expected_t = (36_000 + r["checkpoint_overhead_s"]) / (1 - (0.5 / 3600) * (120 + tau / 2))
+    assert r["spot_expected_time_s"] == pytest.approx(expected_t)
+    assert r["spot_expected_cost_usd"] == pytest.approx(1.0 * expected_t / 3600)
+    assert r["expected_preemptions"] == pytest.approx(0.5 * expected_t / 3600)
+    assert r["on_demand_cost_usd"] == pytest.approx(3.0 * 10)
+
+
+def test_no_preemptions_spot_costs_price_times_time():
+    r = advise_spot(7200, 4.0, 1.5, preemptions_per_hour=0.0, checkpoint_cost_s=30)
+    assert r["spot_expected_time_s"] == pytest.approx(7200)
+    assert r["spot_expected_cost_usd"] == pytest.approx(1.5 * 2)
+    assert r["checkpoint_overhead_s"] == 0.0 and math.isinf(r["checkpoint_interval_s"])
+    assert r["recommendation"] == "spot"
+    assert r["expected_saving_usd"] == pytest.approx(4.0 * 2 - 1.5 * 2)
+    r = advise_spot(7200, 4.0, 1.5, preemptions_per_hour=0.0, checkpoint_cost_s=30, deadline_s=7200)
+    assert r["spot_miss_probability"] == 0.0 and r["on_demand_miss_probability"] == 0.0
+
+
+def test_frequent_preemptions_favour_on_demand():
+    r = advise_spot(36_000, 3.0, 1.0, preemptions_per_hour=12.0, checkpoint_cost_s=120, restart_cost_s=600)
+    assert math.isinf(r["spot_expected_time_s"])
+    assert r["recommendation"] == "on-demand"
+    assert "restart" in r["reason"]
+
+
+def test_spot_not_cheaper_means_on_demand():
+    r = advise_spot(36_000, 1.0, 0.95, preemptions_per_hour=1.0, checkpoint_cost_s=300)
+    assert r["spot_expected_cost_usd"] > r["on_demand_cost_usd"]
+    assert r["recommendation"] == "on-demand"
+
+
+def test_tight_deadline_favours_on_demand():
+    loose = advise_spot(36_000, 3.0, 1.0, 0.5, 60, deadline_s=80_000)
+    tight = advise_spot(36_000, 3.0, 1.0, 0.5, 60, deadline_s=37_000)
+    assert loose["recommendation"] == "spot"
+    assert tight["recommendation"] == "on-demand"
+    assert tight["spot_miss_probability"] > loose["spot_miss_probability"]
+    assert "deadline" in tight["reason"]
+    late = advise_spot(36_000, 3.0, 1.0, 0.5, 60, deadline_s=30_000)
+    assert late["on_demand_miss_probability"] == 1.0 and late["spot_miss_probability"] == 1.0
+    assert "neither" in late["reason"]
+
+
+@FAST
+@given(rates=st.lists(st.floats(0.0, 3.0), min_size=2, max_size=6), deadline_factor=st.floats(1.0, 3.0))
+def test_expected_spot_time_grows_with_preemption_rate(rates, deadline_factor):
+    rates = [*rates, 1e-300]  # a vanishing rate must not overflow into warnings or NaN
+    df = pd.DataFrame({
+        "compute_time_s": 20_000.0, "on_demand_price_per_hour_usd": 3.0, "spot_price_per_hour_usd": 1.0,
+        "preemptions_per_hour": sorted(rates), "checkpoint_cost_s": 60.0,
+    })
+    out = advise_spot_frame(df, deadline_s=20_000 * deadline_factor)
+    p = out["spot_miss_probability"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all()
+    t = out["spot_expected_time_s"].to_numpy()
+    assert (np.diff(t) >= -1e-9 * t[:-1]).all()
+    assert (t >= 20_000.0).all()
+    assert (out["restart_cost_s"] == DEFAULT_RESTART_COST_S).all()  # the default was filled in
+
+
+def simulated_miss_rate(advice: dict, preemptions_per_hour: float, restart_cost_s: float, deadline_s: float,
+                        runs: int = 20_000) -> float:
+    """Monte Carlo of the stated model: Poisson preemptions; with k of them the job ends at work + k * loss."""
+    rng = np.random.default_rng(7)
+    work = advice["on_demand_time_s"] + advice["checkpoint_overhead_s"]
+    loss = restart_cost_s + advice["lost_work_per_preemption_s"]
+    arrival = np.zeros(runs)
+    k = np.zeros(runs)
+    finish = np.full(runs, np.nan)
+    running = np.ones(runs, dtype=bool)
+    while running.any():
+        arrival[running] += rng.exponential(3600.0 / preemptions_per_hour, running.sum())
+        ends = running & (arrival > work + k * loss)  # the next preemption comes after the job is done
+        finish[ends] = work + k[ends] * loss
+        running &= ~ends
+        k[running] += 1
+    return float(np.mean(finish > deadline_s))
+
+
+@pytest.mark.parametrize(("rate", "deadline"), [(0.5, 45_000.0), (1.0, 45_000.0), (0.2, 37_500.0)])
+def test_deadline_risk_bounds_a_simulation_of_the_model(rate, deadline):
+    advice = advise_spot(36_000, 3.0, 1.0, rate, 60, restart_cost_s=300, deadline_s=deadline)
+    simulated = simulated_miss_rate(advice, rate, 300.0, deadline)
+    sigma = math.sqrt(simulated * (1 - simulated) / 20_000)
+    assert simulated <= advice["spot_miss_probability"] + 4 * sigma  # an upper bound ...
+    assert advice["spot_miss_probability"] <= simulated + 0.02  # ... and a tight one here
+
+
+def test_advise_spot_frame_matches_scalar():
+    df = pd.DataFrame({
+        "compute_time_s": [3600.0, 50_000.0], "on_demand_price_per_hour_usd": [2.0, 10.0],
+        "spot_price_per_hour_usd": [0.8, 4.0], "preemptions_per_hour": [0.2, 1.0],
+        "checkpoint_cost_s": [30.0, 90.0], "restart_cost_s": [200.0, 400.0],
+    })
+    out = advise_spot_frame(df)
+    for i, row in df.iterrows():
+        single = advise_spot(**row.to_dict())
+        assert out["spot_expected_cost_usd"].iat[i] == pytest.approx(single["spot_expected_cost_usd"])
+        assert out["recommendation"].iat[i] == single["recommendation"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"compute_time_s": 0}, "compute_time_s"),
+        ({"spot_price_per_hour_usd": float("nan")}, "spot_price_per_hour_usd"),
+        ({"on_demand_price_per_hour_usd": -1}, "on_demand_price_per_hour_usd"),
+        ({"preemptions_per_hour": -0.1}, "preemptions_per_hour"),
+        ({"checkpoint_cost_s": -5}, "checkpoint_cost_s"),
+        ({"restart_cost_s": float("nan")}, "restart_cost_s"),
+        ({"deadline_s": 0}, "deadline_s"),
+    ],
+)
+def test_advise_spot_bad_input_names_field(kwargs, field):
+    args = {"compute_time_s": 3600, "on_demand_price_per_hour_usd": 2.0, "spot_price_per_hour_usd": 1.0,
+            "preemptions_per_hour": 0.1, "checkpoint_cost_s": 30, **kwargs}
+    with pytest.raises(PlanningError) as err:
+        advise_spot(**args)
+    assert err.value.field == field
+
+
+def test_preemption_rate_from_sessions():
+    sessions = pd.DataFrame({
+        "started_at": ["2026-01-01T00:00:00Z", "2026-01-01T10:00:00Z", "2026-01-02 00:00", "2026-01-03 00:00"],
+        "ended_at": ["2026-01-01T04:00:00Z", "2026-01-01T16:00:00Z", None, "2026-01-03 10:00"],
+        "outcome": ["preempted", "completed", "preempted", "Preempted"],
+        "is_spot": [True, True, True, False],
+    })
+    # closed spot sessions: 4 h + 6 h, one preemption (open session and the on-demand one left out)
+    assert preemption_rate_from_sessions(sessions) == pytest.approx(1 / 10)
+    assert preemption_rate_from_sessions(sessions.drop(columns="is_spot")) == pytest.approx(2 / 20)
+    assert preemption_rate_from_sessions(sessions.iloc[2:3]) is None
+    assert preemption_rate_from_sessions(sessions.iloc[0:0]) is None
+
+
+def test_preemption_rate_bad_sessions():
+    bad = pd.DataFrame({"started_at": ["2026-01-02"], "ended_at": ["2026-01-01"], "outcome": ["completed"]})
+    with pytest.raises(PlanningError) as err:
+        preemption_rate_from_sessions(bad)
+    assert err.value.field == "ended_at"
+    with pytest.raises(PlanningError) as err:
+        preemption_rate_from_sessions(bad.drop(columns="outcome"))
+    assert err.value.field == "outcome"
+    with pytest.raises(PlanningError) as err:
+        preemption_rate_from_sessions(bad.assign(started_at=["yesterday-ish"]))
+    assert err.value.field == "started_at"
+
+
+def test_load_spot_prices_real_file(shared_data: Path):
+    prices_csv = shared_data / "cloud_gpu_prices.csv"
+    raw = pd.read_csv(prices_csv)
+    out = load_spot_prices(prices_csv)
+    assert len(out) == raw["spot_price_usd_per_hour"].notna().sum()
+    assert out["spot_price_per_hour_usd"].notna().all()
+    ratio = out["spot_price_per_hour_usd"] / out["on_demand_price_per_hour_usd"]
+    assert np.allclose(out["spot_to_on_demand_ratio"], ratio, equal_nan=True)
+    # where the row is itself the spot offer, the on-demand price comes from its on-demand sibling
+    spot_rows = out[out["provisioning"] == "spot"]
+    for _, row in spot_rows.iterrows():
+        sibling = raw[(raw["cloud"] == row["cloud"]) & (raw["gpu_name"] == row["gpu_name"])
+                      & (raw["gpu_count"] == row["gpu_count"]) & (raw["provisioning"] == "on-demand")]
+        assert row["on_demand_price_per_hour_usd"] == pytest.approx(sibling["price_usd_per_hour"].iloc[0])
+    other = out[out["provisioning"] != "spot"]
+    assert (other["on_demand_price_per_hour_usd"] == other["price_usd_per_hour"]).all()
+    assert ((out["spot_to_on_demand_ratio"] > 0) & (out["spot_to_on_demand_ratio"] < 1)).all()
+
+
+def test_load_spot_prices_missing_column(tmp_path):
+    p = tmp_path / "prices.csv"
+    pd.DataFrame({"cloud": ["x"], "gpu_name": ["A100"]}).to_csv(p, index=False)
+    with pytest.raises(PlanningError) as err:
+        load_spot_prices(p)
+    assert err.value.field == "instance_type_or_product"
