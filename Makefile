@@ -43,7 +43,8 @@ test: install-test chromium
 	@pgdir=$$(mktemp -d /tmp/fedopt-pg.XXXXXX) && chmod 755 $$pgdir && \
 	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') && \
 	url=$$(scripts/pg-test-server start $$pgdir/data $$port) || { rm -rf $$pgdir; exit 1; }; \
-	FEDOPT_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	FEDOPT_TEST_POSTGRES_URL=$$url FEDOPT_TEST_POSTGRES_DATA=$$pgdir/data FEDOPT_TEST_POSTGRES_PORT=$$port \
+	  $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	scripts/pg-test-server stop $$pgdir/data; rm -rf $$pgdir; exit $$status
 
 bench: install-test

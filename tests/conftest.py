@@ -87,7 +87,7 @@ def _fresh_postgres_database() -> Iterator[str]:
 
     admin_url = _postgres_admin_url()
     name = f"fedopt_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
