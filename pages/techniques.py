@@ -2,8 +2,17 @@
 
 import streamlit as st
 
-from fedopt_core import catalog
-from pages.ui_common import techniques
+from fedopt_core import catalog, reports
+from pages.ui_common import require_role, techniques
+
+require_role("viewer")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def last_month_savings() -> dict[str, dict]:
+    """Per technique slug, what it would have saved last month on the group's own sessions."""
+    return reports.technique_savings().set_index("slug").to_dict("index")
+
 
 st.title("Techniques")
 st.caption("Ways to get academic access to GPUs and to cut what you pay. Each card links to its source.")
@@ -21,6 +30,7 @@ shown = catalog.filter_techniques(
     effectiveness=None if level == "all" else level, platform=platform or None,
 )
 
+savings = last_month_savings()
 if shown.empty:
     st.info("No technique matches. Try another word or clear a filter.")
 for row in shown.itertuples():
@@ -32,5 +42,11 @@ for row in shown.itertuples():
         facts.append("platforms: " + (", ".join(row.platforms) or "any"))
         st.caption(" · ".join(facts))
         st.text(row.description)  # text, not Markdown: catalogue text is never rendered as markup
+        estimate = savings.get(row.slug) if row.kind == "optimisation" else None
+        if estimate is not None and estimate["month_cost_usd"] > 0:
+            # A bare $ starts LaTeX in Streamlit Markdown, hence the backslashes.
+            text = (f"On your own usage in {estimate['month']} (\\${estimate['month_cost_usd']:,.2f} spent): would have "
+                    f"saved about \\${estimate['saving_usd']:,.2f}. How: " + estimate["assumptions"].replace("$", "\\$"))
+            st.caption(text)
         if row.source_url:
             st.markdown(f"[Source]({row.source_url})")
