@@ -1,0 +1,199 @@
+"""The Runs page (AppTest): log with the form, import a CSV upload, filter, edit and delete;
+every write is read back from the database."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from fedopt_core import db, runs
+
+PAGE = "pages/runs.py"
+
+
+def stored(url: str) -> pd.DataFrame:
+    with db.get_engine(url).connect() as conn:
+        return pd.read_sql(text("SELECT * FROM run ORDER BY id"), conn)
+
+
+def messages(at, kind: str) -> list[str]:  # noqa: ANN001 - AppTest
+    return [m.value for m in getattr(at, kind)]
+
+
+def fill_form(at, **values) -> None:  # noqa: ANN001
+    for name, value in values.items():
+        widget = at.text_input(key=f"log_{name}") if isinstance(value, str) else at.number_input(key=f"log_{name}")
+        widget.set_value(value)
+
+
+def test_the_page_opens_and_shows_the_empty_state(app, loaded_db: str) -> None:
+    at = app(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Runs"]
+    assert any("No runs yet" in m for m in messages(at, "info"))
+
+
+def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
+    at = app(PAGE)
+    fill_form(at, workload="resnet50", gpu_type="H100 SXM5", platform="gpu_8x_h100_sxm5")
+    at.number_input(key="log_gpu_count").set_value(8)
+    at.number_input(key="log_time").set_value(1.5)
+    at.selectbox(key="log_time_unit").set_value("hours")
+    at.checkbox(key="log_success").uncheck()
+    at.text_input(key="log_notes").set_value("<b>not bold</b>")
+    at.button(key="log_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [row] = stored(loaded_db).to_dict("records")
+    assert (row["workload"], row["gpu_type"], row["gpu_count"], row["execution_time_s"], row["success"], row["source"]) == \
+        ("resnet50", "H100 SXM5", 8, 5400.0, 0, "form")
+    assert row["notes"] == "<b>not bold</b>"
+    assert any(f"Logged run #{row['id']}" in m for m in messages(at, "success"))
+    assert at.dataframe[0].value["id"].tolist() == [row["id"]]  # the history shows it in the same run
+
+
+def test_a_bad_run_is_refused_naming_the_field(app, loaded_db: str) -> None:
+    at = app(PAGE)
+    fill_form(at, gpu_type="A100")
+    at.button(key="log_submit").click().run()  # no measured time
+    assert any("execution_time_s" in m for m in messages(at, "error"))
+    fill_form(at, gpu_type="=HYPERLINK(\"http://x\")")
+    at.number_input(key="log_time").set_value(10.0)
+    at.button(key="log_submit").click().run()
+    assert any("gpu_type" in m and "formula" in m for m in messages(at, "error"))
+    assert stored(loaded_db).empty
+
+
+def test_the_form_is_prefilled_from_a_prediction_then_from_the_last_run(app, loaded_db: str) -> None:
+    runs.log_run({"workload": "old", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5})
+    at = app()
+    at.session_state["prefill_run"] = {"workload": "bert_large_squad", "gpu_type": "A100 SXM4 80GB", "gpu_count": 4,
+                                       "batch_size": 96.0, "predicted_time_s": 700.0}
+    at.switch_page(PAGE).run()
+    assert at.text_input(key="log_workload").value == "bert_large_squad"
+    assert at.number_input(key="log_gpu_count").value == 4
+    assert at.number_input(key="log_time").value is None  # the actual time is the user's to enter
+    at.number_input(key="log_time").set_value(650.0)
+    at.button(key="log_submit").click().run()
+    assert "prefill_run" not in at.session_state
+    assert stored(loaded_db)["workload"].tolist() == ["old", "bert_large_squad"]
+
+    fresh = app(PAGE)
+    assert fresh.text_input(key="log_workload").value == "bert_large_squad"  # the last run logged
+    assert fresh.text_input(key="log_gpu_type").value == "A100 SXM4 80GB"
+
+
+def test_importing_an_uploaded_csv_stores_good_rows_and_lists_bad_ones(app, loaded_db: str) -> None:
+    content = (b"workload,gpu_type,gpu_count,execution_time_s\n"
+               b"resnet50,H100 SXM5,8,3600\n"
+               b"bert,A100,1,-4\n"
+               b"gnmt,A10,2,120\n")
+    at = app(PAGE)
+    at.file_uploader(key="import_file").set_value(("runs.csv", content, "text/csv"))
+    at.run()
+    at.button(key="import_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert stored(loaded_db)["workload"].tolist() == ["resnet50", "gnmt"]
+    assert any("2 runs imported" in m and "1 refused" in m for m in messages(at, "success"))
+    errors = [d.value for d in at.dataframe if "reason" in d.value.columns][0]
+    assert errors.to_dict("records") == [{"line": 3, "field": "execution_time_s", "reason": "must be greater than zero"}]
+
+    at.button(key="import_go").click().run()
+    assert len(stored(loaded_db)) == 2
+    assert any("0 runs imported" in m and "2 already present" in m for m in messages(at, "info"))
+
+
+def test_an_unusable_upload_is_refused_with_the_reason(app, loaded_db: str) -> None:
+    at = app(PAGE)
+    at.file_uploader(key="import_file").set_value(("runs.csv", b"gpu_type;gpu_count;execution_time_s\nA10;1;5\n", "text/csv"))
+    at.run()
+    at.button(key="import_go").click().run()
+    assert any("Not imported" in m and "semicolons" in m for m in messages(at, "error"))
+    assert stored(loaded_db).empty
+
+
+def _three_runs() -> list[int]:
+    return [
+        runs.log_run({"workload": "resnet50", "gpu_type": "H100 SXM5", "gpu_count": 8, "execution_time_s": 100,
+                      "started_at": "2025-01-10T08:00:00Z"}, source="cli").run_id,
+        runs.log_run({"workload": "bert", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 900,
+                      "started_at": "2025-02-10T08:00:00Z"}, source="form").run_id,
+        runs.log_run({"workload": "bert", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 30, "success": False,
+                      "started_at": "2025-03-10T08:00:00Z"}, source="form").run_id,
+    ]
+
+
+def test_history_filters(app, loaded_db: str) -> None:
+    a, b, c = _three_runs()
+    at = app(PAGE)
+
+    def shown() -> list[int]:
+        return at.dataframe[0].value["id"].tolist()
+
+    assert shown() == [c, b, a]
+    at.multiselect(key="filter_workload").set_value(["bert"]).run()
+    assert shown() == [c, b]
+    at.selectbox(key="filter_outcome").set_value("succeeded").run()
+    assert shown() == [b]
+    at.selectbox(key="filter_outcome").set_value("all").run()
+    at.multiselect(key="filter_workload").set_value([]).run()
+    at.multiselect(key="filter_source").set_value(["cli"]).run()
+    assert shown() == [a]
+    at.multiselect(key="filter_source").set_value([]).run()
+    at.date_input(key="filter_dates").set_value((pd.Timestamp("2025-02-01").date(), pd.Timestamp("2025-02-28").date())).run()
+    assert shown() == [b]
+    at.multiselect(key="filter_gpu").set_value(["H100 SXM5"]).run()
+    assert any("No runs match" in m for m in messages(at, "info"))
+    assert not at.exception
+
+
+def test_editing_a_run(app, loaded_db: str) -> None:
+    a, b, c = _three_runs()
+    at = app(PAGE)
+    at.selectbox(key="edit_pick").set_value(b).run()
+    at.number_input(key=f"edit_execution_time_s_{b}").set_value(950.0)
+    at.text_input(key=f"edit_notes_{b}").set_value("re-measured")
+    at.button(key="edit_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    row = stored(loaded_db).set_index("id").loc[b]
+    assert row["execution_time_s"] == 950.0 and row["notes"] == "re-measured"
+    assert any(f"Saved run #{b}" in m for m in messages(at, "success"))
+
+    at.selectbox(key="edit_pick").set_value(b).run()
+    at.text_input(key=f"edit_gpu_type_{b}").set_value("")
+    at.button(key="edit_submit").click().run()
+    assert any("gpu_type" in m for m in messages(at, "error"))
+    assert stored(loaded_db).set_index("id").loc[b, "gpu_type"] == "A10"
+
+
+def test_deleting_needs_confirmation(app, loaded_db: str) -> None:
+    a, b, c = _three_runs()
+    at = app(PAGE)
+    at.selectbox(key="edit_pick").set_value(a).run()
+    at.button(key="delete_run").click().run()
+    assert any("nothing was deleted" in m for m in messages(at, "warning"))
+    assert len(stored(loaded_db)) == 3
+    at.checkbox(key=f"confirm_delete_{a}").check().run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sorted(stored(loaded_db)["id"]) == sorted([b, c])
+    assert any(f"Deleted run #{a}" in m for m in messages(at, "success"))
+    assert a not in at.dataframe[0].value["id"].tolist()
+
+
+def test_a_viewer_sees_the_history_but_cannot_log(app, loaded_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fedopt_core import auth
+
+    _three_runs()
+    # AppTest runs a page script on its own (streamlit_app.py's sign-in does not run after
+    # switch_page), so the signed-in viewer is put where the page and the core look it up.
+    viewer = auth.Actor(name="guest", role="viewer", signed_in=True)
+    monkeypatch.setattr(auth, "current_actor", lambda: viewer)
+    at = app(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe[0].value) == 3
+    assert at.button(key="log_submit").disabled
+    assert any("needs the member role" in m for m in messages(at, "info"))
+    assert not [b for b in at.button if b.key in ("delete_run", "edit_submit")]
+    with pytest.raises(auth.PermissionDenied):  # and the core refuses even if the page did not
+        runs.log_run({"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5})
