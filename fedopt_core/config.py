@@ -29,6 +29,7 @@ class Settings:
     shared_data_dir: Path
     secret_key: str | None
     retrain_every_n_runs: int
+    lambda_base_url: str
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,4 +57,5 @@ def get_settings() -> Settings:
         shared_data_dir=Path(os.environ.get("FEDOPT_SHARED_DATA") or DEFAULT_SHARED_DATA_DIR),
         secret_key=os.environ.get("FEDOPT_SECRET_KEY") or None,
         retrain_every_n_runs=retrain_every,
+        lambda_base_url=os.environ.get("FEDOPT_LAMBDA_BASE_URL") or "https://cloud.lambda.ai/api/v1",
     )

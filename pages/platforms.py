@@ -3,8 +3,10 @@
 import plotly.express as px
 import streamlit as st
 
-from fedopt_core import catalog
-from pages.ui_common import clear_caches, platforms
+from fedopt_core import accounts, auth, catalog, lambda_ops
+from pages.ui_common import clear_caches, platforms, require_role
+
+require_role("viewer")
 
 st.title("Platforms")
 all_platforms = platforms()
@@ -95,3 +97,38 @@ if submitted:
         clear_caches()
         st.success(f"Saved {provider} / {instance_type}.")
         st.rerun()
+
+st.subheader("Live prices from Lambda")
+refreshed = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)
+if refreshed.get("last_success_at"):
+    st.caption(f"Last refreshed {refreshed['last_success_at'][:16].replace('T', ' ')} UTC with account "
+               f"{refreshed.get('account')}. Prices without a refresh are the shipped snapshot (see 'Price as of').")
+else:
+    st.caption("Never refreshed: prices are the snapshot shipped with fedopt (see 'Price as of').")
+if refreshed.get("ok") is False:
+    st.warning(f"The last refresh failed, so the snapshot stays: {refreshed.get('last_error')}")
+if auth.current_actor().can("admin"):
+    keyed = accounts.list_accounts()
+    keyed = keyed[(keyed["provider"] == "lambda") & (keyed["api_key"] != "")]
+    if keyed.empty:
+        st.caption("Add a Lambda account with an API key (Accounts page) to refresh prices and capacity.")
+    else:
+        refresh_account = st.selectbox("Refresh with account", keyed["username"].tolist())
+        if st.button("Refresh from Lambda"):
+            report = lambda_ops.refresh_catalogue(refresh_account)
+            clear_caches()
+            if report.ok:
+                st.success(f"{report.seen} types: {len(report.price_changed)} price changes, "
+                           f"{len(report.added)} new, {len(report.disappeared)} no longer offered.")
+            else:
+                st.error(f"Refresh failed; the snapshot stays: {report.error}")
+
+history_type = st.selectbox("Price history of", all_platforms["instance_type"].tolist(), key="history_type")
+history_id = int(all_platforms.loc[all_platforms["instance_type"] == history_type, "id"].iloc[0])
+history = catalog.price_history(history_id)
+if len(history) > 1:
+    st.plotly_chart(px.line(history, x="observed_at", y="price_per_hour_usd", markers=True,
+                            labels={"price_per_hour_usd": "USD per hour", "observed_at": "observed"}),
+                    width="stretch")
+else:
+    st.caption("One observation so far; each refresh adds one.")

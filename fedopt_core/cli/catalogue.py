@@ -56,6 +56,12 @@ def cmd_techniques_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refresh(args: argparse.Namespace) -> int:
+    from fedopt_core.cli.cloud import cmd_refresh
+
+    return cmd_refresh(args)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p_db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     p = p_db.add_parser("upgrade", help="create or upgrade the schema (keeps data)")
@@ -72,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search", help="text to look for")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_platforms_list)
+
+    p = p_pl.add_parser("refresh", help="fetch live prices and capacity from Lambda with an account's key")
+    p.add_argument("--account", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_refresh)
 
     p_te = sub.add_parser("techniques", help="access and cost techniques").add_subparsers(dest="te_command", required=True)
     p = p_te.add_parser("list", help="list techniques")

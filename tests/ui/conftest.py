@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fedopt_core.config import REPO_ROOT
@@ -12,6 +13,9 @@ from fedopt_core.config import REPO_ROOT
 def app(loaded_db: str, monkeypatch: pytest.MonkeyPatch):
     """A function that opens the dashboard at a page and returns the run AppTest."""
     monkeypatch.chdir(REPO_ROOT)  # page paths in st.navigation are relative to the app's folder
+    # AppTest runs in this process: drop results cached for an earlier test's database.
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
     def open_page(page: str | None = None, timeout: float = 60) -> AppTest:
         at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=timeout)
