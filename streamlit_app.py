@@ -14,6 +14,10 @@ PAGES = [
     ("Start", "pages/overview.py", "Overview", ":material/home:", "overview", "viewer"),
     ("Catalogue", "pages/platforms.py", "Platforms", ":material/dns:", "platforms", "viewer"),
     ("Catalogue", "pages/techniques.py", "Techniques", ":material/lightbulb:", "techniques", "viewer"),
+    ("Learn", "pages/runs.py", "Runs", ":material/timer:", "runs", "viewer"),
+    ("Money", "pages/accounts.py", "Accounts", ":material/account_balance_wallet:", "accounts", "admin"),
+    ("Money", "pages/usage_review.py", "Usage review", ":material/monitoring:", "usage", "member"),
+    ("Money", "pages/machines.py", "Machines", ":material/memory:", "machines", "admin"),
     ("Admin", "pages/admin.py", "Audit & roles", ":material/admin_panel_settings:", "admin", "admin"),
 ]
 
@@ -23,9 +27,14 @@ for section, script, title, icon, url_path, role in PAGES:
         sections.setdefault(section, []).append(
             st.Page(script, title=title, icon=icon, url_path=url_path, default=script == "pages/overview.py")
         )
-navigation = st.navigation(sections)
+navigation = st.navigation(sections, position="hidden")
 
 with st.sidebar:
+    for section, section_pages in sections.items():
+        st.caption(section)
+        for page in section_pages:
+            st.page_link(page)
+    st.divider()
     numbers = counts()
     st.caption("Database")
     st.code(overview.database_label(), language=None)

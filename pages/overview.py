@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages.ui_common import counts
+from pages.ui_common import counts, require_role
+
+require_role("viewer")
 
 st.title("fedopt")
 st.markdown(

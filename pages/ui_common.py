@@ -75,24 +75,38 @@ def _sign_in_page() -> None:
         st.login(provider) if provider else st.login()
 
 
+def _identity() -> auth.Actor | None:
+    """The acting user: the local admin without sign-in, None for a signed-out visitor."""
+    if auth_provider() is None:
+        return auth.LOCAL_ADMIN
+    if not st.user.is_logged_in:
+        return None
+    return auth.actor_from_identity(st.user.to_dict())
+
+
 def sign_in() -> auth.Actor:
     """Set the acting user for this script run; a signed-out visitor gets only the sign-in page."""
-    provider = auth_provider()
-    if provider is None:
-        actor = auth.LOCAL_ADMIN
-    elif not st.user.is_logged_in:
+    actor = _identity()
+    if actor is None:
         # A navigation of one hidden page: every URL shows sign-in, and no page list leaks.
         st.navigation([st.Page(_sign_in_page, title="Sign in")], position="hidden").run()
         st.stop()
-    else:
-        actor = auth.actor_from_identity(st.user.to_dict())
     auth.set_actor(actor)
     return actor
 
 
-def require_role(role: str) -> auth.Actor:
-    """Stop the page with a message unless the acting user has ``role``."""
-    actor = auth.current_actor()
+def require_role(role: str = "viewer") -> auth.Actor:
+    """First line of every page: sign-in and role, checked by the page itself.
+
+    A page must not trust that streamlit_app.py ran first: on a fresh server Streamlit can
+    serve a script from pages/ directly, before any st.navigation exists.
+    """
+    ensure_ready()
+    actor = _identity()
+    if actor is None:
+        _sign_in_page()
+        st.stop()
+    auth.set_actor(actor)
     if not actor.can(role):
         st.title("Not allowed")
         st.error(f"This page needs the {role} role; you are signed in as a {actor.role}.")

@@ -66,7 +66,7 @@ def test_navigation_reaches_each_page_from_the_sidebar(dashboard: str, browser) 
     page = open_page(browser, dashboard, "fedopt")
     try:
         for path, heading in PAGES[1:]:
-            page.get_by_test_id("stSidebarNav").locator(f"a[href$='/{path}']").click()
+            page.get_by_test_id("stSidebar").locator(f"a[href='{path}']").click()
             page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
             assert page.locator("[data-testid='stException']").count() == 0
     finally:

@@ -86,19 +86,25 @@ def sign_in(context, base: str, who: str):
 
 def sidebar_links(page) -> list[str]:
     # Each link reads "<icon name>\n\n<title>"; keep the title.
-    return [t.strip().splitlines()[-1] for t in page.get_by_test_id("stSidebarNav").locator("a").all_inner_texts()]
+    links = page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink")
+    links.first.wait_for(timeout=60_000)
+    return [t.strip().splitlines()[-1] for t in links.all_inner_texts()]
 
 
 def test_a_signed_out_visitor_sees_only_the_sign_in_page(signed_in_dashboard: str, context) -> None:
     page = context.new_page()
-    for path in ("", "platforms", "admin"):
+    # /admin first: on a fresh server Streamlit may serve pages/admin.py directly, before the
+    # main script has ever built a navigation; the page must still demand sign-in.
+    for path in ("admin", "accounts", "platforms", ""):
         page.goto(f"{signed_in_dashboard}/{path}")
         # Text, not role: Streamlit's "page not found" notice is modal and hides headings from roles.
         page.get_by_text("Sign in to fedopt").wait_for(timeout=60_000)
         page.wait_for_load_state("networkidle")
         assert page.get_by_test_id("stSidebarNav").count() == 0
+        assert page.get_by_test_id("stPageLink").count() == 0
         assert page.get_by_text("Add or edit a platform").count() == 0
         assert page.get_by_text("Audit log").count() == 0
+        assert page.get_by_text("••••").count() == 0
 
 
 def test_a_member_cannot_open_admin_pages(signed_in_dashboard: str, context) -> None:
