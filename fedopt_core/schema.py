@@ -224,18 +224,18 @@ IDENTITY_FIELDS = RUN_FIELDS
 
 
 def _canonical_text(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
+    """One text per row joining the fields' canonical forms (vectorised; no Python per cell)."""
     parts = []
     for name in fields:
         col = frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
         if name in NUMERIC_FIELDS:
-            # repr of a rounded float: 1.0 and "1" and 1 give the same key.
-            num = pd.to_numeric(col, errors="coerce").round(9)
-            text = num.map(lambda v: "" if pd.isna(v) else repr(float(v)))
+            # Rounded floats as text: 1.0, "1" and 1 give the same key.
+            num = pd.to_numeric(col, errors="coerce").astype(float).round(9)
+            text = num.astype(str).where(num.notna(), "")
         else:
-            text = col.map(lambda v: "" if _is_missing(v) else str(v).strip().lower())
+            text = col.astype("string").str.strip().str.lower().fillna("").astype(object)
         parts.append(text)
-    joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
-    return joined
+    return parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
 
 
 def run_keys(frame: pd.DataFrame, extra: pd.Series | None = None) -> pd.Series:
