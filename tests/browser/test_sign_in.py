@@ -20,6 +20,7 @@ pytestmark = pytest.mark.browser
 MEMBER = "mia.member@uni.edu"
 ADMIN = "ada.admin@uni.edu"
 VIEWER_WITH_FORGED_CLAIM = "eve@uni.edu"
+LAB_KEY = "secret_0123456789_lab_key_9876"
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,9 @@ def signed_in_dashboard(tmp_path_factory: pytest.TempPathFactory, identity_provi
         "FEDOPT_ROLE_CLAIM": "fedopt_role",
     }
     # The CLI acts as the local admin: it is how the first admin of a deployment is named.
-    for command in (["setup"], ["roles", "set", ADMIN, "admin"]):
-        done = subprocess.run([sys.executable, "-m", "fedopt_core.cli", *command], env=env,
+    for command in (["setup"], ["roles", "set", ADMIN, "admin"],
+                    ["accounts", "add", "lab-lambda", "--email", ADMIN, "--api-key-env", "LAB_KEY"]):
+        done = subprocess.run([sys.executable, "-m", "fedopt_core.cli", *command], env=env | {"LAB_KEY": LAB_KEY},
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     server = start_dashboard(home, port, env, extra_args=["--secrets.files", str(secrets_file)],
@@ -111,9 +113,14 @@ def test_a_member_cannot_open_admin_pages(signed_in_dashboard: str, context) -> 
     page = sign_in(context, signed_in_dashboard, MEMBER)
     links = sidebar_links(page)
     assert "Platforms" in links and "Audit & roles" not in links
-    page.goto(f"{signed_in_dashboard}/admin")
-    page.wait_for_load_state("networkidle")
-    assert page.get_by_role("heading", name="Audit & roles").count() == 0
+    assert "Accounts" not in links and "Machines" not in links
+    for path in ("admin", "accounts", "machines"):
+        page.goto(f"{signed_in_dashboard}/{path}")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(1000)
+        assert page.get_by_role("heading", name="Audit & roles").count() == 0
+        assert page.get_by_role("heading", name="Accounts").count() == 0
+        assert page.get_by_text(LAB_KEY[-4:]).count() == 0  # not even the masked key
 
 
 def test_an_admin_can_open_admin_pages(signed_in_dashboard: str, context) -> None:
@@ -122,6 +129,14 @@ def test_an_admin_can_open_admin_pages(signed_in_dashboard: str, context) -> Non
     page.goto(f"{signed_in_dashboard}/admin")
     page.get_by_role("heading", name="Audit & roles").wait_for(timeout=60_000)
     assert page.locator("[data-testid='stException']").count() == 0
+    page.goto(f"{signed_in_dashboard}/accounts")
+    page.get_by_role("heading", name="Accounts").wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(3000)
+    assert page.get_by_text("••••" + LAB_KEY[-4:]).count() >= 1  # masked, last four only
+    assert page.get_by_text(LAB_KEY).count() == 0
+    assert LAB_KEY not in page.content()
 
 
 def test_a_forged_role_claim_gives_the_lowest_role(signed_in_dashboard: str, context) -> None:
