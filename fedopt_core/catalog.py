@@ -384,6 +384,74 @@ def price_history(platform_id: int, *, url: str | None = None) -> pd.DataFrame:
         )
 
 
+#: Columns of the multi-cloud price file format (../shared/data/cloud_gpu_prices.csv).
+CLOUD_PRICE_COLUMNS = ["cloud", "instance_type_or_product", "gpu_name", "gpu_count", "price_usd_per_hour"]
+
+
+def import_cloud_prices(path: str | Path, *, skip_providers: Iterable[str] = ("lambda",),
+                        url: str | None = None) -> LoadReport:
+    """Import other clouds' GPU offers (with spot prices where they have them) into the catalogue.
+
+    The file format is that of ``cloud_gpu_prices.csv`` (one row per offer).  Lambda is skipped by
+    default because fedopt ships and refreshes its own Lambda catalogue.  Idempotent, like the
+    shipped catalogues; a row a user edited is kept.
+    """
+    frame, errors = read_commented_csv(path, required=CLOUD_PRICE_COLUMNS)
+    report = LoadReport(errors=list(errors))
+    skip = {p.lower() for p in skip_providers}
+    by_provider: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for record in frame.to_dict("records"):
+        provider = str(record["cloud"]).strip().lower()
+        if provider in skip:
+            continue
+        row = {
+            "gpu_type": record.get("gpu_name"), "gpu_count": record.get("gpu_count"),
+            "gpu_memory_gb": record.get("gpu_memory_gb"), "vcpus": record.get("vcpus"),
+            "ram_gb": record.get("ram_gib"), "price_per_hour_usd": record.get("price_usd_per_hour"),
+            "regions": record.get("regions"), "description": record.get("notes") or None,
+            "source": record.get("source"),
+        }
+        try:
+            values = _platform_values(row)
+            values["spot_price_per_hour_usd"] = _number(record.get("spot_price_usd_per_hour"))
+            values["as_of"] = _date_or_none(record.get("as_of"))
+        except ValueError as exc:
+            report.errors.append(CatalogError(str(path), int(record["_line"]), str(exc)))
+            continue
+        by_provider.setdefault(provider, []).append((str(record["instance_type_or_product"]).strip(), values))
+    with session_scope(url) as session:
+        for provider, rows in by_provider.items():
+            existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == provider))}
+            for instance_type, values in rows:
+                current = existing.get(instance_type)
+                if current is None:
+                    platform = Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values)
+                    session.add(platform)
+                    session.flush()
+                    _record_price(session, platform, "import")
+                    existing[instance_type] = platform
+                    report.inserted += 1
+                elif current.user_edited or current.origin == "user":
+                    report.kept_user_edits += 1
+                elif any(getattr(current, k) != v for k, v in values.items()):
+                    for key, value in values.items():
+                        setattr(current, key, value)
+                    session.add(current)
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+    return report
+
+
+def _date_or_none(value: Any) -> date | None:
+    """A leading ISO date if there is one ("undated (prices match …)" gives None)."""
+    value = _none_if_blank(value)
+    try:
+        return _date(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 # --------------------------------------------------------------------------- GPU specs
 
 

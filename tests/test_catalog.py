@@ -127,3 +127,16 @@ def test_gpu_specs_are_stored(loaded_db: str) -> None:
     with session_scope() as session:
         names = {g.gpu_name for g in session.exec(select(GpuSpec)).all()}
     assert {"H100 SXM5 80GB", "GH200 96GB", "B200"} <= names
+
+
+def test_other_clouds_import_with_spot_prices_and_twice_adds_nothing(loaded_db: str, shared_data) -> None:
+    report = catalog.import_cloud_prices(shared_data / "cloud_gpu_prices.csv")
+    assert report.inserted >= 30 and not report.errors
+    imported = catalog.list_platforms(provider=["nebius", "runpod", "gcp", "vast"])
+    assert len(imported) == report.inserted
+    spot = imported[imported["spot_price_per_hour_usd"].notna()]
+    assert len(spot) and (spot["spot_price_per_hour_usd"] <= spot["price_per_hour_usd"]).all()
+    assert (spot["spot_price_per_hour_usd"] < spot["price_per_hour_usd"]).sum() >= 4
+    assert set(imported["gpu_type"]) <= set(catalog.gpus.spec_table()["gpu_name"])  # names resolve
+    again = catalog.import_cloud_prices(shared_data / "cloud_gpu_prices.csv")
+    assert again.inserted == 0 and again.updated == 0

@@ -56,6 +56,17 @@ def cmd_techniques_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_platforms_import(args: argparse.Namespace) -> int:
+    from fedopt_core import catalog
+
+    report = catalog.import_cloud_prices(args.file, url=args.database_url)
+    for error in report.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    emit({"inserted": report.inserted, "updated": report.updated, "unchanged": report.unchanged,
+          "kept_user_edits": report.kept_user_edits, "errors": [str(e) for e in report.errors]}, args.json)
+    return 0
+
+
 def _refresh(args: argparse.Namespace) -> int:
     from fedopt_core.cli.cloud import cmd_refresh
 
@@ -78,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search", help="text to look for")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_platforms_list)
+
+    p = p_pl.add_parser("import", help="import other clouds' offers (cloud_gpu_prices.csv format)")
+    p.add_argument("file", help="e.g. ../shared/data/cloud_gpu_prices.csv")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_platforms_import)
 
     p = p_pl.add_parser("refresh", help="fetch live prices and capacity from Lambda with an account's key")
     p.add_argument("--account", required=True)
