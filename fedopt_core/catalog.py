@@ -61,21 +61,6 @@ TECHNIQUE_COLUMNS = [
     "source_url",
     "as_of",
 ]
-# Fields a catalogue reload may change on a row nobody edited by hand.
-_CATALOGUE_PLATFORM_FIELDS = [
-    "description",
-    "gpu_type",
-    "gpu_count",
-    "gpu_memory_gb",
-    "vcpus",
-    "ram_gb",
-    "storage_gb",
-    "network_speed_mbps",
-    "price_per_hour_usd",
-    "regions",
-    "as_of",
-    "source",
-]
 
 
 class CatalogueInputError(ValueError):
