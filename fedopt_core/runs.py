@@ -355,7 +355,7 @@ def _insert_new(conn: Connection, records: list[dict[str, Any]]) -> tuple[int, l
     """Insert the rows whose run_key is not stored yet.
 
     Returns how many were inserted and (run_key, id) of the new rows.  A row that another writer
-    stored meanwhile is skipped, not an error (SQLite: INSERT OR IGNORE; PostgreSQL: ON CONFLICT).
+    stored meanwhile is skipped, not an error.
     """
     table = Run.__table__
     if not records:
@@ -367,24 +367,18 @@ def _insert_new(conn: Connection, records: list[dict[str, Any]]) -> tuple[int, l
     fresh = [r for r in records if r["run_key"] not in existing]
     if not fresh:
         return 0, []
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["run_key"]).returning(table.c.run_key, table.c.id)
-        rows = conn.execute(statement, fresh).all()
-        return len(rows), [(row[0], int(row[1])) for row in rows]
-    # Plain executemany (no RETURNING) is the fast path of SQLite's driver.
-    statement = insert(table).prefix_with("OR IGNORE") if dialect == "sqlite" else insert(table)
-    inserted = conn.execute(statement, fresh).rowcount
-    fresh_keys = [r["run_key"] for r in fresh]
-    returned: list[tuple[str, int]] = []
-    for i in range(0, len(fresh_keys), 900):
-        rows = conn.execute(select(table.c.run_key, table.c.id).where(table.c.run_key.in_(fresh_keys[i : i + 900]))).all()
-        returned.extend((row[0], int(row[1])) for row in rows)
-    if inserted is None or inserted < 0:
-        inserted = len(returned)
-    return inserted, returned
+    # INSERT .. ON CONFLICT DO NOTHING RETURNING gives exactly the rows this writer inserted: a row
+    # another writer stored between the check above and this INSERT is skipped and not reported
+    # as new (which would link a prediction twice).  SQLite has it since 3.35.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=["run_key"]).returning(
+        table.c.run_key, table.c.id
+    )
+    rows = conn.execute(statement, fresh).all()
+    return len(rows), [(row[0], int(row[1])) for row in rows]
 
 
 def _link_predictions(conn: Connection, new: pd.DataFrame) -> dict[int, int]:

@@ -10,7 +10,7 @@ import streamlit as st
 from fedopt_core import auth, runs
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.schema import ValidationError
-from pages.ui_common import clear_caches, require_role
+from pages.ui_common import after_runs_logged, clear_caches, require_role
 
 require_role("viewer")
 
@@ -139,7 +139,7 @@ with tab_log:
         except auth.PermissionDenied as exc:
             st.error(f"Not logged — {exc}")
         else:
-            clear_caches()
+            after_runs_logged()
             if logged.inserted:
                 st.session_state.pop("prefill_run", None)
                 st.success(f"Logged run #{logged.run_id}.")
@@ -177,7 +177,7 @@ with tab_import:
             st.error(f"Not imported — {exc}")
         bar.empty()
         if result is not None:
-            clear_caches()
+            after_runs_logged()
             message = (f"{result.inserted:,} runs imported ({result.format.replace('_', ' ')} format), "
                        f"{result.duplicates:,} already present, {result.refused:,} refused.")
             (st.success if result.inserted else st.info)(message)

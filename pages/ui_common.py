@@ -45,6 +45,15 @@ def techniques() -> pd.DataFrame:
     return catalog.list_techniques()
 
 
+def after_runs_logged() -> None:
+    """New runs: drop cached results, and start a background retrain when enough runs arrived."""
+    from fedopt_core import training
+
+    clear_caches()
+    if training.maybe_retrain_async() is not None:
+        st.toast("Enough new runs: a model is training in the background (see the Model page).")
+
+
 def clear_caches() -> None:
     """After a write: drop cached query results so every page shows the new rows."""
     counts.clear()

@@ -12,6 +12,8 @@ from fedopt_core.config import REPO_ROOT
 @pytest.fixture
 def app(loaded_db: str, monkeypatch: pytest.MonkeyPatch):
     """A function that opens the dashboard at a page and returns the run AppTest."""
+    # Page tests that log runs should not start background retrains unless they ask for one.
+    monkeypatch.setenv("FEDOPT_RETRAIN_EVERY", "1000000")
     monkeypatch.chdir(REPO_ROOT)  # page paths in st.navigation are relative to the app's folder
     # AppTest runs in this process: drop results cached for an earlier test's database.
     st.cache_data.clear()
