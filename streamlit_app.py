@@ -12,9 +12,12 @@ actor = sign_in()
 # (section, page script, title, icon, url path, least role that may open it)
 PAGES = [
     ("Start", "pages/overview.py", "Overview", ":material/home:", "overview", "viewer"),
+    ("Decide", "pages/predict.py", "Predict & compare", ":material/query_stats:", "predict", "viewer"),
+    ("Decide", "pages/plan.py", "Plan", ":material/view_timeline:", "plan", "viewer"),
     ("Catalogue", "pages/platforms.py", "Platforms", ":material/dns:", "platforms", "viewer"),
     ("Catalogue", "pages/techniques.py", "Techniques", ":material/lightbulb:", "techniques", "viewer"),
     ("Learn", "pages/runs.py", "Runs", ":material/timer:", "runs", "viewer"),
+    ("Learn", "pages/model.py", "Model", ":material/model_training:", "model", "viewer"),
     ("Money", "pages/accounts.py", "Accounts", ":material/account_balance_wallet:", "accounts", "admin"),
     ("Money", "pages/usage_review.py", "Usage review", ":material/monitoring:", "usage", "member"),
     ("Money", "pages/machines.py", "Machines", ":material/memory:", "machines", "admin"),

@@ -3,8 +3,10 @@
 A candidate is trained on all runs but the newest ones, scored on those newest runs (median
 absolute percentage error and interval coverage), and compared with the active model on the
 same held-out runs.  It becomes active only if it is at least as good; otherwise it is kept,
-marked rejected, with the reason.  An accepted candidate is then refitted on every run, so the
-newest runs are learned from; its metrics are the held-out ones measured before that refit.
+marked rejected, with the reason.  The stored model is the one that was scored (no refit on the
+held-out runs): the comparison stays fair, because the held-out set is always the newest part
+of the runs and so was never seen by an older model.  Runs newer than the model still count at
+once: predictions use every logged run of the same workload as an anchor (see advisor.py).
 
 Only one retrain runs at a time across threads and processes: a lease row in the database
 (not a file lock, so it works for several dashboard processes on one PostgreSQL), renewed
@@ -142,7 +144,7 @@ def score(predictions: pd.DataFrame, actual_s: np.ndarray) -> dict[str, float]:
 
 
 def _split_newest(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ordered = runs.sort_values(["created_at", "id"], kind="stable").reset_index(drop=True)
+    ordered = runs.sort_values(["created_at", "run_id"], kind="stable").reset_index(drop=True)
     n_hold = max(MIN_HOLDOUT, int(round(len(ordered) * HOLDOUT_FRACTION)))
     if len(ordered) < 2 * n_hold:
         raise NotEnoughRuns(f"{len(ordered)} successful runs; at least {2 * n_hold} are needed to train and score")
@@ -164,15 +166,6 @@ def is_at_least_as_good(candidate: dict[str, float], active: dict[str, float], c
 
 
 # --------------------------------------------------------------------------- versions
-
-
-def _runs_frame(url: str | None) -> pd.DataFrame:
-    from fedopt_core.schema import RUN_FIELDS
-
-    with session_scope(url) as session:
-        rows = session.exec(select(Run).where(Run.success.is_(True))).all()
-        records = [{**{f: getattr(r, f) for f in RUN_FIELDS}, "id": r.id, "created_at": r.created_at} for r in rows]
-    return pd.DataFrame(records, columns=[*RUN_FIELDS, "id", "created_at"])
 
 
 def _load_artifact(artifact: bytes):  # noqa: ANN202 - PerformancePredictor
@@ -215,8 +208,9 @@ def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | 
     try:
         make = predictor_factory or PerformancePredictor
         step("loading runs", 0.05)
-        runs = _runs_frame(url)
-        train, holdout = _split_newest(runs)
+        from fedopt_core.runs import training_frame
+
+        train, holdout = _split_newest(training_frame(url=url))
         step(f"fitting a candidate on {len(train)} runs", 0.15)
         candidate = make().fit(train)
         confidence = float(getattr(candidate, "confidence", 0.9))
@@ -233,15 +227,8 @@ def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | 
             metrics["compared_with_version"] = active_id
         else:
             accepted, reason = True, "first model: nothing active to compare with"
-        artifact = None
-        if accepted:
-            step(f"refitting the accepted model on all {len(runs)} runs", 0.7)
-            final = make().fit(runs)
-            artifact = final.to_bytes()
-            features = list(getattr(final, "feature_names_", []))
-        else:
-            artifact = candidate.to_bytes()
-            features = list(getattr(candidate, "feature_names_", []))
+        artifact = candidate.to_bytes()
+        features = list(getattr(candidate, "feature_names_", []))
         step("saving", 0.95)
         with session_scope(url) as session:
             now = utcnow()
@@ -249,8 +236,8 @@ def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | 
                 for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
                     row.status = "retired"
                     session.add(row)
-            version = ModelVersion(status="active" if accepted else "rejected", n_train_runs=len(runs) if accepted
-                                   else len(train), features=features, metrics=metrics, reason=reason,
+            version = ModelVersion(status="active" if accepted else "rejected", n_train_runs=len(train),
+                                   features=features, metrics=metrics, reason=reason,
                                    artifact=artifact, activated_at=now if accepted else None)
             session.add(version)
             session.flush()
@@ -359,3 +346,50 @@ def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] 
             if key not in _loaded:
                 _loaded[key] = _load_artifact(row.artifact)
             return _loaded[key], facts
+
+
+CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def newest_runs(*, url: str | None = None) -> pd.DataFrame:
+    """The newest fraction of successful runs: the held-out set the next candidate is scored on.
+
+    No model version has trained on them (each trained on the runs older than its own held-out set).
+    """
+    from fedopt_core.runs import training_frame
+
+    try:
+        return _split_newest(training_frame(url=url))[1]
+    except NotEnoughRuns:
+        return pd.DataFrame()
+
+
+def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
+    """Nominal against observed coverage of the model's intervals on the newest runs."""
+    holdout = newest_runs(url=url)
+    if holdout.empty:
+        return pd.DataFrame(columns=["nominal", "observed", "n"])
+    actual = holdout["execution_time_s"].to_numpy(float)
+    rows = []
+    levels = CALIBRATION_LEVELS if hasattr(model, "with_confidence") else (float(model.confidence),)
+    for level in levels:
+        at_level = model.with_confidence(level) if hasattr(model, "with_confidence") else model
+        predicted = at_level.predict_frame(holdout)
+        rows.append({"nominal": level, "observed": score(predicted, actual)["coverage"], "n": len(actual)})
+    return pd.DataFrame(rows)
+
+
+_importances: dict[tuple[str, int], pd.DataFrame] = {}
+
+
+def active_importances(*, url: str | None = None) -> pd.DataFrame:
+    """Permutation importances of the active model (computed once per version and process)."""
+    url = url or get_settings().database_url
+    model, facts = active_model(url=url)
+    if model is None:
+        return pd.DataFrame(columns=["feature", "importance", "std"])
+    key = (url, int(facts["version"]))
+    with _loaded_lock:
+        if key not in _importances:
+            _importances[key] = model.feature_importances()
+        return _importances[key]

@@ -68,3 +68,39 @@ def test_a_bad_database_url_is_one_line_and_a_nonzero_exit(tmp_path: Path, url: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "database" in lines[0].lower()
     assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_predict_json_answers_for_every_catalogue_platform(home: Path) -> None:
+    listed = json.loads(run_cli("platforms", "list", "--json", home=home).stdout)
+    gpu_types = {r["instance_type"] for r in listed if r["gpu_count"] > 0 and r["available"]}
+    result = run_cli("predict", "--workload", "resnet50", "--precision", "fp16_amp", "--work-units", "1000000",
+                     "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["method"] == "heuristic" and answer["model_version"] is None
+    rows = answer["platforms"]
+    assert {r["platform"] for r in rows} == gpu_types
+    assert all(0 < r["lower_s"] <= r["predicted_time_s"] <= r["upper_s"] for r in rows)
+
+
+def test_predict_scales_from_a_run_the_user_already_measured(home: Path) -> None:
+    args = ["predict", "--workload", "my-job", "--platform", "gpu_1x_a10", "--json"]
+    cold = json.loads(run_cli(*args, home=home).stdout)["platforms"][0]
+    anchored = json.loads(run_cli(*args, "--ran-on", "A10", "--ran-seconds", "5000", home=home).stdout)["platforms"][0]
+    # Same GPU as the measured run: the prediction sits on the measurement, with a narrower interval.
+    assert abs(anchored["predicted_time_s"] - 5000) / 5000 < 0.25
+    assert anchored["upper_s"] / anchored["lower_s"] < cold["upper_s"] / cold["lower_s"]
+
+
+def test_plan_shard_json_known_case_shape(home: Path) -> None:
+    result = run_cli("plan", "shard", "--work-units", "1000000", "--platform", "gpu_1x_a10=2",
+                     "--platform", "gpu_1x_h100_pcie=1", "--workload", "resnet50", "--json", home=home)
+    assert result.returncode in (0, 1), result.stderr
+    plan = json.loads(result.stdout)
+    assert sum(p["units"] for p in plan["platforms"]) == 1_000_000
+    assert plan["message"] and "makespan_s" in plan["totals"]
+
+
+def test_model_list_json_is_empty_before_training(home: Path) -> None:
+    result = run_cli("model", "list", "--json", home=home)
+    assert result.returncode == 0 and json.loads(result.stdout) == []

@@ -72,7 +72,7 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
 # --------------------------------------------------------------------------- parser
 
 #: Modules of fedopt_core.cli that each define ``register(subparsers)`` for their commands.
-COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts"]
+COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts", "predict", "model", "plan"]
 
 
 def database_url(args: argparse.Namespace) -> str:

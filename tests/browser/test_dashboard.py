@@ -15,6 +15,9 @@ pytestmark = pytest.mark.browser
 
 PAGES = [
     ("", "fedopt"),
+    ("predict", "Predict & compare"),
+    ("plan", "Plan"),
+    ("model", "Model"),
     ("platforms", "Platforms"),
     ("techniques", "Techniques"),
     ("runs", "Runs"),

@@ -1,0 +1,55 @@
+"""`fedopt model train|list|activate`: versions of the predictor and their held-out metrics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fedopt_core.cli import CliError, emit
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    def show(stage: str, fraction: float) -> None:
+        if not args.json:
+            print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
+
+    try:
+        result = training.train_now(url=args.database_url, progress=show)
+    except training.RetrainBusy as exc:
+        raise CliError(str(exc), code=5) from None
+    except training.NotEnoughRuns as exc:
+        raise CliError(f"{exc}; log more runs (fedopt runs log / import) first", code=6) from None
+    emit({"version": result.version_id, "status": result.status, "reason": result.reason, **result.metrics},
+         args.json)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    emit(training.list_versions(url=args.database_url), args.json,
+         ["version", "created_at", "status", "n_train_runs", "median_ape", "coverage", "reason"])
+    return 0
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    training.activate_version(args.version, url=args.database_url)
+    print(f"version {args.version} is now active")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    model = sub.add_parser("model", help="predictor versions").add_subparsers(dest="model_command", required=True)
+    p = model.add_parser("train", help="train a candidate now; it becomes active only if at least as good")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+    p = model.add_parser("list", help="model versions with their held-out metrics")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = model.add_parser("activate", help="make an older version active again (roll back)")
+    p.add_argument("version", type=int)
+    p.set_defaults(func=cmd_activate)

@@ -1,0 +1,59 @@
+"""`fedopt predict`: predicted time and cost of a task on each catalogue platform, ranked."""
+
+from __future__ import annotations
+
+import argparse
+
+from fedopt_core.cli import CliError, emit
+from fedopt_core.schema import TASK_FIELDS
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fedopt_core import advisor, catalog
+
+    task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
+    platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False, url=args.database_url)
+    if args.platform:
+        platforms = platforms[platforms["instance_type"].isin(args.platform)]
+        missing = sorted(set(args.platform) - set(platforms["instance_type"]))
+        if missing:
+            raise CliError(f"--platform: no such platform in the catalogue: {', '.join(missing)}")
+    anchor = None
+    if args.ran_on:
+        if not args.ran_seconds:
+            raise CliError("--ran-seconds: give the measured seconds of the run on --ran-on")
+        anchor = {"gpu_type": args.ran_on, "gpu_count": args.ran_gpus, "execution_time_s": args.ran_seconds}
+    result = advisor.compare(task, platforms, objective=args.objective, deadline_s=args.deadline,
+                             budget_usd=args.budget, anchor=anchor, url=args.database_url)
+    if args.json:
+        emit(result.to_dict(), True)
+        return 0
+    label = (f"model version {result.model_version} ({result.n_training_runs} runs)" if result.method == "model"
+             else "HEURISTIC (no trained model yet): wide intervals")
+    print(f"Method: {label}\n{result.reason}\n")
+    emit(result.ranking, False, ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s",
+                                 "cost_usd", "method"])
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict time and cost of a task on each platform, ranked")
+    p.add_argument("--task-type", dest="task_type", default="training")
+    p.add_argument("--workload")
+    p.add_argument("--precision")
+    p.add_argument("--batch-size", dest="batch_size", type=float)
+    p.add_argument("--work-units", dest="work_units", type=float)
+    p.add_argument("--software")
+    p.add_argument("--input-size-mb", dest="input_size_mb", type=float)
+    p.add_argument("--output-size-mb", dest="output_size_mb", type=float)
+    p.add_argument("--memory-required-gb", dest="memory_required_gb", type=float)
+    p.add_argument("--gpu-memory-required-gb", dest="gpu_memory_required_gb", type=float)
+    p.add_argument("--platform", action="append", help="only this instance type (repeatable); default all")
+    p.add_argument("--objective", choices=["time", "cost", "balanced"], default="time")
+    p.add_argument("--deadline", type=float, help="deadline in seconds")
+    p.add_argument("--budget", type=float, help="budget in USD")
+    p.add_argument("--ran-on", help="GPU of a run you already measured (scales the prediction from it)")
+    p.add_argument("--ran-gpus", type=int, default=1)
+    p.add_argument("--ran-seconds", type=float)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)

@@ -1,0 +1,82 @@
+"""Model: versions and their metrics, accuracy from real outcomes, calibration, importances."""
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from fedopt_core import auth, runs, training
+from pages.ui_common import clear_caches, require_role
+
+require_role("viewer")
+st.title("Model")
+st.caption("Each trained model is a version, scored on the newest runs it did not see. A new version becomes "
+           "active only if it is at least as good as the active one on the same runs.")
+
+
+@st.fragment(run_every=2)
+def training_panel() -> None:
+    status = training.training_status()
+    if status.get("running"):
+        st.progress(float(status.get("fraction", 0.0)), text=f"Training: {status.get('stage', '…')}")
+    elif status.get("stage") == "failed":
+        st.error(f"The last retrain failed: {status.get('error')}")
+    else:
+        due = training.runs_since_last_version()
+        st.caption(f"{due} run(s) logged since the last version; a retrain starts in the background after "
+                   f"{training.retrain_threshold()} new runs.")
+
+
+training_panel()
+if auth.current_actor().can("member") and st.button("Train now"):
+    started = training.maybe_retrain_async(force=True)
+    st.toast("Training started in the background." if started else "A retrain is already running.")
+
+versions = training.list_versions()
+if versions.empty:
+    st.info("No model yet: predictions are heuristic. Log runs (Runs page) and press Train now.")
+else:
+    st.dataframe(versions, hide_index=True, width="stretch",
+                 column_config={"median_ape": st.column_config.NumberColumn("Median APE", format="%.3f"),
+                                "coverage": st.column_config.NumberColumn("Interval coverage", format="%.2f")})
+    stored = versions[versions["status"] != "active"]["version"].tolist()
+    if stored and auth.current_actor().can("member"):
+        c1, c2 = st.columns([2, 1])
+        chosen = c1.selectbox("Activate an older version (roll back)", stored)
+        if c2.button("Activate"):
+            training.activate_version(int(chosen))
+            clear_caches()
+            st.rerun()
+
+st.subheader("Accuracy on real outcomes")
+pairs = runs.prediction_pairs()
+if pairs.empty:
+    st.caption("No prediction has been followed by an actual run yet. Predictions made on the Predict page are "
+               "kept, and scored when the matching run is logged.")
+else:
+    pairs["week"] = pd.to_datetime(pairs["run_at"], utc=True).dt.to_period("W").dt.start_time
+    weekly = pairs.groupby("week").agg(median_ape=("abs_pct_error", "median"), coverage=("within_interval", "mean"),
+                                       runs=("abs_pct_error", "size")).reset_index()
+    st.plotly_chart(px.line(weekly, x="week", y=["median_ape", "coverage"], markers=True,
+                            title="Median absolute % error and interval coverage, by week"), width="stretch")
+    pairs["log_ratio"] = np.log(pairs["predicted_time_s"].astype(float) / pairs["execution_time_s"].astype(float))
+    by = st.radio("Residuals by", ["gpu_type", "workload"], horizontal=True)
+    st.plotly_chart(px.box(pairs, x=by, y="log_ratio", points="all",
+                           labels={"log_ratio": "log(predicted / actual)"}), width="stretch")
+
+model, facts = training.active_model()
+if model is not None:
+    st.subheader("Calibration")
+    curve = training.calibration_curve(model)
+    if curve.empty:
+        st.caption("Calibration needs held-out runs; log more runs.")
+    else:
+        figure = go.Figure([go.Scatter(x=curve["nominal"], y=curve["observed"], mode="lines+markers", name="model"),
+                            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"dash": "dot"})])
+        figure.update_layout(xaxis_title="nominal coverage", yaxis_title="observed coverage on the newest runs")
+        st.plotly_chart(figure, width="stretch")
+    st.subheader("Feature importances of the active model")
+    importances = training.active_importances()
+    st.plotly_chart(px.bar(importances.sort_values("importance").tail(15), x="importance", y="feature",
+                           error_x="std", orientation="h"), width="stretch")

@@ -1,0 +1,64 @@
+"""Predict & compare, Plan and Model pages (AppTest), heuristic first and then with a trained model."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from fedopt_core import datasets, runs, schema, training
+from fedopt_core.predictor import PerformancePredictor
+
+
+@pytest.fixture
+def trained(loaded_db: str, shared_data) -> int:
+    """A model trained on part of Lambda's public benchmark (a few workloads keep it fast)."""
+    bench = datasets.load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
+    subset = bench[bench["workload"] == "resnet50"]
+    runs.store_runs(subset[schema.RUN_FIELDS], source="benchmark")
+    small = functools.partial(PerformancePredictor, n_splits=2, max_pairs=1500, max_iter=30)
+    return training.train_now(predictor_factory=small).version_id
+
+
+def test_predict_page_labels_heuristic_answers_and_ranks(app) -> None:
+    at = app("pages/predict.py", timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("heuristic" in w.value.lower() for w in at.warning)
+    ranking = at.dataframe[0].value
+    assert len(ranking) >= 20 and set(ranking["method"]) == {"heuristic"}
+    assert (ranking["lower_h"] <= ranking["predicted_h"]).all() and (ranking["predicted_h"] <= ranking["upper_h"]).all()
+
+
+def test_predict_page_with_a_model_deadline_and_budget(app, trained: int) -> None:
+    at = app("pages/predict.py", timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"Model version {trained}" in s.value for s in at.success)
+    next(n for n in at.number_input if n.label.startswith("Deadline")).set_value(2.0)
+    next(s for s in at.selectbox if s.label == "Rank by").select("cost")
+    next(b for b in at.button if b.label == "Predict").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ranking = at.dataframe[0].value
+    assert "meets_deadline" in ranking and ranking["method"].eq("model").any()
+    assert "Who would pay" in " ".join(c.value for c in at.caption)
+
+
+def test_what_if_updates_in_place(app) -> None:
+    at = app("pages/predict.py", timeout=120)
+    counts = next(m for m in at.multiselect if m.label == "GPU counts")
+    counts.set_value([1, 2, 4, 8]).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_plan_page_plans_and_compares_with_the_best_single_platform(app) -> None:
+    at = app("pages/plan.py", timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    messages = [m.value for m in at.success] + [m.value for m in at.warning]
+    assert messages, "the plan should say whether sharding is worth it"
+    assert len(at.dataframe[0].value) >= 1
+
+
+def test_model_page_before_and_after_training(app, trained: int) -> None:
+    at = app("pages/model.py", timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    versions = at.dataframe[0].value
+    assert versions["version"].tolist() == [trained] and versions["status"].tolist() == ["active"]
