@@ -812,32 +812,12 @@ def _unneutralise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Lambda benchmark column -> run field (the documented mapping; constants below).
-LAMBDA_BENCHMARK_MAPPING = {
-    "workload": "model",
-    "precision": "precision",
-    "batch_size": "batch_size_global",
-    "software": "table_version",
-    "gpu_type": "gpu_name",
-    "gpu_count": "gpu_count",
-    "gpu_memory_gb": "gpu_memory_gib",
-    "cpu_type": "cpu_model",
-    "ram_gb": "host_ram_gib",
-    "platform": "system_name",
-    "price_per_hour_usd": "lambda_price_usd_hr_v8",
-    "execution_time_s": "time_per_1M_units_s",
-}
-
-
 def _map_lambda_benchmark(raw: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``gpu_benchmarks.csv`` as runs: seconds per one million units of training."""
-    by_lower = {c.lower(): c for c in raw.columns}
-    out = pd.DataFrame(index=raw.index)
-    out["task_type"] = "training"
-    out["work_units"] = 1e6
-    out["success"] = True
-    for run_field, column in LAMBDA_BENCHMARK_MAPPING.items():
-        out[run_field] = raw[by_lower[column.lower()]] if column.lower() in by_lower else None
-    return out
+    """Rows of ``gpu_benchmarks.csv`` as runs (the mapping's one home is fedopt_core.datasets)."""
+    from fedopt_core.datasets import lambda_benchmark_runs
+
+    mapped = lambda_benchmark_runs(raw)
+    return mapped[[name for name in RUN_FIELDS if name in mapped.columns]]
 
 
 # --------------------------------------------------------------------------- predictions
