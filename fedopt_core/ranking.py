@@ -51,12 +51,19 @@ def pareto_front(time: np.ndarray | pd.Series, cost: np.ndarray | pd.Series) -> 
 def data_movement_s(task: Mapping[str, Any], platforms: pd.DataFrame) -> np.ndarray:
     """Seconds to move the task's input and output over each platform's network.
 
-    THE single place where data movement enters a ranking.  Today it is zero: the lead will
-    compute it from ``fedopt_core.planner`` (``input_size_mb``/``output_size_mb`` over
-    ``network_speed_mbps``).  Whatever it returns is added to the predicted time and both
-    interval bounds, so deadlines and costs include it.
+    THE single place where data movement enters a ranking: ``input_size_mb`` in and
+    ``output_size_mb`` out at the platform's ``network_speed_mbps`` (a documented default per
+    provider when unknown, see ``planner.DEFAULT_NETWORK_SPEED_MBPS``).  It is added to the
+    predicted time and both interval bounds, so deadlines and costs include it.
     """
-    return np.zeros(len(platforms), dtype=float)
+    from fedopt_core.planner import transfer_time_s
+
+    n = len(platforms)
+    speed = platforms["network_speed_mbps"] if "network_speed_mbps" in platforms else pd.Series(np.nan, index=platforms.index)
+    provider = platforms["provider"] if "provider" in platforms else pd.Series(None, index=platforms.index)
+    return np.asarray(transfer_time_s(np.full(n, float(task.get("input_size_mb") or 0.0)),
+                                      np.full(n, float(task.get("output_size_mb") or 0.0)),
+                                      speed.to_numpy(), provider.to_numpy()), dtype=float)
 
 
 def _positive_or_none(value: float | None, field: str) -> float | None:

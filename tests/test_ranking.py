@@ -175,3 +175,20 @@ def test_pareto_front_edge_cases() -> None:
     assert pareto_front([np.nan], [1.0]).tolist() == [False]
     with pytest.raises(ValueError, match="length"):
         pareto_front([1.0, 2.0], [1.0])
+
+
+def test_data_movement_is_reported_apart_and_counted_in_time_cost_and_deadline() -> None:
+    from fedopt_core.predictor import PerformancePredictor
+    from fedopt_core.ranking import rank_platforms
+
+    platforms = pd.DataFrame({"platform": ["fast-net", "slow-net"], "provider": ["x", "x"], "gpu_type": ["A10", "A10"],
+                              "gpu_count": [1, 1], "price_per_hour_usd": [1.0, 1.0],
+                              "network_speed_mbps": [8000.0, 80.0]})
+    task = {"workload": "job", "work_units": 1000, "input_size_mb": 10_000.0, "output_size_mb": 0.0}
+    ranked = rank_platforms(task, platforms, objective="time", predictor=PerformancePredictor()).set_index("platform")
+    assert ranked.loc["fast-net", "data_movement_s"] == pytest.approx(10.0)   # 10 GB at 8 Gbit/s
+    assert ranked.loc["slow-net", "data_movement_s"] == pytest.approx(1000.0)  # at 80 Mbit/s
+    compute = ranked["compute_time_s"]
+    assert (ranked["predicted_time_s"] - compute - ranked["data_movement_s"]).abs().max() < 1e-6
+    assert ranked.index[0] == "fast-net"  # same GPU and price: the faster network wins
+    assert ranked.loc["slow-net", "cost_usd"] > ranked.loc["fast-net", "cost_usd"]
