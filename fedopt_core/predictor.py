@@ -504,25 +504,23 @@ class PerformancePredictor:
             return _gbm(params, seed).fit(X, y)
 
     @staticmethod
-    def _workload_levels(pool: pd.DataFrame, desc: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Per pool row: mean level of the *other* contexts of its workload (NaN if none), and
-        for a workload as a whole (for predicting a context nobody measured)."""
-        ctx_workload = desc["workload_key"]
+    def _workload_levels(pool: pd.DataFrame, desc: pd.DataFrame) -> np.ndarray:
+        """Per pool row: mean level of the *other* contexts of its workload (NaN if none), i.e.
+        what is known of a context from its workload's runs under other precisions/software."""
         level = desc["ctx_level"]
-        sums = level.groupby(ctx_workload).sum()
-        counts = level.groupby(ctx_workload).count()
+        sums = level.groupby(desc["workload_key"]).sum()
+        counts = level.groupby(desc["workload_key"]).count()
         wk = pool["workload_key"].to_numpy(object)
         own = level.reindex(pool["ctx"].to_numpy(object)).to_numpy(float)
         tot = sums.reindex(wk).to_numpy(float)
         cnt = counts.reindex(wk).to_numpy(float)
-        own_ok = np.isfinite(own)
-        others = np.where(own_ok, (tot - np.nan_to_num(own)) / (cnt - 1.0), tot / cnt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            others = np.where(np.isfinite(own), (tot - np.nan_to_num(own)) / (cnt - 1.0), tot / cnt)
         others[~np.isfinite(others)] = np.nan
-        whole = tot / cnt
-        return others, whole
+        return others
 
     def _fit_direct(self, pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: int) -> Any:
-        others, _ = self._workload_levels(pool, desc)
+        others = self._workload_levels(pool, desc)
         ok = mask & np.isfinite(others)
         if ok.sum() < 30:
             return None

@@ -10,7 +10,7 @@ from fedopt_core import features, gpus, schema
 
 
 def _rows(**columns) -> pd.DataFrame:
-    n = max(len(v) for v in columns.values() if isinstance(v, list))
+    n = max([len(v) for v in columns.values() if isinstance(v, list)], default=1)
     data = {k: (v if isinstance(v, list) else [v] * n) for k, v in columns.items()}
     return schema.normalise_frame(pd.DataFrame(data))
 
@@ -132,3 +132,8 @@ def test_transfer_features_add_descriptors_of_the_target_context() -> None:
     level = features.TRANSFER_FEATURE_NAMES.index("ctx_level")
     assert X[0, level] == pytest.approx(np.log(1.0))
     assert X[1, level] == pytest.approx(np.log(2.0))
+
+
+def test_encoded_columns_are_documented() -> None:
+    enc = features.encode(_rows(gpu_type="A10", gpu_count=1, workload="w"))
+    assert list(enc.columns) == [*features.HW_FEATURES, *features.ENCODED_COLUMNS]
