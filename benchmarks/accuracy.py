@@ -2,7 +2,8 @@
 
 For each GPU model in the Lambda benchmark: fit on the runs of every other GPU model, predict
 all runs of the held-out one, and score the median absolute percentage error (APE) and whether
-the measured time falls inside the 90% interval.  The seed design (a random forest on eleven
+the measured time falls inside the 90% interval (and, from the same fits, the intervals at other
+nominal levels: the calibration curve).  The seed design (a random forest on eleven
 id-like columns, raw seconds, tree-spread interval) runs in the same loop for comparison.
 
     .venv/bin/python benchmarks/accuracy.py --data /work/shared/data/gpu_benchmarks.csv
@@ -66,6 +67,13 @@ def seed_matrix(runs: pd.DataFrame) -> np.ndarray:
     return np.column_stack([cols[c] for c in SEED_COLUMNS])
 
 
+CURVE_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def _inside(pred: pd.DataFrame, actual: np.ndarray) -> np.ndarray:
+    return (pred["lower_s"].to_numpy(float) <= actual) & (actual <= pred["upper_s"].to_numpy(float))
+
+
 def _one_gpu(args: tuple[str, pd.DataFrame, bool]) -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -80,8 +88,11 @@ def _one_gpu(args: tuple[str, pd.DataFrame, bool]) -> dict:
         pred = model.predict_frame(test)
         ape = np.abs(pred["predicted_time_s"].to_numpy(float) - actual) / actual
         inside = (pred["lower_s"].to_numpy(float) <= actual) & (actual <= pred["upper_s"].to_numpy(float))
+        # the same model's intervals at other nominal levels (no refit): the calibration curve
+        inside_at = {level: int(_inside(model.with_confidence(level).predict_frame(test), actual).sum())
+                     for level in CURVE_LEVELS} if model.calibrated_levels() else {}
         out = {"gpu": gpu, "n": len(test), "ape": float(np.median(ape)), "coverage": float(inside.mean()),
-               "inside": int(inside.sum()), "fit_s": fit_s,
+               "inside": int(inside.sum()), "fit_s": fit_s, "inside_at": inside_at,
                "bases": pred["basis"].value_counts().to_dict(), "methods": pred["method"].value_counts().to_dict()}
         if baseline:
             from sklearn.ensemble import RandomForestRegressor
@@ -199,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"predictor (transfer model): median over GPUs of median APE = {med:.3f}, mean over GPUs = {mean:.3f}")
     print(f"  90% interval coverage: {pooled:.3f} of {n_total} held-out runs (mean per GPU {per_gpu_cov:.3f})")
     print(f"  how the runs were predicted: {bases}; mean fit time {table['fit_s'].mean():.1f} s")
+    with_curve = table[table["inside_at"].map(bool)]
+    if len(with_curve):
+        n_curve = int(with_curve["n"].sum())
+        observed = [sum(d[level] for d in with_curve["inside_at"]) / n_curve for level in CURVE_LEVELS]
+        print("  calibration (nominal -> observed coverage): "
+              + ", ".join(f"{level:.2f} -> {o:.3f}" for level, o in zip(CURVE_LEVELS, observed)))
     if not args.no_baseline:
         s_pooled = float(table["seed_inside"].sum() / n_total)
         print(f"seed design (forest on ids, raw seconds): median APE {table['seed_ape'].median():.3f}, "

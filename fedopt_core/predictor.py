@@ -32,6 +32,7 @@ against a SHA-256 in the manifest, so loading a file can never execute code.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -76,6 +77,8 @@ _HALF_WIDTH = {
     "cold-prior": math.log(100.0),
 }
 _REFERENCE_GPU = "A100 SXM4 80GB"
+#: Nominal levels whose conformal quantiles every fit keeps (see with_confidence).
+CALIBRATED_LEVELS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 #: Share of training pairs whose workload sensitivities are hidden (see _fit_transfer).
 MASK_DESCRIPTOR_FRACTION = 0.2  # hardware facts only: the scale of the cold prior
 
@@ -602,9 +605,14 @@ class PerformancePredictor:
                 continue
             s = self._difficulty(part["workload"].to_numpy(object), part["mad"].to_numpy(float))
             r = part["r"].to_numpy(float)
-            lo, hi = _conformal_quantiles(r / s, float(self.confidence))
+            scores = r / s
+            lo, hi = _conformal_quantiles(scores, float(self.confidence))
+            # The same scores at other nominal levels, so with_confidence() needs no refit and the
+            # Model page can draw nominal against observed coverage.
+            levels = sorted(set(CALIBRATED_LEVELS) | {float(self.confidence)})
             self.calibration_[str(tier)] = {"lower": lo, "upper": hi, "n": int(len(r)),
-                                            "median_abs_log_error": float(np.median(np.abs(r)))}
+                                            "median_abs_log_error": float(np.median(np.abs(r))),
+                                            "levels": [[lv, *_conformal_quantiles(scores, lv)] for lv in levels]}
 
     def _difficulty(self, workload_keys: np.ndarray, mad: np.ndarray) -> np.ndarray:
         scale = pd.Series(workload_keys, dtype=object).map(self.workload_scale_).astype(float)
@@ -1041,6 +1049,41 @@ class PerformancePredictor:
             frame = frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
         self._importances = (n_repeats, frame)
         return frame.copy()
+
+    def calibrated_levels(self) -> list[float]:
+        """Nominal levels :meth:`with_confidence` accepts without refitting."""
+        self._require_fitted()
+        tiers = list(self.calibration_.values())
+        if not tiers:  # heuristic only: its intervals are fixed guesses, not calibrated at any level
+            return []
+        common = set.intersection(*({round(lv[0], 6) for lv in t.get("levels", [])} for t in tiers))
+        return sorted(common)
+
+    def with_confidence(self, confidence: float) -> PerformancePredictor:
+        """This fitted predictor with intervals at another nominal level (e.g. 0.5), no refit.
+
+        The conformal quantiles for :data:`CALIBRATED_LEVELS` (and the fitted ``confidence``) are
+        kept by :meth:`fit`; any other level raises ``ValueError`` naming the ones available.
+        Heuristic intervals (no fitted model for a row) are not calibrated and stay as they are.
+        """
+        self._require_fitted()
+        level = float(confidence)
+        if not (0.0 < level < 1.0):
+            raise ValueError(f"confidence: {confidence!r} must be between 0 and 1")
+        if self.method_ != "model":
+            raise ValueError(f"confidence: no fitted model ({self.fallback_reason_}); heuristic intervals are "
+                             "fixed guesses, not calibrated at any level")
+        calibration = {}
+        for tier, cal in self.calibration_.items():
+            match = [lv for lv in cal.get("levels", []) if abs(lv[0] - level) < 1e-9]
+            if not match:
+                raise ValueError(f"confidence: this model keeps calibration for {self.calibrated_levels()} only; "
+                                 f"refit with confidence={level} for another level")
+            calibration[tier] = {**cal, "lower": match[0][1], "upper": match[0][2]}
+        clone = copy.copy(self)
+        clone.confidence = level
+        clone.calibration_ = calibration
+        return clone
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "n_runs_"):

@@ -348,9 +348,6 @@ def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] 
             return _loaded[key], facts
 
 
-CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-
-
 def newest_runs(*, url: str | None = None) -> pd.DataFrame:
     """The newest fraction of successful runs: the held-out set the next candidate is scored on.
 
@@ -365,18 +362,31 @@ def newest_runs(*, url: str | None = None) -> pd.DataFrame:
 
 
 def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
-    """Nominal against observed coverage of the model's intervals on the newest runs."""
+    """Nominal against observed coverage of the model's intervals on the newest runs.
+
+    One row per level the model keeps calibration for (only its own level for a model saved
+    before levels were kept).  Only rows the fitted model predicted count: heuristic intervals
+    are guesses with no nominal level.
+    """
+    columns = ["nominal", "observed", "n"]
     holdout = newest_runs(url=url)
     if holdout.empty:
-        return pd.DataFrame(columns=["nominal", "observed", "n"])
+        return pd.DataFrame(columns=columns)
+    try:
+        levels = model.calibrated_levels() or [float(model.confidence)]
+    except (AttributeError, ValueError):
+        levels = [float(model.confidence)]
     actual = holdout["execution_time_s"].to_numpy(float)
     rows = []
-    levels = CALIBRATION_LEVELS if hasattr(model, "with_confidence") else (float(model.confidence),)
     for level in levels:
-        at_level = model.with_confidence(level) if hasattr(model, "with_confidence") else model
+        at_level = model if abs(level - float(model.confidence)) < 1e-9 else model.with_confidence(level)
         predicted = at_level.predict_frame(holdout)
-        rows.append({"nominal": level, "observed": score(predicted, actual)["coverage"], "n": len(actual)})
-    return pd.DataFrame(rows)
+        fitted = (predicted["method"] == "model").to_numpy(bool)
+        if not fitted.any():
+            return pd.DataFrame(columns=columns)
+        observed = score(predicted.loc[fitted], actual[fitted])["coverage"]
+        rows.append({"nominal": float(level), "observed": observed, "n": int(fitted.sum())})
+    return pd.DataFrame(rows, columns=columns)
 
 
 _importances: dict[tuple[str, int], pd.DataFrame] = {}

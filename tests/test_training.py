@@ -118,3 +118,31 @@ def test_score_measures_error_and_coverage() -> None:
     frame = pd.DataFrame({"predicted_time_s": [10.0, 20.0], "lower_s": [5.0, 25.0], "upper_s": [15.0, 30.0]})
     metrics = training.score(frame, np.array([10.0, 10.0]))
     assert metrics["median_ape"] == pytest.approx(0.5) and metrics["coverage"] == 0.5
+
+
+def test_calibration_curve_spans_the_kept_levels_and_agrees_with_the_version_metrics(benchmark_runs) -> None:
+    result = training.train_now(predictor_factory=small())
+    model, _ = training.active_model()
+    curve = training.calibration_curve(model)
+    assert curve["nominal"].tolist() == model.calibrated_levels() and len(curve) >= 10
+    assert curve["observed"].is_monotonic_increasing  # nested intervals: a higher level never covers less
+    assert curve["observed"].iloc[0] < curve["observed"].iloc[-1]
+    assert (curve["n"] == result.metrics["n_holdout"]).all()  # every held-out run had a fitted prediction
+    at_own_level = curve.loc[np.isclose(curve["nominal"], model.confidence), "observed"].item()
+    assert at_own_level == pytest.approx(result.metrics["coverage"])
+
+
+def test_calibration_curve_of_a_model_saved_without_levels_has_its_own_level_only(benchmark_runs) -> None:
+    training.train_now(predictor_factory=small())
+    model, _ = training.active_model()
+    old = PerformancePredictor.from_bytes(model.to_bytes())
+    old.calibration_ = {tier: {k: v for k, v in cal.items() if k != "levels"} for tier, cal in old.calibration_.items()}
+    curve = training.calibration_curve(old)
+    assert curve["nominal"].tolist() == [model.confidence]
+    with pytest.raises(ValueError, match="refit"):
+        old.with_confidence(0.5)
+
+
+def test_calibration_curve_is_empty_before_there_are_held_out_runs(loaded_db: str) -> None:
+    runs.log_run({"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 10})
+    assert training.calibration_curve(PerformancePredictor()).empty

@@ -62,3 +62,7 @@ def test_model_page_before_and_after_training(app, trained: int) -> None:
     assert not at.exception, [e.value for e in at.exception]
     versions = at.dataframe[0].value
     assert versions["version"].tolist() == [trained] and versions["status"].tolist() == ["active"]
+    n_holdout = len(training.newest_runs())
+    calibration = [c.value for c in at.caption if "at each nominal level" in c.value]
+    assert calibration == [f"Intervals of version {trained} at each nominal level, scored on the {n_holdout} newest "
+                           "runs it did not train on. Above the diagonal: wider than needed; below: overconfident."]
