@@ -6,6 +6,7 @@ loading twice gives the same rows, and a row a user edited (or added) is never o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -204,19 +205,28 @@ def load_platforms(path: str | Path | None = None, *, provider: str = "lambda", 
         except ValueError as exc:
             report.errors.append(CatalogError(str(path), int(record["_line"]), str(exc)))
     with session_scope(url) as session:
-        existing = {
-            p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == provider)).all()
-        }
-        for instance_type, values in parsed:
-            current = existing.get(instance_type)
-            row, changed = _upsert(
-                session, current, values,
-                lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
-                report, protected=current is not None and (current.user_edited or current.origin == "user"),
-            )
-            if "price_per_hour_usd" in changed:
-                _record_price(session, row, "catalogue")
+        _upsert_platforms(session, provider, parsed, report, price_source="catalogue")
     return report
+
+
+def _upsert_platforms(session, provider: str, rows: Iterable[tuple[str, dict[str, Any]]],  # noqa: ANN001
+                      report: LoadReport, *, price_source: str) -> None:
+    """Upsert one provider's catalogue rows (instance_type, values); a changed price joins the price history.
+
+    A row a user edited or added is kept (see :func:`_upsert`).  A key seen earlier in the same load
+    updates that row rather than inserting a second one.
+    """
+    existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == provider))}
+    for instance_type, values in rows:
+        current = existing.get(instance_type)
+        row, changed = _upsert(
+            session, current, values,
+            lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
+            report, protected=current is not None and (current.user_edited or current.origin == "user"),
+        )
+        existing[instance_type] = row
+        if "price_per_hour_usd" in changed:
+            _record_price(session, row, price_source)
 
 
 def _record_price(session, platform: Platform, source: str) -> None:  # noqa: ANN001 - Session
@@ -343,6 +353,8 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
         spot = _number(values.get("spot_price_per_hour_usd"))
     except (TypeError, ValueError):
         raise CatalogueInputError("spot_price_per_hour_usd", "is not a number") from None
+    if spot is not None and not (math.isfinite(spot) and spot >= 0):
+        raise CatalogueInputError("spot_price_per_hour_usd", f"must be a finite number >= 0, got {spot!r}")
     parsed["spot_price_per_hour_usd"] = spot
     parsed["notes"] = _none_if_blank(values.get("notes"))
     with session_scope(url) as session:
@@ -421,17 +433,7 @@ def import_cloud_prices(path: str | Path, *, skip_providers: Iterable[str] = ("l
         by_provider.setdefault(provider, []).append((str(record["instance_type_or_product"]).strip(), values))
     with session_scope(url) as session:
         for provider, rows in by_provider.items():
-            existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == provider))}
-            for instance_type, values in rows:
-                current = existing.get(instance_type)
-                row, changed = _upsert(
-                    session, current, values,
-                    lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
-                    report, protected=current is not None and (current.user_edited or current.origin == "user"),
-                )
-                existing[instance_type] = row
-                if "price_per_hour_usd" in changed:
-                    _record_price(session, row, "import")
+            _upsert_platforms(session, provider, rows, report, price_source="import")
     return report
 
 

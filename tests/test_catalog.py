@@ -78,6 +78,8 @@ def test_user_edits_and_added_platforms_survive_a_reload(loaded_db: str) -> None
         ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 0}, "gpu_count"),
         ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "price_per_hour_usd": -2}, "price_per_hour_usd"),
         ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "ram_gb": "lots"}, "ram_gb"),
+        ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "spot_price_per_hour_usd": -0.5},
+         "spot_price_per_hour_usd"),
     ],
 )
 def test_bad_platform_input_names_the_field_and_writes_nothing(loaded_db: str, values: dict, field: str) -> None:
