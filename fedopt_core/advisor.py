@@ -186,7 +186,10 @@ def spot_advice(task: Mapping[str, Any], platforms: pd.DataFrame, *, preemptions
     Without a preemption rate from the user, it is learned from the group's usage sessions that
     ended in preemption; with neither, the advisor is not run (returns an empty frame).
     """
-    with_spot = platforms[platforms["spot_price_per_hour_usd"].notna()].copy()
+    # Both prices positive: a free machine (the group's own) has no spot-versus-on-demand question.
+    spot = pd.to_numeric(platforms["spot_price_per_hour_usd"], errors="coerce")
+    on_demand = pd.to_numeric(platforms["price_per_hour_usd"], errors="coerce")
+    with_spot = platforms[(spot > 0) & (on_demand > 0)].copy()
     if with_spot.empty:
         return with_spot
     if preemptions_per_hour is None:

@@ -333,15 +333,16 @@ def _check_work_units(work_units: Any) -> int:
     return int(w)
 
 
-def _check_limit(value: Any, name: str) -> float | None:
+def _check_limit(value: Any, name: str, *, zero_ok: bool = False) -> float | None:
     if value is None:
         return None
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise PlanningError(name, f"must be a number, got {value!r}") from None
-    if math.isnan(v) or v <= 0:
-        raise PlanningError(name, f"must be positive (or None for no limit), got {value!r}")
+    if math.isnan(v) or v < 0 or (v == 0 and not zero_ok):
+        rule = ">= 0" if zero_ok else "positive"
+        raise PlanningError(name, f"must be {rule} (or None for no limit), got {value!r}")
     return None if math.isinf(v) else v
 
 
@@ -376,7 +377,8 @@ def _prepare_platforms(platforms: pd.DataFrame, confident: bool) -> _Platforms:
     _fail_rows("seconds_per_unit_upper", ~np.isnan(upper) & ~(np.isfinite(upper) & (upper >= rate)), names, upper,
                "empty or a finite number >= seconds_per_unit")
     price = _column(platforms, "price_per_hour_usd")
-    _fail_rows("price_per_hour_usd", ~(np.isfinite(price) & (price > 0)), names, price, "a positive finite number")
+    # 0 is a real price: the group's own machines cost nothing per hour.
+    _fail_rows("price_per_hour_usd", ~(np.isfinite(price) & (price >= 0)), names, price, "a finite number >= 0")
     count = _column(platforms, "count")
     _fail_rows("count", ~(np.isfinite(count) & (count >= 1) & (count == np.floor(count))), names, count,
                "a whole number >= 1")
@@ -501,8 +503,11 @@ class _Oracle:
             return None
         n = idx.size
         f, v = P.fixed_usd[idx], P.per_unit_usd[idx]
-        # HiGHS stops at an absolute gap of 1e-6: scale the objective so a typical plan costs ~1e6.
-        scale = 1e6 / max(float(np.min(f + v * W)), 1e-300)
+        # HiGHS stops at an absolute gap of 1e-6: scale the objective so a typical paid plan costs ~1e6. Free
+        # platforms cost 0 and must not set the scale (1e6 / 0 would overflow every other cost).
+        whole_job = f + v * W
+        paid = whole_job[whole_job > 0]
+        scale = 1e6 / max(float(paid.min()), 1e-300) if paid.size else 1.0
         c = np.concatenate([f, v]) * scale
         eye = sparse.identity(n, format="csr")
         A = sparse.vstack([
@@ -530,6 +535,17 @@ class _Oracle:
         free = (P.fixed_usd == 0) & (units > 0)
         machines[free] = np.minimum(P.count[free], units[free])
         return _Alloc(machines=machines, units=units, optimal=res.status == 0)
+
+
+def _free_only(P: _Platforms, W: int) -> _Alloc | None:
+    """Fastest plan on the free platforms (price 0) alone -- the only plans that cost nothing; None without any."""
+    idx = np.flatnonzero(P.price == 0)
+    if idx.size == 0:
+        return None
+    sub = _water_fill(P.subset(idx), W)
+    machines, units = np.zeros_like(P.count), np.zeros_like(P.count)
+    machines[idx], units[idx] = sub.machines, sub.units
+    return _Alloc(machines=machines, units=units)
 
 
 def _fastest_within_budget(oracle: _Oracle, budget: float, fastest: _Alloc, at_fastest: _Alloc | None,
@@ -619,7 +635,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def _fmt_usd(usd: float) -> str:
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+    return f"${usd:,.2f}" if usd >= 1 or usd == 0 else f"${usd:.4f}"
 
 
 def _build_plan(P: _Platforms, a: _Alloc, W: int, objective: str, confident: bool, method: str) -> ShardPlan:
@@ -678,12 +694,15 @@ def plan_shards(
 
     ``platforms`` has one row per platform: ``platform`` (unique name), ``seconds_per_unit``, optional
     ``seconds_per_unit_upper`` (upper bound of the prediction interval; NaN -> nominal), ``price_per_hour_usd`` (per
-    machine), ``count`` (machines available) and optional ``overhead_s`` (start-up plus data transfer, paid once by
+    machine; 0 for the group's own machines), ``count`` (machines available) and optional ``overhead_s`` (start-up plus data transfer, paid once by
     every machine that gets work; default 0). Machines start together at t = 0 and are paid (per second) from start
     until their own shard is done; a machine given no units is not started and costs nothing.
 
     * ``objective="makespan"``: finish as early as possible, within ``budget_usd`` if given.
-    * ``objective="cost"``: spend as little as possible, finishing by ``deadline_s`` if given.
+    * ``objective="cost"``: spend as little as possible, finishing by ``deadline_s`` if given; when free machines
+      alone can do that, the fastest plan on them.
+
+    A ``budget_usd`` of 0 allows only free machines (price 0).
 
     With ``confident=True`` the plan is made, and deadline and budget are checked, on the upper-bound rates (where
     given), so they hold with the interval's confidence; nominal and upper finish times are both reported.
@@ -698,8 +717,8 @@ def plan_shards(
     machines differ by at most one unit, and every constraint is checked on the final whole-unit plan.
     ``time_limit_s`` bounds each MILP; a plan not proven optimal in time says so in ``proven_optimal``.
 
-    Bad input (non-positive or NaN work, rates, prices, counts, negative overhead, bad deadline or budget, unknown
-    objective) raises :class:`PlanningError` naming the field. A deadline or budget that no plan can meet does not
+    Bad input (non-positive or NaN work, rates, counts; negative, NaN or infinite prices; negative overhead; bad
+    deadline or budget; unknown objective) raises :class:`PlanningError` naming the field. A deadline or budget that no plan can meet does not
     raise: the returned plan has ``feasible=False``, ``violations`` naming the constraint(s), and is the plan that
     comes closest -- the budget is kept if any plan can keep it (then it is the fastest such plan, which misses the
     deadline by the least); otherwise it is the cheapest plan that meets the deadline, or the cheapest plan overall.
@@ -713,7 +732,7 @@ def plan_shards(
         raise PlanningError("objective", f"must be 'makespan' or 'cost', got {objective!r}")
     W = _check_work_units(work_units)
     deadline = _check_limit(deadline_s, "deadline_s")
-    budget = _check_limit(budget_usd, "budget_usd")
+    budget = _check_limit(budget_usd, "budget_usd", zero_ok=True)  # 0: only the group's free machines
     for name, value in (("min_improvement", min_improvement), ("makespan_rtol", makespan_rtol),
                         ("time_limit_s", time_limit_s)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
@@ -753,6 +772,9 @@ def _solve(P: _Platforms, W: int, objective: str, deadline: float | None, budget
     def fastest_within_budget() -> tuple[_Alloc | None, str]:
         if fits(fastest):
             return fastest, "water-filling (exact)"
+        if budget == 0:  # exactly the plans on free machines fit; the search below would crawl along cost 0
+            free = _free_only(P, W)
+            return (free, "water-filling over free machines (exact)") if free is not None else (None, "")
         at_fastest = oracle(_alloc_makespan(P, fastest))  # a cheaper plan may reach the same makespan
         if at_fastest is not None and fits(at_fastest):
             return at_fastest, "water-filling + MILP"
@@ -768,6 +790,12 @@ def _solve(P: _Platforms, W: int, objective: str, deadline: float | None, budget
     if objective == "cost":
         meets = oracle(math.inf if deadline is None else deadline)
         if meets is not None and fits(meets):
+            if _alloc_cost(P, meets) == 0:
+                # Free machines can do it all by the deadline: every such plan costs nothing, so take the fastest
+                # of them rather than whichever split the MILP happened to return.
+                free = _free_only(P, W)
+                assert free is not None  # a plan costing 0 uses free platforms only
+                return free, "water-filling over free machines (exact)", []
             return meets, "MILP (exact)", []
     alloc, method = fastest_within_budget()
     if alloc is not None:
@@ -812,7 +840,9 @@ def _explain(plan: ShardPlan, P: _Platforms, objective: str, deadline: float | N
         unused = ~np.isin(P.name, plan.shards["platform"].unique())
         if objective == "makespan":
             slow_start = unused & (P.overhead + P.rate >= t * (1 - _RTOL))
-            if budget is not None and usd >= budget * (1 - 1e-6):
+            if budget == 0 and not (unused & (P.price == 0)).any():
+                reason = f"a budget of {_fmt_usd(0)} rules out every paid platform, and {used} is the only free one"
+            elif budget is not None and budget > 0 and usd >= budget * (1 - 1e-6):
                 reason = f"the budget of {_fmt_usd(budget)} is used up by {used} alone"
             elif slow_start.any():
                 k = int(np.flatnonzero(slow_start)[np.argmax(P.overhead[slow_start])])

@@ -272,7 +272,8 @@ def test_does_not_modify_input():
         ({}, ("seconds_per_unit", -1.0), "seconds_per_unit"),
         ({}, ("seconds_per_unit", np.nan), "seconds_per_unit"),
         ({}, ("seconds_per_unit_upper", 0.5), "seconds_per_unit_upper"),
-        ({}, ("price_per_hour_usd", 0.0), "price_per_hour_usd"),
+        ({}, ("price_per_hour_usd", np.nan), "price_per_hour_usd"),
+        ({}, ("price_per_hour_usd", np.inf), "price_per_hour_usd"),
         ({}, ("price_per_hour_usd", -2.0), "price_per_hour_usd"),
         ({}, ("count", 0), "count"),
         ({}, ("count", 1.5), "count"),
@@ -281,7 +282,9 @@ def test_does_not_modify_input():
         ({}, ("overhead_s", np.nan), "overhead_s"),
         ({"deadline_s": -10}, None, "deadline_s"),
         ({"deadline_s": float("nan")}, None, "deadline_s"),
-        ({"budget_usd": 0}, None, "budget_usd"),
+        ({"budget_usd": -1}, None, "budget_usd"),
+        ({"budget_usd": float("nan")}, None, "budget_usd"),
+        ({"deadline_s": 0}, None, "deadline_s"),
         ({"objective": "speed"}, None, "objective"),
         ({}, ("drop", "count"), "count"),
         ({}, ("drop", "seconds_per_unit"), "seconds_per_unit"),
@@ -479,6 +482,105 @@ def test_plan_is_optimal_against_brute_force(rows, work, objective, deadline, bu
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Shard planner: free machines (price 0: the group's own)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_cost_plan_puts_everything_on_free_machines_that_meet_the_deadline():
+    df = frame([2.0, 1.0], prices=[0.0, 3.6], counts=[2, 4], names=["own", "cloud"])
+    plan = plan_shards(100, df, objective="cost", deadline_s=100.0)
+    assert plan.feasible
+    assert plan.shards["platform"].unique().tolist() == ["own"]
+    assert plan.totals["machines"] == 2  # 50 units x 2 s on each own machine: exactly the deadline
+    assert plan.totals["cost_usd"] == 0.0 and plan.totals["cost_upper_usd"] == 0.0
+    assert plan.to_frame()["cost_usd"].tolist() == [0.0]
+    assert "$0.00" in plan.message
+    unbounded = plan_shards(100, df, objective="cost")
+    assert unbounded.totals["cost_usd"] == 0.0
+    assert unbounded.totals["makespan_s"] == pytest.approx(100.0)  # the fastest of the free plans
+
+
+def test_cost_plan_fills_free_machines_then_pays_for_the_rest():
+    df = frame([2.0, 1.0], prices=[0.0, 3.6], counts=[2, 4], names=["own", "cloud"])
+    plan = plan_shards(100, df, objective="cost", deadline_s=60.0)
+    units = plan.shards.groupby("platform")["units"].sum().to_dict()
+    assert plan.feasible
+    assert units == {"own": 60, "cloud": 40}  # own machines do 30 units each by t = 60
+    assert plan.totals["cost_usd"] == pytest.approx(3.6 / 3600 * 40 * 1.0)
+    assert plan.totals["makespan_s"] <= 60.0
+
+
+def test_free_machines_are_planned_by_makespan_and_a_zero_budget_keeps_to_them():
+    df = frame([1.0, 1.0], prices=[0.0, 3.6], names=["own", "cloud"])
+    fastest = plan_shards(100, df)
+    assert set(fastest.shards["platform"]) == {"own", "cloud"}
+    assert fastest.totals["makespan_s"] == pytest.approx(50.0)
+    free = plan_shards(100, df, budget_usd=0)
+    assert free.feasible and free.violations == []
+    assert free.shards["platform"].tolist() == ["own"]
+    assert free.totals["cost_usd"] == 0.0
+    assert free.totals["makespan_s"] == pytest.approx(100.0)
+    assert "paid platform" in free.message
+
+
+def test_zero_budget_with_only_free_machines_is_feasible():
+    df = frame([1.0, 3.0], prices=[0.0, 0.0], names=["fast", "slow"])
+    for objective in ("makespan", "cost"):
+        plan = plan_shards(1200, df, objective=objective, budget_usd=0.0)
+        assert plan.feasible, plan.message
+        assert plan.totals["cost_usd"] == 0.0
+        assert plan.totals["makespan_s"] == pytest.approx(900.0)  # as test_known_case_two_rates, for free
+
+
+def test_zero_budget_without_free_machines_is_infeasible_and_says_so():
+    plan = plan_shards(100, frame([1.0, 2.0], prices=[3.6, 1.8]), budget_usd=0)
+    assert not plan.feasible
+    assert [v.split(":")[0] for v in plan.violations] == ["budget_usd"]
+    assert plan.totals["cost_usd"] == pytest.approx(0.1)  # the cheapest plan: $1.8/h x 200 s on p1, or p0 alike
+    assert "$0.00" in plan.message
+
+
+@pytest.mark.parametrize("bad", [-0.01, -np.inf, np.inf, np.nan])
+def test_a_bad_price_is_refused_naming_the_platform(bad):
+    df = frame([1.0, 2.0], prices=[0.0, 1.0], names=["lab-dgx", "cloud-a100"])
+    df.loc[1, "price_per_hour_usd"] = bad
+    with pytest.raises(PlanningError) as err:
+        plan_shards(10, df)
+    assert err.value.field == "price_per_hour_usd"
+    assert "cloud-a100" in str(err.value) and "lab-dgx" not in str(err.value)
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(platform_rows, min_size=1, max_size=3), free=st.sets(st.integers(0, 2), min_size=1),
+       work=st.integers(1, 7), objective=st.sampled_from(["makespan", "cost"]),
+       deadline=st.one_of(st.none(), st.floats(0.5, 40.0)),
+       budget=st.one_of(st.none(), st.just(0.0), st.floats(0.0005, 0.5)))
+def test_plans_with_free_machines_are_optimal_against_brute_force(rows, free, work, objective, deadline, budget):
+    df = build(rows)
+    if df["count"].sum() > 4:
+        df["count"] = 1
+    df.loc[df.index.isin(free), "price_per_hour_usd"] = 0.0
+    if not (df["price_per_hour_usd"] == 0).any():
+        df.loc[0, "price_per_hour_usd"] = 0.0
+    df["seconds_per_unit_upper"] = df["seconds_per_unit_upper"].fillna(df["seconds_per_unit"])
+    plan = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, makespan_rtol=0)
+    options = brute_force(df, work, deadline, budget, "seconds_per_unit_upper")
+    feasible = [o for o in options if o[2]]
+    assert plan.feasible == bool(feasible)
+    assert plan.totals["units"] == work
+    if not feasible:
+        return
+    if objective == "makespan":
+        assert plan.planned_makespan_s == pytest.approx(min(o[0] for o in feasible), rel=1e-7)
+        return
+    cheapest = min(o[1] for o in feasible)
+    assert plan.planned_cost_usd == pytest.approx(cheapest, rel=1e-7)
+    if cheapest == 0:  # free machines suffice: of the plans costing nothing, the fastest
+        assert plan.planned_cost_usd == 0.0
+        assert plan.planned_makespan_s == pytest.approx(min(o[0] for o in feasible if o[1] == 0), rel=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # plan_for_task with a deterministic test double
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -548,6 +650,16 @@ def test_plan_for_task_custom_count_column_and_missing_prediction():
     with pytest.raises(PlanningError) as err:
         plan_for_task({}, platforms, predictor, 1000)
     assert err.value.field == "count"
+
+
+def test_plan_for_task_plans_the_groups_own_machines_at_no_cost():
+    platforms = pd.DataFrame({"platform": ["lab-a100", "cloud-h100"], "gpu_type": ["A100", "H100"],
+                              "provider": ["on-prem", "lambda"], "price_per_hour_usd": [0.0, 3.0], "count": [2, 1]})
+    predictor = LinearPredictor({"A100": 0.02, "H100": 0.01}, fixed_s=0.0)
+    plan = plan_for_task({"workload": "resnet50"}, platforms, predictor, 10_000, objective="cost", startup_s=0.0)
+    assert plan.feasible
+    assert plan.shards["platform"].unique().tolist() == ["lab-a100"]
+    assert plan.totals["cost_usd"] == 0.0 and plan.totals["machines"] == 2
 
 
 # ---------------------------------------------------------------------------------------------------------------
