@@ -6,7 +6,7 @@ from datetime import datetime, time, timezone
 import streamlit as st
 
 from fedopt_core import accounts, auth, crypto
-from pages.ui_common import clear_caches, platforms, require_role
+from pages.ui_common import clear_caches, money_column, platforms, require_role
 
 require_role("admin")
 
@@ -59,9 +59,9 @@ else:
             "monthly_quota_hours": st.column_config.NumberColumn("Quota (h/month)", format="%.1f"),
             "hours_this_month": st.column_config.NumberColumn("Used (h)", format="%.1f"),
             "hours_left": st.column_config.NumberColumn("Left (h)", format="%.1f"),
-            "monthly_budget_usd": st.column_config.NumberColumn("Budget (USD/month)", format="$%.2f"),
-            "cost_this_month_usd": st.column_config.NumberColumn("Spent (USD)", format="$%.2f"),
-            "budget_left_usd": st.column_config.NumberColumn("Left (USD)", format="$%.2f"),
+            "monthly_budget_usd": money_column("Budget (USD/month)"),
+            "cost_this_month_usd": money_column("Spent (USD)"),
+            "budget_left_usd": money_column("Left (USD)"),
             "ends_on": st.column_config.DateColumn("Ends on"),
         },
     )
@@ -178,6 +178,6 @@ else:
         width="stretch",
         column_config={
             "hours_in_window": st.column_config.NumberColumn("Hours this month", format="%.2f"),
-            "cost_in_window_usd": st.column_config.NumberColumn("USD this month", format="$%.2f"),
+            "cost_in_window_usd": money_column("USD this month"),
         },
     )

@@ -6,11 +6,16 @@ beyond caching: every function calls fedopt_core.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
 from fedopt_core import auth, catalog, overview
 from fedopt_core.db import DatabaseError, ensure_database
+
+if TYPE_CHECKING:
+    from streamlit.elements.lib.column_types import ColumnConfig
 
 
 @st.cache_resource(show_spinner="Preparing the database…")
@@ -59,6 +64,14 @@ def clear_caches() -> None:
     counts.clear()
     platforms.clear()
     techniques.clear()
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def money_column(label: str) -> ColumnConfig:
+    """A USD column for ``st.dataframe``, so money reads the same way on every page."""
+    return st.column_config.NumberColumn(label, format="$%.2f")
 
 
 # --------------------------------------------------------------------------- sign-in and roles

@@ -5,7 +5,7 @@ import re
 import streamlit as st
 
 from fedopt_core import accounts, reports
-from pages.ui_common import require_role
+from pages.ui_common import money_column, require_role
 
 require_role("member")
 
@@ -61,12 +61,12 @@ else:
             "forecast_hours": st.column_config.NumberColumn("Forecast (h)", format="%.1f"),
             "forecast_hours_low": st.column_config.NumberColumn("low", format="%.1f"),
             "forecast_hours_high": st.column_config.NumberColumn("high", format="%.1f"),
-            "monthly_budget_usd": st.column_config.NumberColumn("Budget", format="$%.2f"),
-            "cost_used_usd": st.column_config.NumberColumn("Spent", format="$%.2f"),
+            "monthly_budget_usd": money_column("Budget"),
+            "cost_used_usd": money_column("Spent"),
             "budget_used_pct": st.column_config.NumberColumn("Budget used", format="%.0f%%"),
-            "forecast_cost_usd": st.column_config.NumberColumn("Forecast", format="$%.2f"),
-            "forecast_cost_usd_low": st.column_config.NumberColumn("low", format="$%.2f"),
-            "forecast_cost_usd_high": st.column_config.NumberColumn("high", format="$%.2f"),
+            "forecast_cost_usd": money_column("Forecast"),
+            "forecast_cost_usd_low": money_column("low"),
+            "forecast_cost_usd_high": money_column("high"),
         },
     )
 
