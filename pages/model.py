@@ -18,6 +18,15 @@ st.caption("Each trained model is a version, scored on the newest runs it did no
 @st.fragment(run_every=2)
 def training_panel() -> None:
     status = training.training_status()
+    # A retrain that ends while the page is open (started here or anywhere else) changes the
+    # versions, metrics and charts below this fragment: rerun the whole page once when it does.
+    ended_at = status.get("at") if status.get("stage") in ("done", "failed") and not status.get("running") else None
+    if "training_ended_at" not in st.session_state:
+        st.session_state.training_ended_at = ended_at
+    elif ended_at != st.session_state.training_ended_at:
+        st.session_state.training_ended_at = ended_at
+        clear_caches()
+        st.rerun(scope="app")
     if status.get("running"):
         st.progress(float(status.get("fraction", 0.0)), text=f"Training: {status.get('stage', '…')}")
     elif status.get("stage") == "failed":
@@ -45,9 +54,13 @@ else:
         c1, c2 = st.columns([2, 1])
         chosen = c1.selectbox("Activate an older version (roll back)", stored)
         if c2.button("Activate"):
-            training.activate_version(int(chosen))
-            clear_caches()
-            st.rerun()
+            try:
+                training.activate_version(int(chosen))
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                clear_caches()
+                st.rerun()
 
 st.subheader("Accuracy on real outcomes")
 pairs = runs.prediction_pairs()
