@@ -100,7 +100,16 @@ def lambda_benchmark_runs(raw: pd.DataFrame) -> pd.DataFrame:
         out["work_unit_name"] = unit.where(unit.isna(), unit.astype(str)
                                          .str.replace(r"^.*/s \(.*;\s*(.+)\)$", r"\1", regex=True)
                                          .str.replace(r"/s$", "", regex=True))
-    return schema.normalise_frame(out)[[*schema.RUN_FIELDS, *extras]]
+    mapped = schema.normalise_frame(out)
+    # Keep a value that is not a number as given: validation then says "is not a number" for its line
+    # instead of reporting a required value as missing.
+    for name in schema.NUMERIC_FIELDS:
+        if name in out.columns:
+            given = out[name].notna() & (out[name].astype(str).str.strip() != "")
+            unreadable = given & mapped[name].isna()
+            if unreadable.any():
+                mapped[name] = mapped[name].astype(object).where(~unreadable, out[name])
+    return mapped[[*schema.RUN_FIELDS, *extras]]
 
 
 def load_lambda_benchmarks(path: str | Path) -> pd.DataFrame:

@@ -95,8 +95,9 @@ with tab_log:
         text_values = {}
         for i, (name, label) in enumerate(TEXT_FIELDS.items()):
             text_values[name] = (c1 if i % 2 == 0 else c2).text_input(label, value=_text(prefill, name), key=f"log_{name}")
+        last_count = _number(prefill, "gpu_count")  # 0 is a real count: a CPU-only run
         gpu_count = c1.number_input("GPU count", min_value=0, max_value=4096, step=1,
-                                    value=int(_number(prefill, "gpu_count") or 1), key="log_gpu_count")
+                                    value=1 if last_count is None else int(last_count), key="log_gpu_count")
         batch_size = c2.number_input("Global batch size", min_value=0.0, value=_number(prefill, "batch_size"),
                                      step=1.0, key="log_batch_size")
         work_units = c1.number_input("Work units (samples, steps …)", min_value=0.0,

@@ -105,6 +105,19 @@ def test_header_case_and_exported_bookkeeping_columns_are_accepted(empty_db: str
     assert row["id"] == 1 and row["run_key"] != "abc"  # the database's own, not the file's
 
 
+def test_a_benchmark_row_with_text_for_a_number_is_reported_as_such(empty_db: str, shared_data: Path) -> None:
+    lines = (shared_data / "gpu_benchmarks.csv").read_text(encoding="utf-8").splitlines()[:4]
+    header = lines[0].split(",")
+    bad = next(csv.reader([lines[2]]))
+    bad[header.index("time_per_1M_units_s")] = "fast"
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, next(csv.reader([lines[1]])), bad,
+                                                       next(csv.reader([lines[3]]))])
+    result = runs.import_csv(buffer.getvalue().encode())
+    assert result.format == "lambda_benchmark" and result.inserted == 2
+    assert [(e.line, e.field, e.message) for e in result.errors] == [(3, "execution_time_s", "is not a number")]
+
+
 # --------------------------------------------------------------------------- the public benchmark
 
 

@@ -34,6 +34,14 @@ def test_the_page_opens_and_shows_the_empty_state(app, loaded_db: str) -> None:
     assert any("No runs yet" in m for m in messages(at, "info"))
 
 
+def test_the_form_is_prefilled_from_the_last_run_including_a_cpu_count_of_zero(app, loaded_db: str) -> None:
+    runs.log_run({"workload": "etl", "gpu_type": "cpu", "gpu_count": 0, "vcpus": 16, "execution_time_s": 60})
+    at = app(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="log_workload").value == "etl"
+    assert at.number_input(key="log_gpu_count").value == 0
+
+
 def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
     at = app(PAGE)
     fill_form(at, workload="resnet50", gpu_type="H100 SXM5", platform="gpu_8x_h100_sxm5")
