@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from fedopt_core import auth, runs
+from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.schema import ValidationError
 from pages.ui_common import after_runs_logged, clear_caches, require_role
@@ -160,7 +161,16 @@ with tab_import:
     st.download_button("Download an empty template", runs.template_csv(), file_name="fedopt-runs-template.csv",
                        mime="text/csv", key="template_download")
     uploaded = st.file_uploader("CSV file", type=["csv", "txt"], key="import_file", max_upload_size=limit_mb)
+    benchmark = get_settings().shared_data_dir / "gpu_benchmarks.csv"
+    source = None
     if st.button("Import", key="import_go", disabled=uploaded is None or not can_write):
+        source = uploaded
+    if benchmark.is_file():
+        st.caption(f"No runs of your own yet? Lambda's public benchmark ({benchmark}) gives the model real "
+                   "measurements of 30 GPU models to start from; your own runs are added to them.")
+        if st.button("Import the public benchmark", key="import_benchmark", disabled=not can_write):
+            source = benchmark
+    if source is not None:
         bar = st.progress(0.0, text="Importing…")
 
         def report(done: int, total: int) -> None:
@@ -168,7 +178,7 @@ with tab_import:
 
         result = None
         try:
-            result = runs.import_csv(uploaded, progress=report)
+            result = runs.import_csv(source, progress=report)
         except CsvFormatError as exc:
             st.error(f"Not imported — {exc}")
         except runs.ImportAborted as exc:

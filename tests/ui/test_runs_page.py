@@ -205,3 +205,18 @@ def test_a_viewer_sees_the_history_but_cannot_log(app, loaded_db: str, monkeypat
     assert not [b for b in at.button if b.key in ("delete_run", "edit_submit")]
     with pytest.raises(auth.PermissionDenied):  # and the core refuses even if the page did not
         runs.log_run({"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5})
+
+
+def test_the_public_benchmark_imports_with_one_button(app, loaded_db: str, shared_data, tmp_path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEDOPT_SHARED_DATA", str(shared_data))
+    at = app(PAGE)
+    at.button(key="import_benchmark").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    rows = len(pd.read_csv(shared_data / "gpu_benchmarks.csv"))
+    table = stored(loaded_db)
+    assert len(table) == rows and set(table["source"]) == {"benchmark"}
+    assert any(m.startswith(f"{rows:,} runs imported (lambda benchmark format)") for m in messages(at, "success"))
+    # Without the file (a path the user moved), the page offers no such button.
+    monkeypatch.setenv("FEDOPT_SHARED_DATA", str(tmp_path))
+    assert not [b for b in app(PAGE).button if b.key == "import_benchmark"]
