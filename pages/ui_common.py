@@ -117,12 +117,28 @@ def sign_in() -> auth.Actor:
     return actor
 
 
+def _leave_legacy_page_mode() -> None:
+    """Open the app shell (sidebar, wide layout, navigation) around a deep link on a fresh server.
+
+    Until some session has called st.navigation, Streamlit treats the pages/ folder as an old-style
+    multipage app and runs a bookmarked /runs as pages/runs.py alone, without streamlit_app.py.
+    Running the shell here (it runs this page again, inside it) and stopping this outer run keeps
+    the user's widget input, which a rerun would drop.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        run_shell()
+        st.stop()
+
+
 def require_role(role: str = "viewer") -> auth.Actor:
     """First line of every page: sign-in and role, checked by the page itself.
 
     A page must not trust that streamlit_app.py ran first: on a fresh server Streamlit can
     serve a script from pages/ directly, before any st.navigation exists.
     """
+    _leave_legacy_page_mode()
     ensure_ready()
     actor = _identity()
     if actor is None:
@@ -134,3 +150,54 @@ def require_role(role: str = "viewer") -> auth.Actor:
         st.error(f"This page needs the {role} role; you are signed in as a {actor.role}.")
         st.stop()
     return actor
+
+
+# --------------------------------------------------------------------------- the app shell
+
+#: (section, page script, title, icon, url path, least role that may open it)
+PAGES = [
+    ("Start", "pages/overview.py", "Overview", ":material/home:", "overview", "viewer"),
+    ("Decide", "pages/predict.py", "Predict & compare", ":material/query_stats:", "predict", "viewer"),
+    ("Decide", "pages/plan.py", "Plan", ":material/view_timeline:", "plan", "viewer"),
+    ("Catalogue", "pages/platforms.py", "Platforms", ":material/dns:", "platforms", "viewer"),
+    ("Catalogue", "pages/techniques.py", "Techniques", ":material/lightbulb:", "techniques", "viewer"),
+    ("Learn", "pages/runs.py", "Runs", ":material/timer:", "runs", "viewer"),
+    ("Learn", "pages/model.py", "Model", ":material/model_training:", "model", "viewer"),
+    ("Money", "pages/accounts.py", "Accounts", ":material/account_balance_wallet:", "accounts", "admin"),
+    ("Money", "pages/usage_review.py", "Usage review", ":material/monitoring:", "usage", "member"),
+    ("Money", "pages/machines.py", "Machines", ":material/memory:", "machines", "admin"),
+    ("Admin", "pages/admin.py", "Audit & roles", ":material/admin_panel_settings:", "admin", "admin"),
+]
+
+
+def run_shell() -> None:
+    """The dashboard: sign-in, the pages this user may open, the shared sidebar, then the page."""
+    st.set_page_config(page_title="fedopt", page_icon=":material/bolt:", layout="wide")
+    ensure_ready()
+    actor = sign_in()
+    sections: dict[str, list] = {}
+    for section, script, title, icon, url_path, role in PAGES:
+        if actor.can(role):  # a page the user may not open is not even listed
+            sections.setdefault(section, []).append(
+                st.Page(script, title=title, icon=icon, url_path=url_path, default=script == "pages/overview.py")
+            )
+    navigation = st.navigation(sections, position="hidden")
+
+    with st.sidebar:
+        for section, section_pages in sections.items():
+            st.caption(section)
+            for page in section_pages:
+                st.page_link(page)
+        st.divider()
+        numbers = counts()
+        st.caption("Database")
+        st.code(overview.database_label(), language=None)
+        st.caption(
+            f"{numbers['gpu_platforms']} GPU platforms · {numbers['runs']} runs · "
+            f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
+        )
+        if actor.signed_in:
+            st.caption(f"Signed in as {actor.name} ({actor.role})")
+            st.button("Sign out", on_click=st.logout)
+
+    navigation.run()

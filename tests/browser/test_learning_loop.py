@@ -78,6 +78,9 @@ def page(browser):
 def open_page(page, url: str, heading: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    # Every page opens inside the app shell, even as the first request to a fresh server (this
+    # module's pages are all deep links): Streamlit would otherwise run pages/*.py on their own.
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Overview").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_for_script(page)
 
 

@@ -26,6 +26,16 @@ def test_sidebar_shows_database_and_counts(app) -> None:
     assert any("fedopt.db" in c.value for c in at.sidebar.code)
 
 
+@pytest.mark.parametrize("page", ["pages/runs.py", "pages/model.py", "pages/accounts.py"])
+def test_a_page_opened_directly_runs_once_inside_the_shell(app, page: str, loaded_db: str) -> None:
+    """AppTest starts every run in Streamlit's old pages/ mode, as a fresh server does for a deep link
+    (widget input surviving that is checked by the form tests, e.g. adding an account)."""
+    at = app(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("GPU platforms" in c.value for c in at.sidebar.caption)
+    assert len([t for t in at.title]) == 1  # the page ran once, inside the shell
+
+
 def test_platform_search_filters_and_empty_state(app) -> None:
     at = app("pages/platforms.py")
     total = len(at.dataframe[0].value)
