@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import threading
 
 import numpy as np
@@ -146,3 +147,17 @@ def test_calibration_curve_of_a_model_saved_without_levels_has_its_own_level_onl
 def test_calibration_curve_is_empty_before_there_are_held_out_runs(loaded_db: str) -> None:
     runs.log_run({"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 10})
     assert training.calibration_curve(PerformancePredictor()).empty
+
+
+def test_fedopt_model_calibration_prints_the_curve_of_the_active_model(benchmark_runs, capsys) -> None:
+    from fedopt_core.cli import main as cli_main
+
+    assert cli_main(["model", "calibration", "--json"]) == 6  # no model yet: a clear refusal
+    assert "train one first" in capsys.readouterr().err
+    result = training.train_now(predictor_factory=small())
+    assert cli_main(["model", "calibration", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    model, _ = training.active_model()
+    assert [r["nominal"] for r in rows] == model.calibrated_levels()
+    assert {r["version"] for r in rows} == {result.version_id}
+    assert [r["observed"] for r in rows] == training.calibration_curve(model)["observed"].tolist()

@@ -1,4 +1,4 @@
-"""`fedopt model train|list|activate`: versions of the predictor and their held-out metrics."""
+"""`fedopt model train|list|activate|calibration`: versions of the predictor and their held-out metrics."""
 
 from __future__ import annotations
 
@@ -42,6 +42,19 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibration(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    model, facts = training.active_model(url=args.database_url)
+    if model is None:
+        raise CliError("no active model yet: train one first (fedopt model train)", code=6)
+    curve = training.calibration_curve(model, url=args.database_url)
+    if curve.empty:
+        raise CliError("no held-out runs to score the intervals on; log more runs", code=6)
+    emit(curve.assign(version=facts["version"]), args.json, ["version", "nominal", "observed", "n"])
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     model = sub.add_parser("model", help="predictor versions").add_subparsers(dest="model_command", required=True)
     p = model.add_parser("train", help="train a candidate now; it becomes active only if at least as good")
@@ -53,3 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = model.add_parser("activate", help="make an older version active again (roll back)")
     p.add_argument("version", type=int)
     p.set_defaults(func=cmd_activate)
+    p = model.add_parser("calibration", help="nominal against observed interval coverage of the active model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibration)
