@@ -45,6 +45,7 @@ import math
 import re
 import secrets
 import socket
+import signal
 import threading
 import time
 import uuid
@@ -1086,16 +1087,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_instances=args.max_instances,
         **limits,
     )
+    # Handlers first: a Ctrl-C (or SIGTERM) that arrives as soon as the address is printed still stops
+    # the server cleanly, instead of racing the start of a try block.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     srv.start()
-    print(f"fake Lambda Cloud API at {srv.base_url} ({len(srv.instance_types)} instance types)", flush=True)
-    if generated:
-        # A made-up key for this fake only: it must be shown, or nobody could use the server.
-        print(f"accepted API key: {srv.api_key}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        print(f"fake Lambda Cloud API at {srv.base_url} ({len(srv.instance_types)} instance types)", flush=True)
+        if generated:
+            # A made-up key for this fake only: it must be shown, or nobody could use the server.
+            print(f"accepted API key: {srv.api_key}", flush=True)
+        while not stop.wait(0.2):
+            pass
     finally:
         srv.stop()
     return 0
