@@ -309,6 +309,38 @@ def _clean_rows(rows: pd.DataFrame, *, require_outcome: bool) -> pd.DataFrame:
     return good
 
 
+def _borrow_software(enc: pd.DataFrame, rows: pd.DataFrame, pool: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows that name no software version take the context of the same task type, workload and
+    precision with the most measured runs (a benchmark's table version, a lab's container image).
+
+    Without this a job described as "resnet50, fp16" matches none of the measured contexts, which
+    all carry a version, and could only be predicted from hardware facts.  Returns the encoded rows
+    and, per row, the software borrowed (None where nothing was borrowed).
+    """
+    borrowed = pd.Series([None] * len(enc), dtype=object)
+    measured = pool.loc[np.isfinite(pool["y"].to_numpy(float)) & pool["ctx"].notna().to_numpy(bool)]
+    if measured.empty:
+        return enc, borrowed
+    ctx = enc["ctx"]
+    wanted = (rows["software"].isna().to_numpy(bool) & ctx.notna().to_numpy(bool)
+              & ~ctx.isin(set(measured["ctx"])).to_numpy(bool))
+    if not wanted.any():
+        return enc, borrowed
+    # A context key ends with its software; without one it is the shared prefix.
+    runs = measured.groupby("ctx")["n_runs"].sum()
+    prefix = runs.index.to_series().str.rsplit("\x1f", n=1).str[0] + "\x1f"
+    table = pd.DataFrame({"ctx": runs.index, "prefix": prefix.to_numpy(object), "n": runs.to_numpy(float)})
+    best = table.sort_values(["n", "ctx"], ascending=[False, False], kind="stable").drop_duplicates("prefix")
+    choice = ctx[wanted].map(dict(zip(best["prefix"], best["ctx"])))
+    found = choice.notna()
+    rows_found = choice.index[found.to_numpy(bool)]
+    if len(rows_found):
+        enc = enc.copy()
+        enc.loc[rows_found, "ctx"] = choice[found].to_numpy(object)
+        borrowed.loc[rows_found] = choice[found].str.rsplit("\x1f", n=1).str[1].to_numpy(object)
+    return enc, borrowed
+
+
 def _first_bad_position(raw: pd.DataFrame, error: schema.RowError, require_outcome: bool) -> int | None:
     for pos in range(len(raw)):  # only on the error path, to say which row
         _, errs = schema.validate_frame(raw.iloc[[pos]], require_outcome=require_outcome)
@@ -793,6 +825,7 @@ class PerformancePredictor:
                                  for c in _OUTPUT_COLUMNS})
         enc = features.encode(clean)
         pool = self._pool(anchors)
+        enc, borrowed = _borrow_software(enc, clean, pool)
         # Rows that differ only in things the model ignores (platform name, price) share one estimate.
         key_cols = ["ctx", "gpu_key", "gpu_count", "log_batch_size", "log_vcpus", "precision_class",
                     "task_training", "task_inference"]
@@ -810,6 +843,10 @@ class PerformancePredictor:
             "n_anchor_runs": out["n_anchor"][codes].astype(float),
             "warning": pd.Series(out["warning"][codes], dtype=object),
         })
+        if borrowed.notna().any():
+            note = "no software version given: compared with the runs under " + borrowed.astype(str)
+            result["warning"] = pd.Series(np.where(borrowed.notna().to_numpy(bool) & result["warning"].isna().to_numpy(bool),
+                                                   note.to_numpy(object), result["warning"].to_numpy(object)), dtype=object)
         unknown = enc["gpu_matched"].to_numpy(object) == "fuzzy"
         if unknown.any():
             note = "GPU name matched approximately to " + enc["gpu_name"].astype(str)

@@ -211,6 +211,30 @@ def test_honest_accuracy_on_held_out_gpus(model: PerformancePredictor, held_out:
     assert (out["method"] == "model").all()
 
 
+def test_a_task_without_software_is_compared_with_the_most_measured_version(model: PerformancePredictor,
+                                                                             runs: pd.DataFrame) -> None:
+    """Users rarely name a software version; measured contexts all carry one (the table version)."""
+    r50 = runs.loc[(runs["workload"] == "resnet50") & (runs["precision"] == "fp16_amp")
+                   & runs["gpu_type"].isin(TRAIN_GPUS)]
+    most = r50["software"].value_counts().sort_index(ascending=False).idxmax()
+    gpus = _platforms(("H100 SXM5 80GB", 4), ("B200", 4), ("B200", 8))
+    task = {k: v for k, v in R50.items() if k != "software"}
+    plain = model.predict_frame(gpus.assign(**task))
+    named = model.predict_frame(gpus.assign(**task, software=most))
+    pd.testing.assert_frame_equal(plain.drop(columns="warning"), named.drop(columns="warning"))
+    assert set(plain["basis"]) <= {"transfer", "transfer+scaling", "measured"}
+    assert plain["warning"].str.contains(f"no software version given: compared with the runs under {most}").all()
+    assert named["warning"].isna().all()
+    b200_4, b200_8 = plain["predicted_time_s"].iloc[1], plain["predicted_time_s"].iloc[2]
+    assert b200_4 < plain["predicted_time_s"].iloc[0]  # a newer, faster GPU than any measured one
+    assert b200_8 < b200_4
+
+
+def test_a_named_but_unmeasured_software_is_not_swapped(model: PerformancePredictor) -> None:
+    out = model.predict_frame(_platforms(("A100 SXM4 80GB", 1)).assign(**{**R50, "software": "v9_future"}))
+    assert out["basis"].iloc[0] == "direct" and out["warning"].isna().all()
+
+
 # --------------------------------------------------------------------------- other nominal levels
 
 
