@@ -46,19 +46,28 @@ with left:
         st.error(f"Cannot plan: {exc}")
     else:
         (st.success if plan.feasible else st.warning)(plan.message)
-        shards = plan.shards.assign(label=plan.shards["platform"] + " #" + plan.shards["machine"].astype(str))
-        st.plotly_chart(px.bar(shards, x=shards["finish_s"] / 3600 - shards["start_s"] / 3600, y="label",
-                               base=shards["start_s"] / 3600, orientation="h", color="platform",
-                               labels={"x": "hours", "label": ""}, title="Shards (Gantt)"), width="stretch")
-        st.dataframe(plan.to_frame(), hide_index=True, width="stretch")
-        totals = plan.totals
-        single = plan.best_single.totals if plan.best_single is not None else None
+        shards = plan.shards.assign(label=plan.shards["platform"] + " #" + plan.shards["machine"].astype(str),
+                                    hours=(plan.shards["finish_s"] - plan.shards["start_s"]) / 3600,
+                                    to_upper_h=(plan.shards["finish_upper_s"] - plan.shards["finish_s"]) / 3600)
+        st.plotly_chart(px.bar(shards, x="hours", y="label", base=shards["start_s"] / 3600, error_x="to_upper_h",
+                               orientation="h", color="platform", labels={"hours": "hours", "label": ""},
+                               title="Shards on the predicted rates (whisker: the upper bound)"), width="stretch")
+        st.dataframe(plan.to_frame(), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.0f")
+                                    for c in ("overhead_s", "finish_s", "finish_upper_s")})
+        # The same rates as the message: the upper bounds when the plan was made on them.
+        single = plan.best_single
+        on = "upper bounds" if plan.planned_on == "upper" else "predicted rates"
         m1, m2 = st.columns(2)
-        m1.metric("Finish (h, planned on upper bounds)", f"{totals['makespan_s'] / 3600:.2f}",
-                  None if not single else f"{(totals['makespan_s'] - single['makespan_s']) / 3600:+.2f} vs best single")
-        m2.metric("Cost (USD)", f"{totals['cost_usd']:.2f}",
-                  None if not single else f"{totals['cost_usd'] - single['cost_usd']:+.2f} vs best single",
+        m1.metric(f"Finish (h, on {on})", f"{plan.planned_makespan_s / 3600:.2f}",
+                  None if single is None else f"{(plan.planned_makespan_s - single.planned_makespan_s) / 3600:+.2f} "
+                                              "vs best single", delta_color="inverse")
+        m2.metric(f"Cost (USD, on {on})", f"{plan.planned_cost_usd:.2f}",
+                  None if single is None else f"{plan.planned_cost_usd - single.planned_cost_usd:+.2f} vs best single",
                   delta_color="inverse")
+        if plan.planned_on == "upper":
+            st.caption(f"On the predicted rates: {plan.totals['makespan_s'] / 3600:.2f} h, "
+                       f"${plan.totals['cost_usd']:,.2f}.")
 
 with right:
     st.subheader("Spot or on-demand?")

@@ -54,7 +54,13 @@ def test_plan_page_plans_and_compares_with_the_best_single_platform(app) -> None
     assert not at.exception, [e.value for e in at.exception]
     messages = [m.value for m in at.success] + [m.value for m in at.warning]
     assert messages, "the plan should say whether sharding is worth it"
-    assert len(at.dataframe[0].value) >= 1
+    [table] = [d.value for d in at.dataframe if "finish_upper_s" in d.value.columns]
+    assert len(table) >= 1
+    # The headline figures are on the same (upper-bound) rates as the plan and its message.
+    finish, cost = at.metric[0], at.metric[1]
+    assert finish.label == "Finish (h, on upper bounds)"
+    assert float(finish.value) == pytest.approx(table["finish_upper_s"].max() / 3600, abs=0.006)
+    assert float(cost.value) == pytest.approx(table["cost_upper_usd"].sum(), abs=0.006)
 
 
 def test_model_page_before_and_after_training(app, trained: int) -> None:
