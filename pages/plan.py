@@ -22,7 +22,8 @@ work_units = c3.number_input("Work units to split", min_value=1, value=10_000_00
 input_mb = c1.number_input("Input data per shard (MB)", min_value=0.0, value=0.0)
 objective = c2.selectbox("Objective", ["makespan", "cost"])
 deadline_h = c3.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
-budget = c1.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0)
+budget = c1.number_input("Budget (USD, empty = none)", min_value=0.0, value=None, key="plan_budget",
+                         help="0 keeps the plan to free machines (your own, at $0/h).")
 task = {"task_type": "training", "workload": workload or None, "precision": precision,
         "input_size_mb": input_mb or None}
 
@@ -41,7 +42,7 @@ with left:
     st.subheader("Shard plan")
     try:
         plan = advisor.plan(task, candidates, work_units, objective=objective,
-                            deadline_s=deadline_h * 3600 or None, budget_usd=budget or None)
+                            deadline_s=deadline_h * 3600 or None, budget_usd=budget)
     except planner.PlanningError as exc:
         st.error(f"Cannot plan: {exc}")
     else:

@@ -63,6 +63,14 @@ def test_plan_page_plans_and_compares_with_the_best_single_platform(app) -> None
     assert float(cost.value) == pytest.approx(table["cost_upper_usd"].sum(), abs=0.006)
 
 
+def test_plan_page_budget_of_zero_means_free_machines_only(app) -> None:
+    at = app("pages/plan.py", timeout=120)
+    at.number_input(key="plan_budget").set_value(0.0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    # The default candidates are paid cloud machines: no plan keeps a budget of $0, and the page says so.
+    assert not at.success and any("budget" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
 def test_model_page_before_and_after_training(app, trained: int) -> None:
     at = app("pages/model.py", timeout=180)
     assert not at.exception, [e.value for e in at.exception]
