@@ -77,6 +77,8 @@ _HALF_WIDTH = {
     "cold-prior": math.log(100.0),
 }
 _REFERENCE_GPU = "A100 SXM4 80GB"
+#: A measured configuration this many times slower or faster than the other GPUs' runs predict is listed as suspect.
+SUSPECT_FACTOR = 5.0
 #: Nominal levels whose conformal quantiles every fit keeps (see with_confidence).
 CALIBRATED_LEVELS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 #: Share of training pairs whose workload sensitivities are hidden (see _fit_transfer).
@@ -93,7 +95,7 @@ TRANSFER_FEATURE_NAMES = features.TRANSFER_FEATURE_NAMES
 _SAVED_ATTRIBUTES = (
     "n_runs_", "n_skipped_", "skipped_reasons_", "n_anchor_configs_", "n_gpu_models_", "n_training_pairs_",
     "method_", "fallback_reason_", "model_version_", "feature_names_", "calibration_", "workload_scale_",
-    "global_scale_",
+    "global_scale_", "suspects_",
 )
 
 
@@ -484,6 +486,7 @@ class PerformancePredictor:
         self.importance_sample_ = None
         self._importances = None
         self.calibration_ = {}
+        self.suspects_ = []
         self.workload_scale_ = {}
         self.feature_names_ = list(TRANSFER_FEATURE_NAMES)
         reason = None
@@ -569,6 +572,7 @@ class PerformancePredictor:
     def _fit_models(self, pool: pd.DataFrame, usable: np.ndarray) -> None:
         seed = int(self.random_state)
         collected = _Residuals()
+        cross_checks: list[pd.DataFrame] = []
         # 1. Folds grouped by GPU model: the error on GPUs the model never saw, with every
         #    other GPU's runs as anchors (the common case).
         groups = pool["gpu_key"].to_numpy(object)
@@ -582,7 +586,11 @@ class PerformancePredictor:
             models = self._fit_all(sub, desc, seed + fold)
             targets = pool.loc[held].reset_index(drop=True)
             for mode in ("transfer", "transfer+scaling", "direct"):
-                collected.add(targets, self._estimate(targets, sub, models, desc, mode=mode), mode)
+                est = self._estimate(targets, sub, models, desc, mode=mode)
+                collected.add(targets, est, mode)
+                if mode != "direct":  # what the other GPUs say about each held-out configuration
+                    cross_checks.append(pd.DataFrame({"anchor": np.flatnonzero(held), "est": est["est"],
+                                                      "priority": 0 if mode == "transfer" else 1}))
             if fold == 0 and models["transfer"] is not None:
                 self._keep_importance_sample(targets, sub, models["transfer"], desc, seed)
         # 2. Folds grouped by workload, one anchor run each: a workload the model never saw,
@@ -604,6 +612,7 @@ class PerformancePredictor:
                 desc = features.workload_descriptors(anchors)
                 collected.add(rest, self._estimate(rest, anchors, models, desc, mode="auto"), "auto")
         self._calibrate(collected)
+        self.suspects_ = self._suspects(pool, cross_checks)
         desc = features.workload_descriptors(pool)
         final = self._fit_all(pool, desc, seed, direct="direct" in self.calibration_)
         # Stored models are plain arrays (see _Trees): predictions never need the sklearn objects.
@@ -645,6 +654,33 @@ class PerformancePredictor:
             self.calibration_[str(tier)] = {"lower": lo, "upper": hi, "n": int(len(r)),
                                             "median_abs_log_error": float(np.median(np.abs(r))),
                                             "levels": [[lv, *_conformal_quantiles(scores, lv)] for lv in levels]}
+
+    def _suspects(self, pool: pd.DataFrame, cross_checks: list[pd.DataFrame]) -> list[dict[str, Any]]:
+        """Measured configurations that the other GPUs' runs of the same workload contradict by more
+        than SUSPECT_FACTOR (out of fold: the configuration's own GPU was held out).  Kept in the
+        training set -- they may be real -- but listed so someone checks them (a unit mix-up, a
+        throughput logged as a time, a failed run logged as a success)."""
+        if not cross_checks:
+            return []
+        checks = pd.concat(cross_checks, ignore_index=True)
+        checks = checks[np.isfinite(checks["est"].to_numpy(float))]
+        best = checks.sort_values(["anchor", "priority"], kind="stable").drop_duplicates("anchor")
+        rows = best["anchor"].to_numpy(int)
+        off = pool["y"].to_numpy(float)[rows] - best["est"].to_numpy(float)
+        bad = np.abs(off) > math.log(SUSPECT_FACTOR)
+        table = self.anchors_.iloc[rows[bad]]
+        expected = np.exp(best["est"].to_numpy(float)[bad])
+        out = pd.DataFrame({
+            **{c: table[c].astype(object).where(table[c].notna(), None).to_numpy() for c in
+               ("workload", "precision", "software", "gpu_type")},
+            "gpu_count": table["gpu_count"].to_numpy(float),
+            "n_runs": table["n_runs"].to_numpy(float),
+            "measured_s_per_unit": table["execution_time_s"].to_numpy(float),
+            "expected_s_per_unit": expected,
+            "factor": np.exp(off[bad]),
+        })
+        out = out.iloc[np.argsort(-np.abs(off[bad]), kind="stable")]
+        return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in out.to_dict("records")]
 
     def _difficulty(self, workload_keys: np.ndarray, mad: np.ndarray) -> np.ndarray:
         scale = pd.Series(workload_keys, dtype=object).map(self.workload_scale_).astype(float)
@@ -1231,6 +1267,7 @@ class PerformancePredictor:
                 "fallback_reason_": self.fallback_reason_, "model_version_": self.model_version_,
                 "feature_names_": list(self.feature_names_), "calibration_": self.calibration_,
                 "workload_scale_": self.workload_scale_, "global_scale_": getattr(self, "global_scale_", None),
+                "suspects_": list(getattr(self, "suspects_", [])),
             },
         }
         out = io.BytesIO()

@@ -389,6 +389,18 @@ def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+SUSPECT_COLUMNS = ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs",
+                   "measured_s_per_unit", "expected_s_per_unit", "measured_vs_expected"]
+
+
+def suspect_configurations(model: Any) -> pd.DataFrame:
+    """Measured configurations the model's other GPUs contradict by more than
+    ``predictor.SUSPECT_FACTOR`` (found while fitting, each with its own GPU held out), worst first."""
+    rows = list(getattr(model, "suspects_", None) or [])
+    frame = pd.DataFrame(rows, columns=[*SUSPECT_COLUMNS[:-1], "factor"])
+    return frame.rename(columns={"factor": "measured_vs_expected"})[SUSPECT_COLUMNS]
+
+
 _importances: dict[tuple[str, int], pd.DataFrame] = {}
 
 

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fedopt_core import auth, runs, training
+from fedopt_core.predictor import SUSPECT_FACTOR
 from pages.ui_common import clear_caches, counts, require_role
 
 require_role("viewer")
@@ -101,6 +102,17 @@ if model is not None:
         st.caption(f"Intervals of version {facts['version']} at each nominal level, scored on the "
                    f"{int(curve['n'].iloc[0])} newest runs it did not train on. Above the diagonal: wider than "
                    "needed; below: overconfident.")
+    suspects = training.suspect_configurations(model)
+    if not suspects.empty:
+        st.subheader("Runs to check")
+        st.caption(f"Measured times that the other GPUs' runs of the same workload contradict by more than "
+                   f"{SUSPECT_FACTOR:g}x (each judged with its own GPU held out). They are still used for training; "
+                   "check them for a unit mix-up, a throughput logged as a time, or a failed run logged as a success.")
+        st.dataframe(suspects, hide_index=True, width="stretch", column_config={
+            "measured_s_per_unit": st.column_config.NumberColumn("measured (s/unit)", format="%.3g"),
+            "expected_s_per_unit": st.column_config.NumberColumn("other GPUs say (s/unit)", format="%.3g"),
+            "measured_vs_expected": st.column_config.NumberColumn("measured / expected", format="%.3gx"),
+        })
     st.subheader("Feature importances of the active model")
     importances = training.active_importances()
     st.plotly_chart(px.bar(importances.sort_values("importance").tail(15), x="importance", y="feature",

@@ -235,6 +235,29 @@ def test_a_named_but_unmeasured_software_is_not_swapped(model: PerformancePredic
     assert out["basis"].iloc[0] == "direct" and out["warning"].isna().all()
 
 
+def test_a_configuration_the_other_gpus_contradict_is_listed_as_suspect(runs: pd.DataFrame) -> None:
+    """One GPU's runs of a workload logged 50x too slow (say, minutes taken for seconds)."""
+    subset = runs.loc[runs["workload"].isin(["resnet50", "bert_base_squad", "ssd"])].reset_index(drop=True)
+    wrong = ((subset["workload"] == "resnet50") & (subset["gpu_type"] == "RTX A6000")
+             & (subset["software"] == "v0_ngc20") & (subset["gpu_count"] == 1)
+             & (subset["precision"] == "fp16_amp")).to_numpy(bool)
+    assert wrong.sum() >= 1
+    small = {"n_splits": 3, "max_pairs": 1500, "max_iter": 40}
+    clean = PerformancePredictor(**small).fit(subset)
+    corrupted = PerformancePredictor(**small).fit(subset.assign(
+        execution_time_s=np.where(wrong, subset["execution_time_s"] * 50, subset["execution_time_s"])))
+
+    def flagged(model: PerformancePredictor) -> list[dict]:
+        return [s for s in model.suspects_ if s["workload"] == "resnet50" and s["gpu_type"] == "RTX A6000"
+                and s["gpu_count"] == 1 and s["software"] == "v0_ngc20" and s["precision"] == "fp16_amp"]
+
+    assert flagged(clean) == []
+    [suspect] = flagged(corrupted)
+    assert 15 < suspect["factor"] < 150  # measured 50x what the other GPUs say, give or take the model's error
+    assert suspect["n_runs"] == wrong.sum()
+    assert PerformancePredictor.from_bytes(corrupted.to_bytes()).suspects_ == corrupted.suspects_
+
+
 # --------------------------------------------------------------------------- other nominal levels
 
 

@@ -161,3 +161,20 @@ def test_fedopt_model_calibration_prints_the_curve_of_the_active_model(benchmark
     assert [r["nominal"] for r in rows] == model.calibrated_levels()
     assert {r["version"] for r in rows} == {result.version_id}
     assert [r["observed"] for r in rows] == training.calibration_curve(model)["observed"].tolist()
+
+
+def test_fedopt_model_suspects_lists_what_the_active_model_flagged(loaded_db: str, shared_data, capsys) -> None:
+    from fedopt_core.cli import main as cli_main
+
+    bench = datasets.load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
+    subset = bench[bench["workload"] == "resnet50"].reset_index(drop=True)
+    wrong = ((subset["gpu_type"] == "RTX A6000") & (subset["gpu_count"] == 1)).to_numpy(bool)
+    subset.loc[wrong, "execution_time_s"] *= 50
+    runs.store_runs(subset[schema.RUN_FIELDS], source="benchmark")
+    training.train_now(predictor_factory=small())
+    model, _ = training.active_model()
+    assert cli_main(["model", "suspects", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(model.suspects_) >= 1
+    assert ("RTX A6000", 1) in {(r["gpu_type"], r["gpu_count"]) for r in rows}
+    assert rows[0]["measured_vs_expected"] == model.suspects_[0]["factor"]

@@ -1,4 +1,4 @@
-"""`fedopt model train|list|activate|calibration`: versions of the predictor and their held-out metrics."""
+"""`fedopt model train|list|activate|calibration|suspects`: versions of the predictor and their held-out metrics."""
 
 from __future__ import annotations
 
@@ -55,6 +55,17 @@ def cmd_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspects(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    model, _ = training.active_model(url=args.database_url)
+    if model is None:
+        raise CliError("no active model yet: train one first (fedopt model train)", code=6)
+    emit(training.suspect_configurations(model), args.json,
+         ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs", "measured_vs_expected"])
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     model = sub.add_parser("model", help="predictor versions").add_subparsers(dest="model_command", required=True)
     p = model.add_parser("train", help="train a candidate now; it becomes active only if at least as good")
@@ -69,3 +80,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = model.add_parser("calibration", help="nominal against observed interval coverage of the active model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibration)
+    p = model.add_parser("suspects", help="measured configurations the other GPUs contradict (runs to check)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_suspects)

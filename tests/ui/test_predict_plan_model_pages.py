@@ -80,3 +80,19 @@ def test_model_page_before_and_after_training(app, trained: int) -> None:
     calibration = [c.value for c in at.caption if "at each nominal level" in c.value]
     assert calibration == [f"Intervals of version {trained} at each nominal level, scored on the {n_holdout} newest "
                            "runs it did not train on. Above the diagonal: wider than needed; below: overconfident."]
+
+
+def test_model_page_lists_runs_the_other_gpus_contradict(app, loaded_db: str, shared_data) -> None:
+    bench = datasets.load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
+    subset = bench[bench["workload"] == "resnet50"].reset_index(drop=True)
+    wrong = ((subset["gpu_type"] == "RTX A6000") & (subset["gpu_count"] == 1)).to_numpy(bool)
+    subset.loc[wrong, "execution_time_s"] *= 50  # minutes logged as seconds, say
+    runs.store_runs(subset[schema.RUN_FIELDS], source="benchmark")
+    small = functools.partial(PerformancePredictor, n_splits=2, max_pairs=1500, max_iter=30)
+    training.train_now(predictor_factory=small)
+    at = app("pages/model.py", timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Runs to check" in [h.value for h in at.subheader]
+    [table] = [d.value for d in at.dataframe if "measured_vs_expected" in d.value.columns]
+    a6000 = table[(table["gpu_type"] == "RTX A6000") & (table["gpu_count"] == 1)]
+    assert len(a6000) >= 1 and (a6000["measured_vs_expected"] > 10).all()
