@@ -31,10 +31,12 @@ class Comparison:
     recommendation: dict[str, Any] | None
     reason: str
     warnings: list[str] = field(default_factory=list)
+    confidence: float | None = None  # nominal level of the intervals (None: heuristic, no level)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "confidence": self.confidence,
             "model_version": self.model_version,
             "n_training_runs": self.n_training_runs,
             "recommendation": self.recommendation,
@@ -87,9 +89,16 @@ def compare(
     budget_usd: float | None = None,
     anchor: Mapping[str, Any] | None = None,
     record: bool = False,
+    confidence: float | None = None,
     url: str | None = None,
 ) -> Comparison:
-    """Rank ``platforms`` (default: every available GPU platform in the catalogue) for ``task``."""
+    """Rank ``platforms`` (default: every available GPU platform in the catalogue) for ``task``.
+
+    ``confidence``: the nominal level of the intervals (and so of the deadline check, made on the
+    upper bound), one the trained model keeps (see :func:`interval_levels`); None = the model's own.
+    Predictions recorded at another level keep their point estimate only, so the interval coverage
+    measured on real outcomes stays at one level.
+    """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: {objective!r} is not one of {', '.join(OBJECTIVES)}")
     for name, value in (("deadline_s", deadline_s), ("budget_usd", budget_usd)):
@@ -103,9 +112,19 @@ def compare(
     if platforms.empty:
         return Comparison(platforms, "heuristic", None, 0, None, "No platforms to compare: widen the filters.")
     predictor, facts = current_predictor(url=url)
+    own_level = float(predictor.confidence)
+    level_note = None
+    if confidence is not None and abs(float(confidence) - own_level) > 1e-9:
+        if facts is None:
+            level_note = ("the interval level applies to a trained model only: the heuristic's intervals are "
+                          "deliberately wide guesses")
+        else:
+            predictor = predictor.with_confidence(confidence)
     ranked = rank_platforms(task, platforms, objective=objective, deadline_s=deadline_s, budget_usd=budget_usd,
                             predictor=predictor, anchors=anchor_frame(task, anchor, url=url))
     warnings = sorted({w for w in ranked.get("warning", pd.Series(dtype=object)).dropna() if w})
+    if level_note:
+        warnings.append(level_note)
     method = "model" if facts is not None else "heuristic"
     best = ranked.iloc[0].to_dict()
     recommendation = {k: best.get(k) for k in ("platform", "provider", "gpu_type", "gpu_count", "predicted_time_s",
@@ -115,9 +134,20 @@ def compare(
         from fedopt_core import runs
 
         rows = ranked.assign(**task)
+        if abs(float(predictor.confidence) - own_level) > 1e-9:
+            rows = rows.assign(lower_s=np.nan, upper_s=np.nan)
         runs.record_predictions(rows, model_version_id=facts["version"] if facts else None, url=url)
     n_runs = int(facts["n_train_runs"]) if facts else 0
-    return Comparison(ranked, method, facts["version"] if facts else None, n_runs, recommendation, reason, warnings)
+    return Comparison(ranked, method, facts["version"] if facts else None, n_runs, recommendation, reason, warnings,
+                      confidence=float(predictor.confidence) if facts is not None else None)
+
+
+def interval_levels(*, url: str | None = None) -> tuple[list[float], float | None]:
+    """Interval levels the active model keeps, and its own; ([], None) before a model is trained."""
+    predictor, facts = current_predictor(url=url)
+    if facts is None:
+        return [], None
+    return predictor.calibrated_levels() or [float(predictor.confidence)], float(predictor.confidence)
 
 
 def duration(seconds: float) -> str:

@@ -39,6 +39,11 @@ with st.form("task"):
     objective = f3.selectbox("Rank by", list(advisor.OBJECTIVES))
     deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
     budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0)
+    levels, own_level = advisor.interval_levels()
+    level = f3.select_slider("Interval level", options=levels or [0.9], value=own_level or 0.9,
+                             format_func=lambda v: f"{v:.0%}", disabled=not levels, key="interval_level",
+                             help="How sure the interval (and the deadline check on its upper bound) should be. "
+                                  "Levels come from the trained model's calibration; none before a model exists.")
     submitted = st.form_submit_button("Predict", type="primary")
 
 if submitted or "comparison_task" not in st.session_state:
@@ -50,6 +55,7 @@ if submitted or "comparison_task" not in st.session_state:
     st.session_state["comparison_goal"] = {
         "providers": providers, "max_price": max_price or None, "objective": objective,
         "deadline_s": deadline_h * 3600 or None, "budget_usd": budget or None,
+        "confidence": level if levels else None,
         "anchor": None if anchor_gpu == "(none)" or anchor_s <= 0 else
         {"gpu_type": anchor_gpu, "gpu_count": anchor_count, "execution_time_s": anchor_s},
     }
@@ -63,14 +69,16 @@ if candidates.empty:
 
 try:
     result = advisor.compare(task, candidates, objective=goal["objective"], deadline_s=goal["deadline_s"],
-                             budget_usd=goal["budget_usd"], anchor=goal["anchor"], record=submitted)
+                             budget_usd=goal["budget_usd"], anchor=goal["anchor"], record=submitted,
+                             confidence=goal.get("confidence"))
 except ValueError as exc:
     st.error(f"Cannot predict: {exc}")
     st.stop()
 
 ranked = result.ranking
 if result.method == "model":
-    st.success(f"Model version {result.model_version}, trained on {result.n_training_runs} runs.")
+    st.success(f"Model version {result.model_version}, trained on {result.n_training_runs} runs; "
+               f"{result.confidence:.0%} intervals.")
 else:
     st.warning("No trained model yet: these are **heuristic** estimates from GPU datasheets (and your measured "
                "run, if given), with wide intervals. Log actual runs on the Runs page to train a model.")

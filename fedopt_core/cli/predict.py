@@ -24,7 +24,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise CliError("--ran-seconds: give the measured seconds of the run on --ran-on")
         anchor = {"gpu_type": args.ran_on, "gpu_count": args.ran_gpus, "execution_time_s": args.ran_seconds}
     result = advisor.compare(task, platforms, objective=args.objective, deadline_s=args.deadline,
-                             budget_usd=args.budget, anchor=anchor, url=args.database_url)
+                             budget_usd=args.budget, anchor=anchor, confidence=args.confidence,
+                             url=args.database_url)
     if args.json:
         emit(result.to_dict(), True)
         return 0
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict time and cost of a task on each platform, ranked")
     p.add_argument("--task-type", dest="task_type", default="training")
     p.add_argument("--workload")
+    p.add_argument("--confidence", type=float,
+                   help="interval level, e.g. 0.95 (one the trained model keeps: see fedopt model calibration)")
     p.add_argument("--precision")
     p.add_argument("--batch-size", dest="batch_size", type=float)
     p.add_argument("--work-units", dest="work_units", type=float)

@@ -42,6 +42,21 @@ def test_predict_page_with_a_model_deadline_and_budget(app, trained: int) -> Non
     assert "Who would pay" in " ".join(c.value for c in at.caption)
 
 
+def test_predict_page_interval_level_comes_from_the_model(app, trained: int) -> None:
+    at = app("pages/predict.py", timeout=180)
+    level = at.select_slider(key="interval_level")
+    assert not level.disabled and level.value == 0.9
+    wide = at.dataframe[0].value
+    level.set_value(0.5)
+    next(b for b in at.button if b.label == "Predict").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("50% intervals" in s.value for s in at.success)
+    narrow = at.dataframe[0].value.set_index("platform").loc[wide["platform"]]
+    width = lambda t: (t["upper_h"] - t["lower_h"]).to_numpy()  # noqa: E731
+    assert (width(narrow) <= width(wide.set_index("platform")) + 1e-9).all()
+    assert (width(narrow) < width(wide.set_index("platform"))).any()
+
+
 def test_what_if_updates_in_place(app) -> None:
     at = app("pages/predict.py", timeout=120)
     counts = next(m for m in at.multiselect if m.label == "GPU counts")
