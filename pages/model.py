@@ -40,7 +40,7 @@ def training_panel() -> None:
 
 training_panel()
 if auth.current_actor().can("member") and st.button("Train now"):
-    started = training.maybe_retrain_async(force=True)
+    started = training.maybe_retrain_async(force=True, separate_process=True)
     st.toast("Training started in the background." if started else "A retrain is already running.")
 
 versions = training.list_versions()

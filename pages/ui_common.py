@@ -55,7 +55,7 @@ def after_runs_logged() -> None:
     from fedopt_core import training
 
     clear_caches()
-    if training.maybe_retrain_async() is not None:
+    if training.maybe_retrain_async(separate_process=True) is not None:
         st.toast("Enough new runs: a model is training in the background (see the Model page).")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedopt_core import datasets, runs, schema, training
+from fedopt_core import auth, datasets, runs, schema, training
 from fedopt_core.predictor import PerformancePredictor
 
 
@@ -178,3 +178,21 @@ def test_fedopt_model_suspects_lists_what_the_active_model_flagged(loaded_db: st
     assert len(rows) == len(model.suspects_) >= 1
     assert ("RTX A6000", 1) in {(r["gpu_type"], r["gpu_count"]) for r in rows}
     assert rows[0]["measured_vs_expected"] == model.suspects_[0]["factor"]
+
+
+def test_a_retrain_in_a_separate_process_is_recorded_as_the_acting_user(benchmark_runs) -> None:
+    member = auth.Actor(name="ann", role="member", email="ann@uni.example.edu", signed_in=True)
+    with auth.acting_as(member):
+        waiter = training.maybe_retrain_async(force=True, separate_process=True)
+    assert waiter is not None
+    waiter.join(300)
+    assert not waiter.is_alive()
+    versions = training.list_versions()
+    assert len(versions) == 1 and versions["status"].iloc[0] == "active"
+    assert auth.audit_log(action="model.train")["actor"].tolist() == ["ann"]
+
+
+def test_a_viewer_cannot_start_a_retrain_process(benchmark_runs) -> None:
+    with auth.acting_as(auth.Actor(name="vic", role="viewer")), pytest.raises(auth.PermissionDenied):
+        training.maybe_retrain_async(force=True, separate_process=True)
+    assert training.list_versions().empty
