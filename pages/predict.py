@@ -27,6 +27,9 @@ with st.form("task"):
     input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0)
     output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0)
     gpu_mem = c2.number_input("GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0)
+    software = c3.text_input("Software (optional)", key="task_software",
+                             help="Framework or container version, as in your logged runs. Empty: the version "
+                                  "with the most measured runs of this workload.")
     st.markdown("**Already ran it?** Give one measured run and the prediction scales from it.")
     a1, a2, a3 = st.columns(3)
     anchor_gpu = a1.selectbox("On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()))
@@ -51,6 +54,7 @@ if submitted or "comparison_task" not in st.session_state:
         "task_type": task_type, "workload": workload.strip() or None, "precision": precision,
         "batch_size": batch_size, "work_units": work_units, "input_size_mb": input_mb or None,
         "output_size_mb": output_mb or None, "gpu_memory_required_gb": gpu_mem or None,
+        "software": software.strip() or None,
     }
     st.session_state["comparison_goal"] = {
         "providers": providers, "max_price": max_price or None, "objective": objective,

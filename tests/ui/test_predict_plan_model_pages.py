@@ -57,6 +57,16 @@ def test_predict_page_interval_level_comes_from_the_model(app, trained: int) -> 
     assert (width(narrow) < width(wide.set_index("platform"))).any()
 
 
+def test_predict_page_software_is_optional_and_said_when_borrowed(app, trained: int) -> None:
+    at = app("pages/predict.py", timeout=180)
+    assert any("no software version given: compared with the runs under" in w.value for w in at.warning)
+    at.text_input(key="task_software").input("v1_ngc22-23")
+    next(b for b in at.button if b.label == "Predict").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("no software version given" in w.value for w in at.warning)
+    assert at.dataframe[0].value["method"].eq("model").all()
+
+
 def test_what_if_updates_in_place(app) -> None:
     at = app("pages/predict.py", timeout=120)
     counts = next(m for m in at.multiselect if m.label == "GPU counts")
