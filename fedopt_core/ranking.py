@@ -106,7 +106,7 @@ def rank_platforms(
       for a platform without a price when a budget is given: its cost cannot be promised).
     * ``feasible`` = both; ``pareto_optimal``: on the time/cost front (among priced platforms).
     * Sorted feasible first, then by ``objective``: "time", "cost" (unpriced last) or "balanced"
-      (sum of log time and log cost relative to the best of each).  ``rank`` starts at 1;
+      (sum of log time and log cost relative to the best of each; a free platform counts as the cheapest).  ``rank`` starts at 1;
       ``input_position`` is the row's position in ``platforms``.
 
     ``predictor``: a fitted PerformancePredictor (None = an unfitted one: heuristics only).
@@ -172,8 +172,12 @@ def rank_platforms(
     else:
         priced = np.isfinite(cost) & (cost > 0)
         best_cost = cost[priced].min() if priced.any() else np.nan
+        free = np.isfinite(cost) & (cost == 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.log(time_s / np.nanmin(time_s)) + np.log(cost / best_cost)
+            # A free machine (the group's own) counts as the cheapest, so its time decides; log(0)
+            # would put it first however slow it is.
+            ratio = np.where(free, 1.0, cost / best_cost)
+            score = np.log(time_s / np.nanmin(time_s)) + np.log(ratio)
         score = np.nan_to_num(score, nan=np.inf)  # an unpriced platform cannot be balanced: last
         tie = time_s
     order = np.lexsort((np.arange(len(base)), tie, score, ~out["feasible"].to_numpy(bool)))

@@ -74,6 +74,17 @@ def test_balanced_objective_trades_time_against_cost(platforms: pd.DataFrame, st
     assert out["platform"].iloc[-1] == "no-price"
 
 
+def test_balanced_counts_a_free_machine_as_the_cheapest_not_as_infinitely_good(platforms: pd.DataFrame,
+                                                                               stub: StubPredictor) -> None:
+    own = pd.DataFrame({"platform": ["own-slow"], "provider": ["on-prem"], "gpu_type": ["B"], "gpu_count": [1],
+                        "price_per_hour_usd": [0.0]})
+    out = rank_platforms(TASK, pd.concat([platforms, own], ignore_index=True), objective="balanced", predictor=stub)
+    # own-slow: log(1000/100) + log(1) = 2.30, as balanced as slow-cheap; fast-dear (0.69) and mid (1.86) stay ahead
+    assert out["platform"].tolist()[:2] == ["fast-dear", "mid"]
+    assert set(out["platform"].tolist()[2:4]) == {"own-slow", "slow-cheap"}
+    assert out.set_index("platform").loc["own-slow", "cost_usd"] == 0.0
+
+
 def test_deadline_is_judged_on_the_upper_bound(platforms: pd.DataFrame, stub: StubPredictor) -> None:
     # mid: point 400 s fits a 500 s deadline but its upper bound (600 s) does not
     out = rank_platforms(TASK, platforms, objective="cost", deadline_s=500, predictor=stub).set_index("platform")
