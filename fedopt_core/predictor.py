@@ -343,6 +343,15 @@ def _borrow_software(enc: pd.DataFrame, rows: pd.DataFrame, pool: pd.DataFrame) 
     return enc, borrowed
 
 
+def _add_notes(result: pd.DataFrame, where: np.ndarray, notes: pd.Series) -> None:
+    """Set ``warning`` to ``notes`` on the rows ``where`` says, unless they already carry one."""
+    if not where.any():
+        return
+    empty = result["warning"].isna().to_numpy(bool)
+    result["warning"] = pd.Series(np.where(where & empty, notes.to_numpy(object), result["warning"].to_numpy(object)),
+                                  dtype=object)
+
+
 def _first_bad_position(raw: pd.DataFrame, error: schema.RowError, require_outcome: bool) -> int | None:
     for pos in range(len(raw)):  # only on the error path, to say which row
         _, errs = schema.validate_frame(raw.iloc[[pos]], require_outcome=require_outcome)
@@ -879,15 +888,11 @@ class PerformancePredictor:
             "n_anchor_runs": out["n_anchor"][codes].astype(float),
             "warning": pd.Series(out["warning"][codes], dtype=object),
         })
-        if borrowed.notna().any():
-            note = "no software version given: compared with the runs under " + borrowed.astype(str)
-            result["warning"] = pd.Series(np.where(borrowed.notna().to_numpy(bool) & result["warning"].isna().to_numpy(bool),
-                                                   note.to_numpy(object), result["warning"].to_numpy(object)), dtype=object)
-        unknown = enc["gpu_matched"].to_numpy(object) == "fuzzy"
-        if unknown.any():
-            note = "GPU name matched approximately to " + enc["gpu_name"].astype(str)
-            result["warning"] = pd.Series(np.where(unknown & result["warning"].isna().to_numpy(bool),
-                                                   note.to_numpy(object), result["warning"].to_numpy(object)), dtype=object)
+        # Notes for rows that have no warning of their own (the first one found is kept).
+        _add_notes(result, borrowed.notna().to_numpy(bool),
+                   "no software version given: compared with the runs under " + borrowed.astype(str))
+        _add_notes(result, enc["gpu_matched"].to_numpy(object) == "fuzzy",
+                   "GPU name matched approximately to " + enc["gpu_name"].astype(str))
         result.index = rows.index
         return result
 

@@ -42,12 +42,19 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_calibration(args: argparse.Namespace) -> int:
+def _active_model(args: argparse.Namespace):  # noqa: ANN202 - (PerformancePredictor, facts)
     from fedopt_core import training
 
     model, facts = training.active_model(url=args.database_url)
     if model is None:
         raise CliError("no active model yet: train one first (fedopt model train)", code=6)
+    return model, facts
+
+
+def cmd_calibration(args: argparse.Namespace) -> int:
+    from fedopt_core import training
+
+    model, facts = _active_model(args)
     curve = training.calibration_curve(model, url=args.database_url)
     if curve.empty:
         raise CliError("no held-out runs to score the intervals on; log more runs", code=6)
@@ -58,9 +65,7 @@ def cmd_calibration(args: argparse.Namespace) -> int:
 def cmd_suspects(args: argparse.Namespace) -> int:
     from fedopt_core import training
 
-    model, _ = training.active_model(url=args.database_url)
-    if model is None:
-        raise CliError("no active model yet: train one first (fedopt model train)", code=6)
+    model, _ = _active_model(args)
     emit(training.suspect_configurations(model), args.json,
          ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs", "measured_vs_expected"])
     return 0
