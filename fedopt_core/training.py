@@ -350,8 +350,11 @@ def _child_main() -> int:
 
 def list_versions(*, url: str | None = None) -> pd.DataFrame:
     """Every model version, newest first, with its held-out metrics."""
+    # Not the stored models: a few hundred kB each, and a version is kept for every retrain.
+    columns = (ModelVersion.id, ModelVersion.created_at, ModelVersion.status, ModelVersion.n_train_runs,
+               ModelVersion.metrics, ModelVersion.reason, ModelVersion.features)
     with session_scope(url) as session:
-        rows = session.exec(select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
+        rows = session.exec(select(*columns).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
         records = [{"version": r.id, "created_at": r.created_at, "status": r.status, "n_train_runs": r.n_train_runs,
                     "median_ape": r.metrics.get("median_ape"), "coverage": r.metrics.get("coverage"),
                     "n_holdout": r.metrics.get("n_holdout"), "reason": r.reason, "features": len(r.features or [])}
@@ -386,15 +389,17 @@ def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] 
     """
     url = url or get_settings().database_url
     with session_scope(url) as session:
-        row = session.exec(select(ModelVersion).where(ModelVersion.status == "active")).first()
+        row = session.exec(select(ModelVersion.id, ModelVersion.created_at, ModelVersion.n_train_runs,
+                                  ModelVersion.metrics).where(ModelVersion.status == "active")).first()
         if row is None:
             return None, None
         facts = {"version": row.id, "created_at": row.created_at, "n_train_runs": row.n_train_runs,
                  "metrics": dict(row.metrics)}
         key = (url, int(row.id))
         with _loaded_lock:
-            if key not in _loaded:
-                _loaded[key] = _load_artifact(row.artifact)
+            if key not in _loaded:  # the stored model is read only the first time this process needs it
+                artifact = session.exec(select(ModelVersion.artifact).where(ModelVersion.id == row.id)).one()
+                _loaded[key] = _load_artifact(artifact)
             return _loaded[key], facts
 
 
