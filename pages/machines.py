@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fedopt_core import accounts, lambda_ops
-from pages.ui_common import clear_caches, platforms, require_role
+from pages.ui_common import clear_caches, money_column, platforms, require_role
 
 require_role("admin")
 st.title("Machines")
@@ -32,8 +32,8 @@ if running.empty:
     st.caption("Nothing running on this account.")
 else:
     st.dataframe(running, hide_index=True, width="stretch",
-                 column_config={"price_per_hour_usd": st.column_config.NumberColumn("USD / hour", format="$%.2f"),
-                                "cost_so_far_usd": st.column_config.NumberColumn("Cost so far", format="$%.2f")})
+                 column_config={"price_per_hour_usd": money_column("USD / hour"),
+                                "cost_so_far_usd": money_column("Cost so far")})
     to_stop = st.multiselect("Terminate", running["instance_id"].tolist())
     if to_stop and st.checkbox(f"Yes, terminate {len(to_stop)} machine(s) now"):
         if st.button("Terminate", type="primary"):

@@ -5,15 +5,14 @@ import plotly.express as px
 import streamlit as st
 
 from fedopt_core import advisor, planner
-from pages.ui_common import platforms, require_role
+from pages.ui_common import available_gpu_platforms, require_role
 
 require_role("viewer")
 st.title("Plan")
 st.caption("Split a divisible job (samples, files, seeds) across several platforms to finish sooner or "
            "cheaper. Rates come from the same predictions as Predict & compare; plans hold on the upper bounds.")
 
-catalogue = platforms()
-gpu_platforms = catalogue[(catalogue["gpu_count"] > 0) & catalogue["available"].astype(bool)]
+gpu_platforms = available_gpu_platforms()
 
 c1, c2, c3 = st.columns(3)
 workload = c1.text_input("Workload", value="resnet50")

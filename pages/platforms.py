@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from fedopt_core import accounts, auth, catalog, lambda_ops
-from pages.ui_common import clear_caches, platforms, require_role
+from pages.ui_common import clear_caches, money_column, platforms, require_role
 
 require_role("viewer")
 
@@ -39,8 +39,8 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
-            "price_per_hour_usd": st.column_config.NumberColumn("USD / hour", format="$%.2f"),
-            "price_per_gpu_hour_usd": st.column_config.NumberColumn("USD / GPU-hour", format="$%.2f"),
+            "price_per_hour_usd": money_column("USD / hour"),
+            "price_per_gpu_hour_usd": money_column("USD / GPU-hour"),
             "gpu_memory_gb": st.column_config.NumberColumn("GPU memory (GB)"),
             "as_of": st.column_config.DateColumn("Price as of"),
         },

@@ -6,15 +6,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fedopt_core import accounts, advisor, catalog, training
-from pages.ui_common import platforms, require_role
+from pages.ui_common import available_gpu_platforms, money_column, require_role
 
 require_role("viewer")
 st.title("Predict & compare")
 st.caption("Predicted run time and cost per platform, with a prediction interval. Every figure says whether it "
            "comes from the trained model or from the hardware heuristic used before there are runs.")
 
-catalogue = platforms()
-gpu_platforms = catalogue[(catalogue["gpu_count"] > 0) & catalogue["available"].astype(bool)]
+gpu_platforms = available_gpu_platforms()
 
 with st.form("task"):
     st.subheader("The job")
@@ -105,9 +104,9 @@ st.dataframe(shown[columns], hide_index=True, width="stretch",
              column_config={"predicted_h": st.column_config.NumberColumn("Predicted (h)", format="%.2f"),
                             "lower_h": st.column_config.NumberColumn("Lower (h)", format="%.2f"),
                             "upper_h": st.column_config.NumberColumn("Upper (h)", format="%.2f"),
-                            "cost_usd": st.column_config.NumberColumn("Cost", format="$%.2f"),
-                            "cost_lower_usd": st.column_config.NumberColumn("Cost low", format="$%.2f"),
-                            "cost_upper_usd": st.column_config.NumberColumn("Cost high", format="$%.2f")})
+                            "cost_usd": money_column("Cost"),
+                            "cost_lower_usd": money_column("Cost low"),
+                            "cost_upper_usd": money_column("Cost high")})
 
 top = shown.head(20).iloc[::-1]
 interval = go.Figure(go.Scatter(

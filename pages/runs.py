@@ -11,7 +11,7 @@ from fedopt_core import auth, runs
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.schema import ValidationError
-from pages.ui_common import after_runs_logged, clear_caches, require_role
+from pages.ui_common import after_runs_logged, clear_caches, money_column, require_role
 
 require_role("viewer")
 
@@ -233,7 +233,7 @@ with tab_history:
             hide_index=True, width="stretch",
             column_config={
                 "execution_time_s": st.column_config.NumberColumn("Seconds", format="%.1f"),
-                "price_per_hour_usd": st.column_config.NumberColumn("USD / hour", format="$%.2f"),
+                "price_per_hour_usd": money_column("USD / hour"),
                 "created_at": st.column_config.DatetimeColumn("Logged (UTC)"),
                 "started_at": st.column_config.DatetimeColumn("Started (UTC)"),
             },

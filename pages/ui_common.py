@@ -45,6 +45,11 @@ def platforms() -> pd.DataFrame:
     return catalog.list_platforms()
 
 
+def available_gpu_platforms() -> pd.DataFrame:
+    """The catalogue's GPU platforms that are available now: the candidates on Predict and Plan."""
+    return catalog.filter_platforms(platforms(), include_cpu=False, include_unavailable=False)
+
+
 @st.cache_data(ttl=300, show_spinner=False)
 def techniques() -> pd.DataFrame:
     return catalog.list_techniques()
