@@ -1,6 +1,6 @@
 # fedopt: two commands on a fresh machine.
 #   make run   - virtualenv, install, database, catalogues, dashboard
-#   make test  - virtualenv, install with test extras, Chromium if missing, every test
+#   make test  - virtualenv, install with test extras, Chromium if missing, lint, every test
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ PORT ?= 8501
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install install-test chromium setup bench clean
+.PHONY: run test lint format install install-test chromium setup bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,22 @@ setup: install
 	$(VENV)/bin/fedopt setup
 
 run: setup
-	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+	$(VENV)/bin/fedopt dashboard --port $(PORT)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian chromium for the browser test"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# Lint and format check (configured in pyproject.toml); `make format` applies the formatting.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # The suite runs its backend tests on SQLite and on a throwaway PostgreSQL server on loopback.
 test: install-test chromium

@@ -32,8 +32,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fedopt_core.datasets import load_lambda_benchmarks  # noqa: E402
-from fedopt_core.predictor import PerformancePredictor  # noqa: E402
+from fedopt_core.catalog.datasets import load_lambda_benchmarks  # noqa: E402
+from fedopt_core.prediction.estimator import PerformancePredictor  # noqa: E402
 
 DEFAULT_DATA = (REPO / ".." / "shared" / "data" / "gpu_benchmarks.csv").resolve()
 TARGET_MEDIAN_APE = 0.10

@@ -186,8 +186,8 @@ def bench_import(home: Path, rows: int, batch_size: int) -> None:
 
 
 def _fit_in_fresh_process(benchmark: str) -> dict[str, float]:
-    from fedopt_core import datasets
-    from fedopt_core.predictor import PerformancePredictor
+    from fedopt_core.catalog import datasets
+    from fedopt_core.prediction.estimator import PerformancePredictor
 
     bench = datasets.load_lambda_benchmarks(benchmark)
     before = PeakRss.now_mb()
@@ -202,7 +202,9 @@ def _fit_in_fresh_process(benchmark: str) -> dict[str, float]:
 def _train_now_in_fresh_process(url: str) -> dict[str, object]:
     os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
     # Imported before the clock and memory baseline start, as in a dashboard process that has run a while.
-    from fedopt_core import predictor, runs, training  # noqa: F401
+    from fedopt_core import runs  # noqa: F401
+    from fedopt_core.prediction import estimator as predictor
+    from fedopt_core.prediction import training
 
     marks: list[tuple[str, float]] = []
     before = PeakRss.now_mb()
@@ -225,7 +227,8 @@ def in_fresh_process(fn: Callable[..., dict], *args: object) -> dict:
 
 def bench_retrain(url: str, bench: pd.DataFrame, benchmark: Path, rows: int, sigma: float) -> float:
     """Fill ``url`` with ``rows`` resampled runs and time one train_now; returns its seconds."""
-    from fedopt_core import db, runs, training
+    from fedopt_core import db, runs
+    from fedopt_core.prediction import training
 
     db.upgrade(url)
     frame = resampled_runs(bench, rows, sigma)
@@ -285,7 +288,8 @@ def probe_run() -> dict[str, object]:
 def timed_logs(url: str, n: int, interval_s: float, running: Callable[[], bool] | None = None
                ) -> tuple[list[float], dict[str, int]]:
     """Latencies (s) of n single log_run calls, paced; with ``running``, only those that returned while it held."""
-    from fedopt_core import runs, training
+    from fedopt_core import runs
+    from fedopt_core.prediction import training
 
     latencies, stages = [], {}
     start = time.perf_counter()
@@ -307,13 +311,13 @@ def timed_logs(url: str, n: int, interval_s: float, running: Callable[[], bool] 
 
 def _train_in_process(url: str) -> None:
     os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     training.train_now(url=url)
 
 
 def _wait_for_lease(url: str, alive: Callable[[], bool], timeout_s: float = 300) -> None:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     deadline = time.monotonic() + timeout_s
     while training.lease_holder(url=url) is None:
@@ -331,7 +335,8 @@ def describe(name: str, latencies: list[float], n: int, stages: dict[str, int] |
 
 
 def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None:
-    from fedopt_core import runs, training
+    from fedopt_core import runs
+    from fedopt_core.prediction import training
 
     runs.log_run(probe_run(), url=url)  # first call pays one-off imports and statement compilation
     idle, _ = timed_logs(url, n, 0.05)
@@ -390,7 +395,8 @@ def main() -> None:
         home = Path(tmp)
         os.environ["FEDOPT_HOME"] = str(home)
         os.environ["DATABASE_URL"] = f"sqlite:///{home / 'fedopt.db'}"
-        from fedopt_core import datasets, db
+        from fedopt_core import db
+        from fedopt_core.catalog import datasets
 
         if not args.skip_import:
             bench_import(home, args.rows, args.batch_size)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from fedopt_core.planner import _best_single_index, _prepare_platforms, plan_shards
+from fedopt_core.planning import plan_shards
+from fedopt_core.planning.shard_solver import best_single_index, prepare_platforms
 
 WORK_UNITS = 10_000_000
 
@@ -63,7 +64,7 @@ def main() -> None:
     deadline_small = 1.5 * fastest_small.planned_makespan_s
     budget_small = 0.5 * (cheapest_small.planned_cost_usd + fastest_small.planned_cost_usd)
 
-    P = _prepare_platforms(big, confident=True)
+    P = prepare_platforms(big, confident=True)
     modes = [
         ("makespan, no budget (water-filling)", {}, {}),
         ("cost, deadline (MILP)", {"objective": "cost", "deadline_s": deadline},
@@ -79,7 +80,7 @@ def main() -> None:
         t_big, plan = best_time(lambda kw=kw_big: plan_shards(WORK_UNITS, big, **kw), args.repeat)
         t_small, _ = best_time(lambda kw=kw_small: plan_shards(WORK_UNITS, small, **kw), args.repeat)
         objective = kw_big.get("objective", "makespan")
-        t_single, _ = best_time(lambda kw=kw_big, o=objective: _best_single_index(
+        t_single, _ = best_time(lambda kw=kw_big, o=objective: best_single_index(
             P, WORK_UNITS, o, kw.get("deadline_s"), kw.get("budget_usd")), args.repeat)
         print(f"{label:<46}{t_big:>14.4f}{t_small:>12.4f}{t_big / t_small:>8.1f}{t_single:>11.5f}"
               f"{t_big / t_single:>8.0f}   {plan.totals['platforms']} / {plan.totals['machines']} / "

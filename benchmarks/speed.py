@@ -23,10 +23,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fedopt_core import gpus  # noqa: E402
-from fedopt_core.datasets import load_lambda_benchmarks  # noqa: E402
-from fedopt_core.predictor import PerformancePredictor  # noqa: E402
-from fedopt_core.ranking import rank_platforms  # noqa: E402
+from fedopt_core.catalog import gpus
+from fedopt_core.catalog.datasets import load_lambda_benchmarks  # noqa: E402
+from fedopt_core.prediction.estimator import PerformancePredictor  # noqa: E402
+from fedopt_core.planning.ranking import rank_platforms  # noqa: E402
 
 DEFAULT_DATA = (REPO / ".." / "shared" / "data" / "gpu_benchmarks.csv").resolve()
 TARGET_RATIO = 50.0

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlmodel import select
 
 from fedopt_core.db import session_scope
+from fedopt_core.errors import FedoptInputError
 from fedopt_core.models import AuditEvent, UserRole, utcnow
 
 ROLES = ("viewer", "member", "admin")
@@ -120,9 +121,9 @@ def actor_from_identity(claims: Mapping[str, Any] | None, *, url: str | None = N
 def set_role(email: str, role: str, *, url: str | None = None) -> None:
     """Give a user a role (admin only)."""
     if role not in _RANK:
-        raise ValueError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+        raise FedoptInputError("role", f"{role!r} is not one of {', '.join(ROLES)}")
     if not email or "@" not in email:
-        raise ValueError("email: a user's e-mail address is required")
+        raise FedoptInputError("email", "a user's e-mail address is required")
     require("admin", "changing roles")
     with session_scope(url) as session:
         row = session.get(UserRole, email.lower())

@@ -1,22 +1,42 @@
-"""One Settings object for the whole application.
+"""One Settings object for the whole process, built once from the environment.
 
-Everything that can be configured is read here, from the environment, once per call to
-:func:`get_settings`.  Nothing else in the package reads ``os.environ`` for configuration.
+Everything that can be configured is read here, and nothing else in the package reads
+``os.environ`` for configuration.  :func:`get_settings` builds the settings on first use and
+returns the same object afterwards; :func:`reload_settings` rebuilds them at once (the CLI's
+``--database-url``) and :func:`reset_settings` on next use (tests that change the environment).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The installed package (its catalogues and migrations ship inside it).
+PACKAGE_DIR = Path(__file__).resolve().parent
 
-#: The curated catalogues that ship with the app (platforms, GPUs, techniques).
-DEFAULT_DATA_DIR = REPO_ROOT / "data"
+#: The curated catalogues that ship with the app (platforms, GPUs, techniques, university domains).
+DEFAULT_DATA_DIR = PACKAGE_DIR / "data"
 
-#: The public data sets shipped beside the repository (read-only, never copied in).
-DEFAULT_SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from (an editable install), or None when installed."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "fedopt_core").is_dir() else None
+
+
+def _default_home() -> Path:
+    # In a checkout, a git-ignored folder inside it keeps a laptop install self-contained;
+    # installed elsewhere, the user's home.
+    root = checkout_root()
+    return root / ".fedopt" if root is not None else Path.home() / ".fedopt"
+
+
+def _default_shared_data() -> Path:
+    # The public data sets sit beside the checkout (never copied in); installed, beside the working folder.
+    root = checkout_root()
+    return (root.parent if root is not None else Path.cwd().parent) / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -36,15 +56,8 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _default_home() -> Path:
-    # A git-ignored folder inside the checkout keeps a laptop install self-contained.
-    return REPO_ROOT / ".fedopt"
-
-
-def get_settings() -> Settings:
-    """Read the settings from the environment (cheap; call it where needed)."""
+def _from_environment(database_url: str | None = None) -> Settings:
     home = Path(os.environ.get("FEDOPT_HOME") or _default_home()).expanduser()
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{home / 'fedopt.db'}"
     retrain_raw = os.environ.get("FEDOPT_RETRAIN_EVERY", "10")
     try:
         retrain_every = max(1, int(retrain_raw))
@@ -52,10 +65,39 @@ def get_settings() -> Settings:
         raise ValueError(f"FEDOPT_RETRAIN_EVERY must be a whole number, got {retrain_raw!r}") from None
     return Settings(
         home=home,
-        database_url=database_url,
+        database_url=database_url or os.environ.get("DATABASE_URL") or f"sqlite:///{home / 'fedopt.db'}",
         data_dir=Path(os.environ.get("FEDOPT_DATA_DIR") or DEFAULT_DATA_DIR),
-        shared_data_dir=Path(os.environ.get("FEDOPT_SHARED_DATA") or DEFAULT_SHARED_DATA_DIR),
+        shared_data_dir=Path(os.environ.get("FEDOPT_SHARED_DATA") or _default_shared_data()),
         secret_key=os.environ.get("FEDOPT_SECRET_KEY") or None,
         retrain_every_n_runs=retrain_every,
         lambda_base_url=os.environ.get("FEDOPT_LAMBDA_BASE_URL") or "https://cloud.lambda.ai/api/v1",
     )
+
+
+_current: Settings | None = None
+_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """The process's settings (built from the environment on the first call, then reused)."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = _from_environment()
+    return _current
+
+
+def reload_settings(*, database_url: str | None = None) -> Settings:
+    """Rebuild the settings from the environment now; ``database_url`` overrides ``DATABASE_URL``."""
+    global _current
+    with _lock:
+        _current = _from_environment(database_url)
+    return _current
+
+
+def reset_settings() -> None:
+    """Forget the settings; the next :func:`get_settings` builds them from the environment again."""
+    global _current
+    with _lock:
+        _current = None

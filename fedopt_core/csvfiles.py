@@ -1,20 +1,40 @@
-"""Reading and writing CSV files safely: line numbers for errors, no spreadsheet formulas.
+"""CSV files in and out, in one place: reading with true line numbers, writing without formulas.
 
-One home for CSV handling, used by the shipped catalogues, run imports and every export.
+Every CSV fedopt reads goes through :func:`read_text` (bytes to text and a header) and
+:func:`records` (the rows with their 1-based file line): the run import streams them, and
+:func:`read_table` gathers them into a frame for the shipped catalogues and the public data sets.
+The rules, here once:
+
+* a size limit is checked before reading (when the caller gives one);
+* text is UTF-8 (a BOM is dropped); a file that is not is read as Windows-1252 (what Excel on
+  Windows writes) with a warning naming the first line that was not UTF-8; NUL bytes or a zip
+  signature (an Excel workbook) are refused;
+* leading blank and ``#`` lines are skipped; the header is the first other line; only
+  comma-separated files are read (a semicolon/tab/pipe header is refused, naming the separator);
+  a header that repeats a column is refused;
+* a row with the wrong number of fields is reported with its line and left out; a row the CSV
+  reader cannot parse (a quote never closed) is reported, and so is the fact that the lines after
+  it were not read.
+
+Writing: :func:`to_safe_csv` neutralises cells a spreadsheet would evaluate as a formula.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
 #: Leading characters that make Excel, LibreOffice or Sheets evaluate a cell as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+Source = str | os.PathLike[str] | bytes | IO[bytes]
 
 
 @dataclass(frozen=True)
@@ -30,56 +50,203 @@ class CatalogError:
 
 
 class CsvFormatError(ValueError):
-    """The file as a whole cannot be read as CSV (empty, binary, wrong header)."""
+    """The file as a whole cannot be read as CSV (empty, binary, too large, wrong separator or header)."""
 
 
-def read_commented_csv(path: str | Path, required: Iterable[str] = ()) -> tuple[pd.DataFrame, list[CatalogError]]:
-    """Read a CSV whose first lines may be ``#`` comments; keep each row's true line number.
+@dataclass(frozen=True)
+class CsvText:
+    """A CSV file read as text: its header and the text from the header line on."""
 
-    Returns the rows as strings (column ``_line`` holds the line number) and the errors for
-    rows with the wrong number of fields or an empty required field; those rows are left out.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    skipped = 0
-    while skipped < len(lines) and (lines[skipped].startswith("#") or not lines[skipped].strip()):
-        skipped += 1
-    reader = csv.reader(io.StringIO("".join(lines[skipped:])))
-    errors: list[CatalogError] = []
+    name: str
+    header: list[str]
+    #: 1-based line of the header in the file.
+    header_line: int
+    #: Physical lines after the header (for progress).
+    data_lines: int
+    body: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A record that was not read: its 1-based line and why.  ``stops`` when nothing after it was read."""
+
+    line: int
+    message: str
+    stops: bool = False
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return str(getattr(source, "name", None) or "the file")
+
+
+def read_bytes(source: Source, max_bytes: int | None = None) -> bytes:
+    """The bytes of a path, a bytes object or a binary file object; refused above ``max_bytes``."""
+    limit_text = f"{max_bytes / 1024 / 1024:.0f} MiB" if max_bytes else ""
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise CsvFormatError(f"{path.name} is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. "
+                                 "Split the file and import the parts.")
+        with path.open("rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    else:
+        size = getattr(source, "size", None)
+        if max_bytes is not None and isinstance(size, int) and size > max_bytes:
+            raise CsvFormatError(f"the file is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. Split it.")
+        data = source.read() if max_bytes is None else source.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise CsvFormatError(f"the file is larger than the import limit of {limit_text}. Split it and import the parts.")
+    if not data.strip():
+        raise CsvFormatError("the file is empty")
+    return data
+
+
+def decode(data: bytes) -> tuple[str, list[str]]:
+    """CSV bytes as text, with the warnings a person should see (Windows-1252 fallback)."""
+    if b"\x00" in data[:1_000_000] or data.startswith(b"PK\x03\x04"):
+        raise CsvFormatError("this is a binary file (an Excel workbook?), not CSV text; save it as CSV (UTF-8)")
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise CsvFormatError(f"{path}: no header row") from None
-    required = list(required)
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise CsvFormatError(f"{path}: header lacks column(s) {', '.join(missing)}")
-    rows: list[list[str]] = []
-    line_numbers: list[int] = []
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise CsvFormatError(f"line {line}: the file is not UTF-8 text (nor Windows-1252); save it as CSV UTF-8") from None
+    return text, [
+        f"the file is not UTF-8 (first at line {line}); it was read as Windows-1252. "
+        "Check names with accents, or save it as CSV UTF-8."
+    ]
+
+
+def read_text(source: Source, *, max_bytes: int | None = None) -> CsvText:
+    """Read ``source`` as CSV text and parse its header (see the module docstring for the rules).
+
+    Raises :class:`CsvFormatError` when the file as a whole cannot be used, ``FileNotFoundError``
+    for a path that does not exist.
+    """
+    text, warnings = decode(read_bytes(source, max_bytes))
+    pos = 0
+    skipped = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end == -1 else end + 1
+        line = text[pos:end]
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        skipped += 1
+        pos = end
+    body = text[pos:]
+    if not body.strip():
+        raise CsvFormatError("the file has no header row (it is empty or only comments)")
+    header_text = body.split("\n", 1)[0]
+    try:
+        raw_header = next(csv.reader(io.StringIO(header_text)))
+    except (StopIteration, csv.Error) as exc:
+        raise CsvFormatError(f"line {skipped + 1}: the header cannot be read as CSV ({exc})") from None
+    header = [h.strip().lstrip("\ufeff") for h in raw_header]
+    if len(header) == 1:
+        for sep, sep_name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in header_text:
+                raise CsvFormatError(f"line {skipped + 1}: the file is separated by {sep_name}; fedopt reads "
+                                     "comma-separated files (save as 'CSV (comma delimited)')")
+    lowered = [h.lower() for h in header]
+    duplicated = sorted({h for h in lowered if lowered.count(h) > 1})
+    if duplicated:
+        raise CsvFormatError(f"line {skipped + 1}: the header repeats column(s) {', '.join(duplicated)}")
+    data_lines = body.count("\n") - (0 if body.endswith("\n") else -1) - 1
+    return CsvText(_name(source), header, skipped + 1, max(0, data_lines), body, warnings)
+
+
+def records(text: CsvText) -> Iterator[tuple[int, list[str]] | Problem]:
+    """Each data record as ``(line, cells)``, or a :class:`Problem` for one that cannot be used.
+
+    Blank records are skipped.  A record with the wrong number of fields is a problem and reading
+    goes on; one the CSV reader cannot parse is a problem that ``stops``: nothing after it is read.
+    """
+    reader = csv.reader(io.StringIO(text.body, newline=""))
+    next(reader)  # the header, parsed by read_text
+    before = text.header_line - 1  # lines before the header
+    last_line = reader.line_num
+    width = len(text.header)
     while True:
         try:
             record = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
-            errors.append(CatalogError(str(path), skipped + reader.line_num, f"unreadable CSV: {exc}"))
-            continue
-        line = skipped + reader.line_num
+            # The reader cannot find the next row boundary after this; what came before stands.
+            yield Problem(before + last_line + 1, f"cannot be read as CSV ({exc}); the lines after it were not read",
+                          stops=True)
+            return
+        start_line = before + last_line + 1
+        last_line = reader.line_num
         if not record or all(not cell.strip() for cell in record):
             continue
-        if len(record) != len(header):
-            errors.append(CatalogError(str(path), line, f"expected {len(header)} fields, found {len(record)}"))
+        if len(record) != width:
+            yield Problem(start_line, f"expected {width} fields, found {len(record)}")
             continue
-        empty = [name for name in required if not record[header.index(name)].strip()]
+        yield start_line, record
+
+
+def read_table(source: Source, required: Iterable[str] = (), *,
+               max_bytes: int | None = None) -> tuple[pd.DataFrame, list[CatalogError]]:
+    """A whole CSV file as strings (stripped), with each row's file line in column ``_line``.
+
+    Rows with a problem (see :func:`records`) or an empty ``required`` field are left out and
+    reported, each with its file and line.  A header without a ``required`` column raises
+    :class:`CsvFormatError`.  For the shipped catalogues and the public data sets.
+    """
+    text = read_text(source, max_bytes=max_bytes)
+    required = list(required)
+    missing = [name for name in required if name not in text.header]
+    if missing:
+        raise CsvFormatError(f"{text.name}: header lacks column(s) {', '.join(missing)}")
+    positions = [text.header.index(name) for name in required]
+    errors: list[CatalogError] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for item in records(text):
+        if isinstance(item, Problem):
+            errors.append(CatalogError(text.name, item.line, item.message))
+            continue
+        line, record = item
+        empty = [name for name, pos in zip(required, positions, strict=True) if not record[pos].strip()]
         if empty:
-            errors.append(CatalogError(str(path), line, f"empty required field(s): {', '.join(empty)}"))
+            errors.append(CatalogError(text.name, line, f"empty required field(s): {', '.join(empty)}"))
             continue
         rows.append([cell.strip() for cell in record])
-        line_numbers.append(line)
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
-    frame["_line"] = line_numbers
+        lines.append(line)
+    frame = pd.DataFrame(rows, columns=text.header, dtype=object)
+    frame["_line"] = lines
     return frame, errors
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`read_table` frame with blank cells as missing and every all-numeric column as numbers."""
+    out = frame.replace("", None).infer_objects()
+    for name in out.columns:
+        values = out[name]
+        numbers = pd.to_numeric(values, errors="coerce")
+        if values.notna().any() and numbers[values.notna()].notna().all():
+            out[name] = numbers
+    return out
+
+
+def count_rows(text: str) -> int:
+    """Data rows in CSV ``text`` (its records after the header)."""
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1)
+
+
+# --------------------------------------------------------------------------- writing
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:

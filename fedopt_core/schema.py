@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedopt_core.errors import ValidationError
+
 TASK_FIELDS = [
     "task_type",
     "workload",
@@ -42,6 +44,13 @@ PLATFORM_FIELDS = [
 ]
 OUTCOME_FIELDS = ["execution_time_s", "success"]
 RUN_FIELDS = TASK_FIELDS + PLATFORM_FIELDS + OUTCOME_FIELDS
+#: Fields a stored run carries besides the run schema (kept with it, not part of the task).
+META_FIELDS = ["started_at", "logged_by", "notes"]
+
+#: Task types the faces offer (free text is still accepted: these are the ones the model has flags for).
+TASK_TYPES = ("training", "inference", "batch")
+#: Precision labels the faces offer, most common first (features.precision_class reads any label).
+PRECISIONS = ("fp16_amp", "fp32", "bf16")
 
 #: The gpu_type of a platform without a GPU.
 CPU_ONLY = "cpu"
@@ -81,15 +90,6 @@ FIELD_DESCRIPTIONS = {
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
-
-
-class ValidationError(ValueError):
-    """A run field has a value fedopt refuses; ``field`` names it."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,20 @@ def validate_run(run: Mapping[str, Any], *, require_outcome: bool = True) -> dic
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def task_on_platforms(task: Mapping[str, Any], platforms: pd.DataFrame) -> pd.DataFrame:
+    """One row per platform carrying the task's fields: what a predictor is asked about.
+
+    The platform frame owns the platform fields (``gpu_type``, ``gpu_count``, ``price_per_hour_usd``,
+    ...): a task key that names one is ignored, so a ranking never runs a job on a GPU it was not
+    offered.  The one task x platform join; ranking and the shard planner both use it.
+    """
+    rows = platforms.reset_index(drop=True).copy()
+    for key, value in task.items():
+        if key not in PLATFORM_FIELDS:
+            rows[key] = value
+    return rows
 
 
 def empty_frame() -> pd.DataFrame:

@@ -12,15 +12,39 @@ from pathlib import Path
 import pytest
 
 from fedopt_core import db
-from fedopt_core.config import DEFAULT_SHARED_DATA_DIR, REPO_ROOT
+from fedopt_core import config
+from tests.support import NINE_TRAINING_GPUS, REPO_ROOT, SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _settings_follow_the_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fedopt builds its settings once per process; a test that changes the environment gets them rebuilt.
+
+    Every ``monkeypatch.setenv``/``delenv`` forgets the settings, and so does the end of the test
+    (before monkeypatch restores the environment), so no test sees another's configuration.
+    """
+    config.reset_settings()
+    setenv, delenv = monkeypatch.setenv, monkeypatch.delenv
+
+    def setenv_and_forget(name: str, value: str, prepend: str | None = None) -> None:
+        setenv(name, value, prepend)
+        config.reset_settings()
+
+    def delenv_and_forget(name: str, raising: bool = True) -> None:
+        delenv(name, raising=raising)
+        config.reset_settings()
+
+    monkeypatch.setenv = setenv_and_forget  # type: ignore[method-assign]
+    monkeypatch.delenv = delenv_and_forget  # type: ignore[method-assign]
+    request.addfinalizer(config.reset_settings)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: CI puts it beside the clone; its absence is a failure, not a skip."""
-    if not (DEFAULT_SHARED_DATA_DIR / "gpu_benchmarks.csv").exists():
-        pytest.fail(f"public data missing: expected {DEFAULT_SHARED_DATA_DIR} beside the repository")
-    return DEFAULT_SHARED_DATA_DIR
+    if not (SHARED_DATA / "gpu_benchmarks.csv").exists():
+        pytest.fail(f"public data missing: expected {SHARED_DATA} beside the repository")
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +143,22 @@ def any_db(blank_db: str) -> str:
     """A migrated, empty database on each backend (SQLite file and PostgreSQL)."""
     db.upgrade(blank_db)
     return blank_db
+
+
+# --------------------------------------------------------------------------- a fitted model, once per run
+
+
+@pytest.fixture(scope="session")
+def benchmark_runs(shared_data: Path):  # noqa: ANN201 - DataFrame
+    """Lambda's public benchmark as runs (the real measurements every model test starts from)."""
+    from fedopt_core.catalog.datasets import load_lambda_benchmarks
+
+    return load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
+
+
+@pytest.fixture(scope="session")
+def nine_gpu_model(benchmark_runs):  # noqa: ANN001, ANN201
+    """A predictor fitted on nine GPUs of the benchmark (fitted once, shared by the tests that read it)."""
+    from fedopt_core.prediction.estimator import PerformancePredictor
+
+    return PerformancePredictor(random_state=0).fit(benchmark_runs.loc[benchmark_runs["gpu_type"].isin(NINE_TRAINING_GPUS)])

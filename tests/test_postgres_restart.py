@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from fedopt_core import db
-from fedopt_core.config import REPO_ROOT
+from tests.support import REPO_ROOT
 from fedopt_core.models import Technique
 from tests.conftest import _fresh_postgres_database
 

@@ -1,6 +1,8 @@
 """The ``fedopt`` command.  Thin, like the pages: parse arguments, call fedopt_core, print.
 
-Each group of commands lives in a module of this package with a ``register(subparsers)``.
+What lives here: one module per group of commands (catalogue, runs, predict, plan, model,
+accounts, cloud, admin, dashboard), each with a ``register(subparsers)``, and the shared
+``main``, ``emit`` and ``CliError``.  A command imports what it needs when it runs.
 
 ``--json`` prints a JSON array of objects (or one object for a single result) on stdout;
 without it a readable table.  Errors are one line on stderr and a non-zero exit code.
@@ -72,7 +74,7 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
 # --------------------------------------------------------------------------- parser
 
 #: Modules of fedopt_core.cli that each define ``register(subparsers)`` for their commands.
-COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts", "predict", "model", "plan"]
+COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts", "predict", "model", "plan", "dashboard"]
 
 
 def database_url(args: argparse.Namespace) -> str:

@@ -147,7 +147,7 @@ def cmd_usage_list(args: argparse.Namespace) -> int:
 
 
 def cmd_usage_report(args: argparse.Namespace) -> int:
-    from fedopt_core import reports
+    from fedopt_core.accounts import reports
 
     path = reports.write_report(args.month, args.out, as_csv=args.csv, url=args.database_url)
     print(f"wrote the {'CSV' if args.csv else 'HTML'} usage report for {args.month} to {path}")

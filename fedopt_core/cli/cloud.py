@@ -15,19 +15,19 @@ def _report(result, args: argparse.Namespace) -> int:  # noqa: ANN001 - a report
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from fedopt_core import lambda_ops
+    from fedopt_core.cloud import lambda_ops
 
     return _report(lambda_ops.refresh_catalogue(args.account, url=args.database_url), args)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from fedopt_core import lambda_ops
+    from fedopt_core.cloud import lambda_ops
 
     return _report(lambda_ops.sync(args.account, url=args.database_url), args)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from fedopt_core import lambda_ops
+    from fedopt_core.cloud import lambda_ops
 
     try:
         outcome = lambda_ops.launch(args.account, args.instance_type, args.region, args.ssh_key,
@@ -38,7 +38,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
-    from fedopt_core import lambda_ops
+    from fedopt_core.cloud import lambda_ops
 
     try:
         closed = lambda_ops.terminate(args.account, args.instance_id, url=args.database_url)

@@ -9,7 +9,7 @@ from fedopt_core.cli import CliError, emit
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     def show(stage: str, fraction: float) -> None:
         if not args.json:
@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     emit(training.list_versions(url=args.database_url), args.json,
          ["version", "created_at", "status", "n_train_runs", "median_ape", "coverage", "reason"])
@@ -35,7 +35,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     training.activate_version(args.version, url=args.database_url)
     print(f"version {args.version} is now active")
@@ -43,7 +43,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def _active_model(args: argparse.Namespace):  # noqa: ANN202 - (PerformancePredictor, facts)
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     model, facts = training.active_model(url=args.database_url)
     if model is None:
@@ -52,7 +52,7 @@ def _active_model(args: argparse.Namespace):  # noqa: ANN202 - (PerformancePredi
 
 
 def cmd_calibration(args: argparse.Namespace) -> int:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     model, facts = _active_model(args)
     curve = training.calibration_curve(model, url=args.database_url)
@@ -63,7 +63,7 @@ def cmd_calibration(args: argparse.Namespace) -> int:
 
 
 def cmd_suspects(args: argparse.Namespace) -> int:
-    from fedopt_core import training
+    from fedopt_core.prediction import training
 
     model, _ = _active_model(args)
     emit(training.suspect_configurations(model), args.json,

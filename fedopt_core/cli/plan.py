@@ -30,12 +30,13 @@ def _task(args: argparse.Namespace) -> dict:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    from fedopt_core import advisor, planner
+    from fedopt_core import planning
+    from fedopt_core.planning import advisor
 
     try:
         plan = advisor.plan(_task(args), _platforms(args), args.work_units, objective=args.objective,
                             deadline_s=args.deadline, budget_usd=args.budget, url=args.database_url)
-    except planner.PlanningError as exc:
+    except planning.PlanningError as exc:
         raise CliError(str(exc)) from None
     frame = plan.to_frame()
     if args.json:
@@ -50,7 +51,8 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
 
 def cmd_spot(args: argparse.Namespace) -> int:
-    from fedopt_core import advisor, catalog
+    from fedopt_core import catalog
+    from fedopt_core.planning import advisor
 
     platforms = catalog.list_platforms(include_cpu=False, url=args.database_url)
     if args.platform:

@@ -9,7 +9,8 @@ from fedopt_core.schema import TASK_FIELDS
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from fedopt_core import advisor, catalog
+    from fedopt_core import catalog
+    from fedopt_core.planning import advisor
 
     task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
     platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False, url=args.database_url)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 
+from fedopt_core import csvfiles
 from fedopt_core.cli import CliError, emit
 from fedopt_core.schema import FIELD_DESCRIPTIONS, RUN_FIELDS
 
@@ -92,7 +91,7 @@ def cmd_runs_export(args: argparse.Namespace) -> int:
         text = runs.export_csv(args.file, url=args.database_url, **_filters(args))
     except OSError as exc:
         raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
-    count = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    count = csvfiles.count_rows(text)
     print(f"wrote {count} runs to {args.file}", file=sys.stderr)
     return 0
 

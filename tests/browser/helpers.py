@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from fedopt_core.config import REPO_ROOT
+from tests.support import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium tries to reach Google at start-up, which
@@ -26,12 +26,11 @@ def free_port() -> int:
 
 
 def start_dashboard(home: Path, port: int, env: dict, extra_args: list[str] = (), address: str = "127.0.0.1"):
-    """`streamlit run streamlit_app.py` on ``port``; returns the process once /_stcore/health answers."""
+    """`fedopt dashboard` on ``port`` (as `make run` starts it); returns the process once /_stcore/health answers."""
     log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in stop_dashboard
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", address, "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", *extra_args],
+        [sys.executable, "-m", "fedopt_core.cli", "dashboard", "--port", str(port), "--address", address,
+         "--", *extra_args],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     server.log = log  # type: ignore[attr-defined]

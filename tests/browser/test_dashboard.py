@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fedopt_core.config import REPO_ROOT
+from tests.support import REPO_ROOT
 from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fedopt_core import db, runs, training
+from fedopt_core import db, runs
+from fedopt_core.prediction import training
 from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser

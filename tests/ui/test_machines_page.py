@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedopt_core import accounts, lambda_ops
+from fedopt_core import accounts
+from fedopt_core.cloud import lambda_ops
 from fedopt_core.testing.fake_lambda import FakeLambdaServer
 
 KEY = "secret_page_key_abcdef0123456789"

@@ -6,8 +6,10 @@ import functools
 
 import pytest
 
-from fedopt_core import datasets, runs, schema, training
-from fedopt_core.predictor import PerformancePredictor
+from fedopt_core import runs, schema
+from fedopt_core.catalog import datasets
+from fedopt_core.prediction import training
+from fedopt_core.prediction.estimator import PerformancePredictor
 
 
 @pytest.fixture

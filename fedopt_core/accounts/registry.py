@@ -1,0 +1,299 @@
+"""Accounts and academic allocations: encrypted API keys, usage sessions, quotas, who pays.
+
+An account (a grant, a person, a course allocation, a cloud login) may carry a monthly hour quota,
+a monthly budget in USD and an end date; one with neither quota nor budget has no limit.
+
+Usage is a list of sessions (see :mod:`.usage`) (a span of time an account paid for a machine).  Every statistic
+(hours this month, sessions launched, what is left of a quota) is a query over those rows, split by
+calendar month (UTC): there is no counter to reset, and two people recording usage at the same
+moment cannot overwrite each other.
+
+API keys are stored only as Fernet tokens (see :mod:`fedopt_core.crypto`); pages and exports
+show ``••••`` and the last four characters.  The plain key is returned by
+:func:`decrypted_api_key` alone, for in-process use by the Lambda integration.
+
+Bad input raises :class:`AccountInputError` (a ``ValueError``) whose ``field`` names the culprit;
+nothing is written then.
+"""
+
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlmodel import select
+
+from fedopt_core import auth, crypto
+from fedopt_core.accounts.eligibility import check_institutional_email
+from fedopt_core.accounts.fields import (
+    CONTROL_CHARACTERS,
+    MAX_TEXT,
+    AccountInputError,
+    get_account,
+    read_amount,
+    read_day,
+    read_text,
+    read_username,
+    utc_today,
+)
+from fedopt_core.accounts.usage import with_month_usage
+from fedopt_core.db import session_scope
+from fedopt_core.models import Account, utcnow
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("active", "suspended", "expired", "archived")
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def _audit(session, action: str, target: str, **details: Any) -> None:  # noqa: ANN001
+    # Only field names and plain facts go into the audit trail, never a key or a token.
+    auth.record(action, target, details, session=session)
+
+
+
+def _check_api_key(api_key: Any) -> str | None:
+    if api_key is None:
+        return None
+    if not isinstance(api_key, str):
+        raise AccountInputError("api_key", "must be text")
+    key = api_key.strip()
+    if not key:
+        return None
+    # The message never repeats the key: it may be a real one pasted into the wrong box.
+    if len(key) < 8 or any(c.isspace() for c in key) or CONTROL_CHARACTERS.search(key):
+        raise AccountInputError("api_key", "must be at least 8 characters, without spaces")
+    return key
+
+
+def register_academic_account(
+    username: str,
+    api_key: str | None,
+    institution: str | None,
+    email: str | None,
+    *,
+    provider: str = "lambda",
+    monthly_quota_hours: float | None = None,
+    monthly_budget_usd: float | None = None,
+    ends_on: date | str | None = None,
+    project: str | None = None,
+    notes: str | None = None,
+    status: str | None = None,
+    url: str | None = None,
+) -> bool:
+    """Add an account, or update the one with this username (never a duplicate).
+
+    Returns True when a new account was created, False when an existing one was updated.  On
+    update, arguments left as None keep the stored value (use :func:`update_account` to clear a
+    limit).  The API key is encrypted before it reaches the database.
+    """
+    auth.require("admin", "adding or changing an account")
+    name = read_username(username)
+    key = _check_api_key(api_key)
+    check = check_institutional_email(email)
+    values: dict[str, Any] = {
+        "institution": read_text(institution, "institution", max_len=200),
+        "monthly_quota_hours": read_amount(monthly_quota_hours, "monthly_quota_hours"),
+        "monthly_budget_usd": read_amount(monthly_budget_usd, "monthly_budget_usd"),
+        "ends_on": read_day(ends_on, "ends_on"),
+        "project": read_text(project, "project", max_len=200),
+        "notes": read_text(notes, "notes", max_len=MAX_TEXT, allow_newlines=True),
+    }
+    provider_name = (read_text(provider, "provider", required=True) or "").lower()
+    if status is not None and status not in STATUSES:
+        raise AccountInputError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    token = crypto.encrypt_secret(key) if key else None
+    with session_scope(url) as session:
+        account = session.exec(select(Account).where(Account.username == name)).first()
+        created = account is None
+        if created:
+            account = Account(username=name, provider=provider_name, status=status or "active")
+        else:
+            account.provider = provider_name
+            if status is not None:
+                account.status = status
+        for attr, value in values.items():
+            if value is not None or created:
+                setattr(account, attr, value)
+        if check.email is not None or created:
+            account.email = check.email
+            account.email_verified = check.verified
+            account.email_check_reason = check.reason
+        if token is not None:
+            account.api_key_encrypted = token
+            account.api_key_last4 = crypto.last4(key)  # type: ignore[arg-type]
+            account.api_key_rotated_at = utcnow()
+        account.updated_at = utcnow()
+        session.add(account)
+        changed = sorted(k for k, v in values.items() if v is not None) + (["api_key"] if token else [])
+        _audit(session, "account.create" if created else "account.update", name, fields=changed)
+    logger.info("%s account %s", "created" if created else "updated", name)
+    return created
+
+
+_UNSET: Any = object()
+
+
+def update_account(
+    username: str,
+    *,
+    institution: Any = _UNSET,
+    email: Any = _UNSET,
+    provider: Any = _UNSET,
+    monthly_quota_hours: Any = _UNSET,
+    monthly_budget_usd: Any = _UNSET,
+    ends_on: Any = _UNSET,
+    project: Any = _UNSET,
+    notes: Any = _UNSET,
+    url: str | None = None,
+) -> None:
+    """Change some fields of an account; here None clears a field (e.g. removes a quota)."""
+    auth.require("admin", "changing an account")
+    name = read_username(username)
+    parsers = {
+        "institution": lambda v: read_text(v, "institution", max_len=200),
+        "provider": lambda v: (read_text(v, "provider", required=True) or "").lower(),
+        "monthly_quota_hours": lambda v: read_amount(v, "monthly_quota_hours"),
+        "monthly_budget_usd": lambda v: read_amount(v, "monthly_budget_usd"),
+        "ends_on": lambda v: read_day(v, "ends_on"),
+        "project": lambda v: read_text(v, "project", max_len=200),
+        "notes": lambda v: read_text(v, "notes", max_len=MAX_TEXT, allow_newlines=True),
+    }
+    given = {"institution": institution, "provider": provider, "monthly_quota_hours": monthly_quota_hours,
+             "monthly_budget_usd": monthly_budget_usd, "ends_on": ends_on, "project": project, "notes": notes}
+    changes = {k: parsers[k](v) for k, v in given.items() if v is not _UNSET}
+    check = check_institutional_email(email) if email is not _UNSET else None
+    with session_scope(url) as session:
+        account = get_account(session, name)
+        for attr, value in changes.items():
+            setattr(account, attr, value)
+        if check is not None:
+            account.email, account.email_verified, account.email_check_reason = check.email, check.verified, check.reason
+        account.updated_at = utcnow()
+        session.add(account)
+        _audit(session, "account.update", name, fields=sorted(changes) + (["email"] if check else []))
+
+
+def set_status(username: str, status: str, *, url: str | None = None) -> None:
+    """Set an account's status (active, suspended, expired, archived); its history stays."""
+    auth.require("admin", "changing an account's status")
+    name = read_username(username)
+    if status not in STATUSES:
+        raise AccountInputError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    with session_scope(url) as session:
+        account = get_account(session, name)
+        old = account.status
+        account.status = status
+        account.updated_at = utcnow()
+        session.add(account)
+        _audit(session, "account.status", name, old=old, new=status)
+
+
+def archive_account(username: str, *, url: str | None = None) -> None:
+    """Archive an account: it can no longer be chosen to pay; its sessions stay in every report."""
+    set_status(username, "archived", url=url)
+
+
+def set_api_key(username: str, api_key: str, *, url: str | None = None) -> str:
+    """Replace an account's API key (e.g. after rotating it at the provider); returns the mask."""
+    auth.require("admin", "replacing an API key")
+    name = read_username(username)
+    key = _check_api_key(api_key)
+    if key is None:
+        raise AccountInputError("api_key", "is required")
+    token = crypto.encrypt_secret(key)
+    with session_scope(url) as session:
+        account = get_account(session, name)
+        account.api_key_encrypted = token
+        account.api_key_last4 = crypto.last4(key)
+        account.api_key_rotated_at = account.updated_at = utcnow()
+        session.add(account)
+        _audit(session, "account.api_key", name)
+        return crypto.mask_secret(account.api_key_last4)
+
+
+def masked_api_key(username: str, *, url: str | None = None) -> str | None:
+    """``••••1234`` for the account's key, or None when it has no key."""
+    with session_scope(url) as session:
+        account = get_account(session, read_username(username))
+        return crypto.mask_secret(account.api_key_last4) if account.api_key_encrypted else None
+
+
+def decrypted_api_key(username: str, *, url: str | None = None) -> str | None:
+    """The plain API key, for in-process use only (the Lambda client); never show or log it."""
+    auth.require("admin", "using an account's API key")
+    with session_scope(url) as session:
+        token = get_account(session, read_username(username)).api_key_encrypted
+    return crypto.decrypt_secret(token) if token else None
+
+
+def rotate_secret_key(new_key: str | bytes | None = None, *, url: str | None = None) -> str:
+    """Re-encrypt every stored API key with a new secret key, in one transaction.
+
+    Returns a one-line instruction for the operator.  Without ``FEDOPT_SECRET_KEY`` a random key
+    replaces the key file; with it, ``new_key`` is required and the variable must be set to it.
+    """
+    auth.require("admin", "rotating the secret key")
+    rotation = crypto.prepare_rotation(new_key)
+    try:
+        with session_scope(url) as session:
+            accounts = session.exec(select(Account).where(Account.api_key_encrypted.is_not(None))).all()  # type: ignore[union-attr]
+            for account in accounts:
+                account.api_key_encrypted = rotation.rotate(account.api_key_encrypted)  # type: ignore[arg-type]
+                session.add(account)
+            _audit(session, "secret_key.rotate", "accounts", re_encrypted=len(accounts))
+    except BaseException:
+        rotation.abandon()
+        raise
+    instruction = rotation.finish()
+    logger.info("re-encrypted %d API keys with a new secret key", len(accounts))
+    return f"re-encrypted {len(accounts)} API key(s); {instruction}"
+
+
+ACCOUNT_COLUMNS = [
+    "username", "provider", "institution", "email", "eligibility", "email_check_reason", "api_key",
+    "monthly_quota_hours", "monthly_budget_usd", "ends_on", "status", "stored_status", "project", "notes",
+    "hours_this_month", "cost_this_month_usd", "hours_left", "budget_left_usd", "api_key_rotated_at", "created_at",
+]
+
+
+def accounts_frame(session) -> pd.DataFrame:  # noqa: ANN001
+    """Every account as a row (keys only as 'has a key' and the last four characters)."""
+    rows = session.exec(select(Account).order_by(Account.username)).all()
+    return pd.DataFrame(
+        [{
+            "account_id": a.id, "username": a.username, "provider": a.provider, "institution": a.institution,
+            "email": a.email, "email_verified": bool(a.email_verified), "email_check_reason": a.email_check_reason,
+            "has_api_key": a.api_key_encrypted is not None, "api_key_last4": a.api_key_last4,
+            "monthly_quota_hours": a.monthly_quota_hours, "monthly_budget_usd": a.monthly_budget_usd,
+            "ends_on": a.ends_on, "stored_status": a.status, "project": a.project, "notes": a.notes,
+            "api_key_rotated_at": a.api_key_rotated_at, "created_at": a.created_at,
+        } for a in rows],
+        columns=["account_id", "username", "provider", "institution", "email", "email_verified", "email_check_reason",
+                 "has_api_key", "api_key_last4", "monthly_quota_hours", "monthly_budget_usd", "ends_on",
+                 "stored_status", "project", "notes", "api_key_rotated_at", "created_at"],
+    )
+
+
+
+def list_accounts(*, include_archived: bool = False, month: str | date | None = None,
+                  url: str | None = None) -> pd.DataFrame:
+    """Accounts with this month's usage and what is left; API keys only masked."""
+    with session_scope(url) as session:
+        accounts = accounts_frame(session)
+    today = utc_today()
+    frame = with_month_usage(accounts, month, url, today)
+    if not include_archived:
+        frame = frame[frame["stored_status"] != "archived"]
+    frame = frame.assign(
+        api_key=np.where(frame["has_api_key"], crypto.MASK + frame["api_key_last4"].fillna(""), ""),
+        eligibility=np.where(frame["email_verified"], "verified", "not verified"),
+    )
+    return frame[ACCOUNT_COLUMNS].reset_index(drop=True)
+

@@ -1,0 +1,13 @@
+"""Cloud providers through their real APIs: today Lambda Cloud.
+
+What lives here: :mod:`.lambda_cloud` (the HTTP client, its typed errors and results: one
+coherent concept, kept whole) and :mod:`.lambda_ops` (refresh the catalogue, launch and
+terminate with usage sessions, sync; every write only after the API call succeeded).
+
+May import everything below it except planning: config, db, models, schema, errors, auth,
+catalog, accounts.
+"""
+
+from fedopt_core.cloud.lambda_cloud import LambdaCloudClient, LambdaCloudError
+
+__all__ = ["LambdaCloudClient", "LambdaCloudError"]

@@ -1,0 +1,312 @@
+"""Lambda Cloud, end to end: refresh the live catalogue, launch and terminate with usage, sync.
+
+Every operation reads from the API first and writes to the database only after the API call
+succeeded, in one transaction, so a failed call leaves the database as it was (apart from the
+note of the failure that the Platforms page shows).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlmodel import select
+
+from fedopt_core import auth
+from fedopt_core.accounts.registry import decrypted_api_key
+from fedopt_core.accounts.usage import add_usage_session
+from fedopt_core.catalog import gpus
+from fedopt_core.config import get_settings
+from fedopt_core.db import session_scope
+from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
+from fedopt_core.models import Account, AppState, Platform, PlatformPrice, UsageSession, utcnow
+from fedopt_core.schema import CPU_ONLY
+
+PROVIDER = "lambda"
+REFRESH_STATE_KEY = "lambda_refresh"
+SYNC_STATE_KEY = "lambda_sync"
+SYNC_MIN_INTERVAL = timedelta(minutes=1)
+
+ClientFactory = Callable[[str], LambdaCloudClient]
+
+
+class LambdaOperationError(RuntimeError):
+    """An operation could not be done; the message is fit for a page, and nothing was written."""
+
+
+def default_client(api_key: str) -> LambdaCloudClient:
+    return LambdaCloudClient(api_key, base_url=get_settings().lambda_base_url)
+
+
+def _client_for(username: str, client_factory: ClientFactory | None, url: str | None) -> LambdaCloudClient:
+    key = decrypted_api_key(username, url=url)
+    if not key:
+        raise LambdaOperationError(f"account {username!r} has no API key; add one on the Accounts page")
+    return (client_factory or default_client)(key)
+
+
+def _set_state(session, key: str, value: dict[str, Any]) -> None:  # noqa: ANN001 - Session
+    row = session.get(AppState, key) or AppState(key=key)
+    row.value, row.updated_at = value, utcnow()
+    session.add(row)
+
+
+def state(key: str, *, url: str | None = None) -> dict[str, Any]:
+    with session_scope(url) as session:
+        row = session.get(AppState, key)
+        return dict(row.value) if row else {}
+
+
+# --------------------------------------------------------------------------- live catalogue
+
+
+@dataclass
+class RefreshReport:
+    ok: bool
+    added: list[str] = field(default_factory=list)
+    price_changed: list[str] = field(default_factory=list)
+    disappeared: list[str] = field(default_factory=list)
+    seen: int = 0
+    error: str | None = None
+
+
+_GPU_COUNT = re.compile(r"gpu_(\d+)x_")
+
+
+def _gpu_fields(instance_type: str, gpus_count: int, gpu_description: str) -> tuple[str, int]:
+    if gpus_count <= 0 and not _GPU_COUNT.match(instance_type):
+        return CPU_ONLY, 0
+    canonical = gpus.normalise_gpu_name(instance_type) or gpus.normalise_gpu_name(gpu_description)
+    return canonical or (gpu_description or instance_type), max(1, gpus_count)
+
+
+def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = None,
+                      url: str | None = None) -> RefreshReport:
+    """Fetch Lambda's instance types with one account and update prices, capacity and history.
+
+    Types that no longer appear are marked unavailable (kept, with their history).  On any API
+    error the catalogue is left as it was and the failure is noted for the page.
+    """
+    auth.require("admin", "refreshing the catalogue with an account's key")
+    now = utcnow()
+    try:
+        with _client_for(username, client_factory, url) as client:
+            types = client.instance_types()
+    except (LambdaCloudError, LambdaOperationError) as exc:
+        with session_scope(url) as session:
+            previous = state(REFRESH_STATE_KEY, url=url)
+            _set_state(session, REFRESH_STATE_KEY, {**previous, "last_error": str(exc),
+                                                    "last_attempt_at": now.isoformat(), "ok": False})
+        return RefreshReport(ok=False, error=str(exc))
+
+    report = RefreshReport(ok=True, seen=len(types))
+    with session_scope(url) as session:
+        existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == PROVIDER))}
+        for item in types:
+            price = item.price_per_hour_usd
+            capacity = list(item.region_names_with_capacity)
+            platform = existing.get(item.name)
+            if platform is None:
+                gpu_type, count = _gpu_fields(item.name, item.gpus, item.gpu_description)
+                platform = Platform(
+                    provider=PROVIDER, instance_type=item.name, description=item.description, gpu_type=gpu_type,
+                    gpu_count=count, vcpus=item.vcpus, ram_gb=round(item.memory_gib * 1.073741824, 1),
+                    storage_gb=round(item.storage_gib * 1.073741824, 1), price_per_hour_usd=price,
+                    regions=capacity, source="Lambda Cloud API", origin="catalogue",
+                )
+                report.added.append(item.name)
+            elif not platform.user_edited and platform.price_per_hour_usd != price:
+                platform.price_per_hour_usd = price
+                report.price_changed.append(item.name)
+            platform.regions_with_capacity = capacity
+            platform.available = True
+            platform.last_refreshed_at = now
+            platform.as_of = now.date()
+            platform.updated_at = now
+            session.add(platform)
+            session.flush()
+            # Every refresh is an observation: the history shows capacity as well as price.
+            session.add(PlatformPrice(platform_id=platform.id, observed_at=now, price_per_hour_usd=price,
+                                      regions_with_capacity=capacity, source="lambda_api"))
+        listed = {item.name for item in types}
+        for name, platform in existing.items():
+            if name not in listed and platform.origin != "user" and platform.available:
+                platform.available = False
+                platform.regions_with_capacity = []
+                platform.updated_at = now
+                session.add(platform)
+                report.disappeared.append(name)
+        _set_state(session, REFRESH_STATE_KEY, {"last_success_at": now.isoformat(), "last_attempt_at": now.isoformat(),
+                                                "ok": True, "last_error": None, "account": username,
+                                                "types": len(types)})
+        auth.record("catalogue.refresh", PROVIDER, {"account": username, "added": report.added,
+                                                    "price_changed": report.price_changed,
+                                                    "disappeared": report.disappeared}, session=session)
+    return report
+
+
+# --------------------------------------------------------------------------- launch / terminate
+
+
+@dataclass
+class LaunchOutcome:
+    instance_ids: list[str]
+    session_ids: list[int]
+    price_per_hour_usd: float
+
+
+def launch(username: str, instance_type: str, region: str, ssh_key_names: Sequence[str], *,
+           max_price_per_hour_usd: float, name: str | None = None, person: str | None = None,
+           workload: str | None = None, client_factory: ClientFactory | None = None,
+           url: str | None = None) -> LaunchOutcome:
+    """Launch one machine; refuse when its live hourly price is above the guard.  Opens a usage session."""
+    actor = auth.require("admin", "launching a machine")
+    if max_price_per_hour_usd is None or not max_price_per_hour_usd > 0:
+        raise LambdaOperationError("max_price_per_hour_usd: set a maximum hourly cost above zero")
+    with _client_for(username, client_factory, url) as client:
+        try:
+            live = {t.name: t for t in client.instance_types()}
+        except LambdaCloudError as exc:
+            raise LambdaOperationError(f"could not read prices before launching: {exc}") from None
+        if instance_type not in live:
+            raise LambdaOperationError(f"instance_type: Lambda offers no {instance_type!r} now")
+        price = live[instance_type].price_per_hour_usd
+        if price > max_price_per_hour_usd:
+            raise LambdaOperationError(
+                f"{instance_type} costs ${price:.2f}/h, above your maximum of ${max_price_per_hour_usd:.2f}/h; not launched"
+            )
+        try:
+            result = client.launch(region, instance_type, list(ssh_key_names), name=name)
+        except LambdaCloudError as exc:
+            raise LambdaOperationError(f"launch failed: {exc}") from None
+    started = utcnow()
+    session_ids = []
+    for instance_id in result.instance_ids:
+        session_ids.append(add_usage_session(
+            username, instance_type, started, None, source="lambda_sync", provider=PROVIDER,
+            price_per_hour_usd=price, instance_id=instance_id, region=region,
+            person=person or actor.name, workload=workload, url=url,
+        ))
+    auth.record("instance.launch", ",".join(result.instance_ids),
+                {"account": username, "instance_type": instance_type, "region": region,
+                 "price_per_hour_usd": price}, url=url)
+    return LaunchOutcome(list(result.instance_ids), session_ids, price)
+
+
+def _close_sessions(session, instance_ids: Sequence[str], ended_at: datetime, outcome: str) -> list[int]:  # noqa: ANN001
+    closed = []
+    rows = session.exec(select(UsageSession).where(UsageSession.instance_id.in_(list(instance_ids)),
+                                                   UsageSession.ended_at.is_(None))).all()
+    for row in rows:
+        started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=ended_at.tzinfo)
+        hours = max(0.0, (ended_at - started).total_seconds() / 3600.0)
+        row.ended_at = ended_at
+        row.outcome = outcome
+        if row.price_per_hour_usd is not None:
+            row.cost_usd = hours * row.price_per_hour_usd
+        session.add(row)
+        closed.append(int(row.id))
+    return closed
+
+
+def terminate(username: str, instance_ids: Sequence[str], *, client_factory: ClientFactory | None = None,
+              url: str | None = None) -> list[int]:
+    """Terminate machines and close their usage sessions; returns the closed session ids."""
+    auth.require("admin", "terminating a machine")
+    ids = [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
+    with _client_for(username, client_factory, url) as client:
+        try:
+            client.terminate(ids)
+        except LambdaCloudError as exc:
+            raise LambdaOperationError(f"terminate failed: {exc}") from None
+    with session_scope(url) as session:
+        closed = _close_sessions(session, ids, utcnow(), "completed")
+        auth.record("instance.terminate", ",".join(ids), {"account": username, "sessions": closed}, session=session)
+    return closed
+
+
+# --------------------------------------------------------------------------- sync
+
+
+@dataclass
+class SyncReport:
+    ok: bool
+    opened: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    running: int = 0
+    skipped: bool = False
+    error: str | None = None
+
+
+def sync(username: str, *, force: bool = True, client_factory: ClientFactory | None = None,
+         url: str | None = None) -> SyncReport:
+    """Reconcile usage sessions with the machines Lambda says are running for this account.
+
+    Opens a session for a machine launched elsewhere (from now: the API gives no launch time)
+    and closes the sessions of machines terminated elsewhere.  With ``force=False`` it does
+    nothing when the last sync of this account was less than a minute ago (page loads).
+    """
+    auth.require("member", "syncing usage")
+    now = utcnow()
+    last = state(SYNC_STATE_KEY, url=url).get(username)
+    if not force and last and now - datetime.fromisoformat(last) < SYNC_MIN_INTERVAL:
+        return SyncReport(ok=True, skipped=True)
+    try:
+        with _client_for(username, client_factory, url) as client:
+            live: list[Instance] = [i for i in client.instances() if not i.is_terminal]
+    except (LambdaCloudError, LambdaOperationError) as exc:
+        return SyncReport(ok=False, error=str(exc))
+    report = SyncReport(ok=True, running=len(live))
+    live_ids = {i.id for i in live}
+    with session_scope(url) as session:
+        account = session.exec(select(Account).where(Account.username == username)).one()
+        open_rows = session.exec(select(UsageSession).where(UsageSession.account_id == account.id,
+                                                            UsageSession.provider == PROVIDER,
+                                                            UsageSession.instance_id.is_not(None),
+                                                            UsageSession.ended_at.is_(None))).all()
+        open_ids = {row.instance_id for row in open_rows}
+        gone = sorted(open_ids - live_ids)
+        _close_sessions(session, gone, now, "completed")
+        report.closed = gone
+        for instance in live:
+            if instance.id in open_ids:
+                continue
+            price = instance.price_per_hour_usd
+            session.add(UsageSession(
+                account_id=account.id, platform=instance.instance_type.name if instance.instance_type else "unknown",
+                provider=PROVIDER, instance_id=instance.id, region=instance.region.name if instance.region else None,
+                started_at=now, price_per_hour_usd=price, outcome="running", source="lambda_sync",
+                notes="opened by sync: launched outside fedopt; start time is when fedopt first saw it",
+            ))
+            report.opened.append(instance.id)
+        synced = state(SYNC_STATE_KEY, url=url)
+        synced[username] = now.isoformat()
+        _set_state(session, SYNC_STATE_KEY, synced)
+    return report
+
+
+def running_machines(username: str, *, url: str | None = None) -> pd.DataFrame:
+    """The open Lambda sessions of an account: what fedopt believes is running and billing now."""
+    with session_scope(url) as session:
+        account = session.exec(select(Account).where(Account.username == username)).first()
+        if account is None:
+            raise LambdaOperationError(f"no account named {username!r}")
+        rows = session.exec(select(UsageSession).where(UsageSession.account_id == account.id,
+                                                       UsageSession.provider == PROVIDER,
+                                                       UsageSession.instance_id.is_not(None),
+                                                       UsageSession.ended_at.is_(None))
+                            .order_by(UsageSession.started_at)).all()
+    now = utcnow()
+    frame = pd.DataFrame(
+        [{"instance_id": r.instance_id, "instance_type": r.platform, "region": r.region, "started_at": r.started_at,
+          "price_per_hour_usd": r.price_per_hour_usd, "source": r.source} for r in rows],
+        columns=["instance_id", "instance_type", "region", "started_at", "price_per_hour_usd", "source"],
+    )
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    frame["hours_so_far"] = (pd.Timestamp(now) - started).dt.total_seconds() / 3600.0
+    frame["cost_so_far_usd"] = frame["hours_so_far"] * frame["price_per_hour_usd"]
+    return frame

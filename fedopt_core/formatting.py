@@ -1,0 +1,25 @@
+"""Numbers as people read them in messages: durations and money (one home, so every face agrees)."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["duration", "usd"]
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a readable duration: 45 s, 12 min, 3.4 h, 2.1 d ("never" for an infinite time)."""
+    if not math.isfinite(seconds):
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents ($1,234.50); below a dollar, four decimals so a cheap job is not $0.00."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"

@@ -1,0 +1,53 @@
+"""Deciding where and how to run a job: ranking, data movement, shard plans, spot advice, the advisor.
+
+What lives here: :mod:`.ranking` (platforms ranked for one task, the Pareto front, the
+:class:`Predictor` protocol), :mod:`.movement` (the one home of data movement), :mod:`.shards`
+and :mod:`.shard_solver` (split a divisible job over machines of several platforms), :mod:`.spot`
+(spot or on-demand with checkpointing), :mod:`.values` (how the planners read numbers) and
+:mod:`.advisor` (the hub the pages and the CLI call: the active model, the catalogue, the
+ranking and who pays, in one answer).
+
+May import everything below it: config, db, models, schema, errors, formatting, catalog, runs,
+prediction, accounts.  Nothing below imports planning.
+"""
+
+from fedopt_core.errors import PlanningError
+from fedopt_core.planning.movement import (
+    DEFAULT_NETWORK_SPEED_MBPS,
+    FALLBACK_NETWORK_SPEED_MBPS,
+    data_movement_s,
+    transfer_time_s,
+)
+from fedopt_core.planning.ranking import OBJECTIVES, RANKING_COLUMNS, Predictor, pareto_front, rank_platforms
+from fedopt_core.planning.shards import DEFAULT_STARTUP_S, ShardPlan, plan_for_task, plan_shards
+from fedopt_core.planning.spot import (
+    DEFAULT_RESTART_COST_S,
+    SPOT_MODEL,
+    advise_spot,
+    advise_spot_frame,
+    load_spot_prices,
+    preemption_rate_from_sessions,
+)
+
+__all__ = [
+    "DEFAULT_NETWORK_SPEED_MBPS",
+    "DEFAULT_RESTART_COST_S",
+    "DEFAULT_STARTUP_S",
+    "FALLBACK_NETWORK_SPEED_MBPS",
+    "OBJECTIVES",
+    "RANKING_COLUMNS",
+    "SPOT_MODEL",
+    "PlanningError",
+    "Predictor",
+    "ShardPlan",
+    "advise_spot",
+    "advise_spot_frame",
+    "data_movement_s",
+    "load_spot_prices",
+    "pareto_front",
+    "plan_for_task",
+    "plan_shards",
+    "preemption_rate_from_sessions",
+    "rank_platforms",
+    "transfer_time_s",
+]

@@ -1,0 +1,230 @@
+"""Answer "where should this job run?": the active model (or the labelled heuristic), the
+catalogue, data movement, the ranking, and which account would pay, in one call.
+
+The Predict & compare page, the Plan page and ``fedopt predict`` all come through here, so they
+give the same answer for the same question and every answer says how it was obtained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fedopt_core import schema
+from fedopt_core.accounts.usage import usage_in_window
+from fedopt_core.catalog.platforms import list_platforms
+from fedopt_core.errors import PlanningError
+from fedopt_core import formatting
+from fedopt_core.planning import shards, spot
+from fedopt_core.planning.ranking import OBJECTIVES, rank_platforms
+from fedopt_core.prediction import training
+from fedopt_core.prediction.estimator import PerformancePredictor
+from fedopt_core.runs.predictions import record_predictions
+from fedopt_core.runs.queries import list_runs
+
+
+@dataclass
+class Comparison:
+    """A ranked comparison of platforms for one task."""
+
+    ranking: pd.DataFrame
+    method: str  # "model" or "heuristic" (the active model's label; rows carry their own)
+    model_version: int | None
+    n_training_runs: int
+    recommendation: dict[str, Any] | None
+    reason: str
+    warnings: list[str] = field(default_factory=list)
+    confidence: float | None = None  # nominal level of the intervals (None: heuristic, no level)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "confidence": self.confidence,
+            "model_version": self.model_version,
+            "n_training_runs": self.n_training_runs,
+            "recommendation": self.recommendation,
+            "reason": self.reason,
+            "warnings": self.warnings,
+            "platforms": self.ranking.to_dict("records"),
+        }
+
+
+def current_predictor(*, url: str | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """The active trained model, or an unfitted predictor whose answers are labelled heuristic."""
+    model, facts = training.active_model(url=url)
+    if model is None:
+        return PerformancePredictor(), None
+    return model, facts
+
+
+#: At most this many logged runs of the task's workload are used as anchors for one prediction.
+MAX_LOGGED_ANCHORS = 2000
+
+
+def anchor_frame(task: Mapping[str, Any], anchor: Mapping[str, Any] | None, *,
+                 url: str | None = None) -> pd.DataFrame | None:
+    """Measured runs to scale a prediction from: the user's "I already ran it on X in T seconds",
+    and every logged run of the same workload, so a run counts at once, before any retrain."""
+    frames = []
+    if anchor:
+        run = {**{k: v for k, v in task.items() if k in schema.TASK_FIELDS}, **anchor}
+        run.setdefault("gpu_count", 1)
+        frames.append(pd.DataFrame([schema.validate_run(run)]))
+    if task.get("workload"):
+        logged = list_runs(workload=task["workload"], success=True, limit=MAX_LOGGED_ANCHORS, url=url)
+        if not logged.empty:
+            frames.append(schema.normalise_frame(logged)[schema.RUN_FIELDS])
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare(
+    task: Mapping[str, Any],
+    platforms: pd.DataFrame | None = None,
+    *,
+    objective: str = "time",
+    deadline_s: float | None = None,
+    budget_usd: float | None = None,
+    anchor: Mapping[str, Any] | None = None,
+    record: bool = False,
+    confidence: float | None = None,
+    url: str | None = None,
+) -> Comparison:
+    """Rank ``platforms`` (default: every available GPU platform in the catalogue) for ``task``.
+
+    ``confidence``: the nominal level of the intervals (and so of the deadline check, made on the
+    upper bound), one the trained model keeps (see :func:`interval_levels`); None = the model's own.
+    Predictions recorded at another level keep their point estimate only, so the interval coverage
+    measured on real outcomes stays at one level.
+    """
+    if objective not in OBJECTIVES:
+        raise PlanningError("objective", f"{objective!r} is not one of {', '.join(OBJECTIVES)}")
+    for name, value in (("deadline_s", deadline_s), ("budget_usd", budget_usd)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise PlanningError(name, "must be a positive number")
+    task = schema.validate_run(dict(task, gpu_type=task.get("gpu_type") or "A10", gpu_count=task.get("gpu_count") or 1),
+                               require_outcome=False)
+    task = {k: v for k, v in task.items() if k in schema.TASK_FIELDS and v is not None}
+    if platforms is None:
+        platforms = list_platforms(include_cpu=False, include_unavailable=False, url=url)
+    if platforms.empty:
+        return Comparison(platforms, "heuristic", None, 0, None, "No platforms to compare: widen the filters.")
+    predictor, facts = current_predictor(url=url)
+    own_level = float(predictor.confidence)
+    level_note = None
+    if confidence is not None and abs(float(confidence) - own_level) > 1e-9:
+        if facts is None:
+            level_note = ("the interval level applies to a trained model only: the heuristic's intervals are "
+                          "deliberately wide guesses")
+        else:
+            predictor = predictor.with_confidence(confidence)
+    ranked = rank_platforms(task, platforms, objective=objective, deadline_s=deadline_s, budget_usd=budget_usd,
+                            predictor=predictor, anchors=anchor_frame(task, anchor, url=url))
+    warnings = sorted({w for w in ranked.get("warning", pd.Series(dtype=object)).dropna() if w})
+    if level_note:
+        warnings.append(level_note)
+    method = "model" if facts is not None else "heuristic"
+    best = ranked.iloc[0].to_dict()
+    recommendation = {k: best.get(k) for k in ("platform", "provider", "gpu_type", "gpu_count", "predicted_time_s",
+                                               "lower_s", "upper_s", "cost_usd", "method")}
+    reason = _reason(ranked, objective, deadline_s, budget_usd)
+    if record:
+        rows = ranked.assign(**task)
+        if abs(float(predictor.confidence) - own_level) > 1e-9:
+            rows = rows.assign(lower_s=np.nan, upper_s=np.nan)
+        record_predictions(rows, model_version_id=facts["version"] if facts else None, url=url)
+    n_runs = int(facts["n_train_runs"]) if facts else 0
+    return Comparison(ranked, method, facts["version"] if facts else None, n_runs, recommendation, reason, warnings,
+                      confidence=float(predictor.confidence) if facts is not None else None)
+
+
+def interval_levels(*, url: str | None = None) -> tuple[list[float], float | None]:
+    """Interval levels the active model keeps, and its own; ([], None) before a model is trained."""
+    predictor, facts = current_predictor(url=url)
+    if facts is None:
+        return [], None
+    return predictor.calibrated_levels() or [float(predictor.confidence)], float(predictor.confidence)
+
+
+def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budget_usd: float | None) -> str:
+    best = ranked.iloc[0]
+    what = {"time": "the shortest predicted time", "cost": "the lowest predicted cost",
+            "balanced": "the best balance of time and cost"}[objective]
+    parts = [f"{best['platform']} has {what}: {formatting.duration(best['predicted_time_s'])} "
+             f"({formatting.duration(best['lower_s'])} to {formatting.duration(best['upper_s'])}), ${best['cost_usd']:.2f}"]
+    if deadline_s is not None:
+        meeting = int(ranked["meets_deadline"].sum())
+        parts.append(f"{meeting} of {len(ranked)} platforms meet the deadline even at the upper bound")
+        if not best["meets_deadline"]:
+            parts.append("none meets the deadline with confidence; this is the closest")
+    if budget_usd is not None:
+        parts.append(f"{int(ranked['within_budget'].sum())} fit the budget")
+    return "; ".join(parts) + "."
+
+
+def what_if(task: Mapping[str, Any], platforms: pd.DataFrame, *, url: str | None = None,
+            anchor: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Predicted time and cost of ``task`` on a few hand-picked configurations (what-if rows).
+
+    ``platforms`` rows give gpu_type, gpu_count and price_per_hour_usd; the model does the rest.
+    """
+    predictor, _ = current_predictor(url=url)
+    return rank_platforms(dict(task), platforms, objective="time", predictor=predictor,
+                          anchors=anchor_frame(task, anchor, url=url))
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan(task: Mapping[str, Any], platforms: pd.DataFrame, work_units: float, *, objective: str = "makespan",
+         deadline_s: float | None = None, budget_usd: float | None = None, url: str | None = None):  # noqa: ANN201
+    """A shard plan for ``task`` over ``platforms`` (with a ``count`` column), rates from the current predictor."""
+    predictor, _ = current_predictor(url=url)
+    rows = platforms.copy()
+    rows["platform"] = rows.get("platform", rows.get("instance_type"))
+    return shards.plan_for_task(dict(task), rows, predictor, int(work_units), objective=objective,
+                                 deadline_s=deadline_s, budget_usd=budget_usd)
+
+
+def spot_advice(task: Mapping[str, Any], platforms: pd.DataFrame, *, preemptions_per_hour: float | None,
+                checkpoint_cost_s: float, deadline_s: float | None = None, url: str | None = None) -> pd.DataFrame:
+    """Spot against on-demand for the platforms that have a spot price, with predicted compute time.
+
+    Without a preemption rate from the user, it is learned from the group's usage sessions that
+    ended in preemption; with neither, the advisor is not run (returns an empty frame).
+    """
+    # Both prices positive: a free machine (the group's own) has no spot-versus-on-demand question.
+    spot_price = pd.to_numeric(platforms["spot_price_per_hour_usd"], errors="coerce")
+    on_demand = pd.to_numeric(platforms["price_per_hour_usd"], errors="coerce")
+    with_spot = platforms[(spot_price > 0) & (on_demand > 0)].copy()
+    if with_spot.empty:
+        return with_spot
+    if preemptions_per_hour is None:
+        preemptions_per_hour = learned_preemption_rate(url=url)
+        if preemptions_per_hour is None:
+            return with_spot.iloc[0:0]
+    predictor, _ = current_predictor(url=url)
+    with_spot["platform"] = with_spot["instance_type"]
+    times = rank_platforms(dict(task), with_spot, objective="time", predictor=predictor)
+    merged = with_spot.merge(times[["platform", "predicted_time_s", "method"]], on="platform")
+    frame = pd.DataFrame({
+        "platform": merged["platform"], "provider": merged["provider"], "method": merged["method"],
+        "compute_time_s": merged["predicted_time_s"], "on_demand_price_per_hour_usd": merged["price_per_hour_usd"],
+        "spot_price_per_hour_usd": merged["spot_price_per_hour_usd"], "preemptions_per_hour": preemptions_per_hour,
+        "checkpoint_cost_s": checkpoint_cost_s,
+    })
+    return spot.advise_spot_frame(frame, deadline_s=deadline_s)
+
+
+def learned_preemption_rate(*, url: str | None = None) -> float | None:
+    """Preemptions per spot hour from the group's usage sessions, or None without spot history."""
+    sessions = usage_in_window(pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(),
+                                        pd.Timestamp.now(tz="UTC").to_pydatetime(), url=url)
+    if sessions.empty or not (sessions["outcome"] == "preempted").any():
+        return None
+    return spot.preemption_rate_from_sessions(sessions)

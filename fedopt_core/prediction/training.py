@@ -1,0 +1,471 @@
+"""Retraining policy: model versions, champion/challenger, and one retrain at a time.
+
+A candidate is trained on all runs but the newest ones, scored on those newest runs (median
+absolute percentage error and interval coverage), and compared with the active model on the
+same held-out runs.  It becomes active only if it is at least as good; otherwise it is kept,
+marked rejected, with the reason.  The stored model is the one that was scored (no refit on the
+held-out runs): the comparison stays fair, because the held-out set is always the newest part
+of the runs and so was never seen by an older model.  Runs newer than the model still count at
+once: predictions use every logged run of the same workload as an anchor (see advisor.py).
+
+Only one retrain runs at a time across threads and processes: a lease row in the database
+(not a file lock, so it works for several dashboard processes on one PostgreSQL), renewed
+while training and expiring if the holder dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from fedopt_core import auth
+from fedopt_core.config import get_settings
+from fedopt_core.db import session_scope
+from fedopt_core.errors import FedoptInputError
+from fedopt_core.models import AppState, Lease, ModelVersion, Run, utcnow
+from fedopt_core.prediction.estimator import PerformancePredictor
+from fedopt_core.runs.queries import training_frame
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "retrain"
+LEASE_TTL = timedelta(minutes=10)
+PROGRESS_KEY = "training_progress"
+#: Fraction of runs, newest first, held out to score a candidate (at least MIN_HOLDOUT runs).
+HOLDOUT_FRACTION = 0.2
+MIN_HOLDOUT = 5
+#: Coverage on a few dozen held-out runs is noisy; a candidate may be this much further from the
+#: nominal coverage than the active model and still count as "at least as good".
+COVERAGE_TOLERANCE = 0.05
+
+
+class RetrainBusy(RuntimeError):
+    """Another retrain holds the lease."""
+
+
+class NotEnoughRuns(ValueError):
+    """Too few successful runs to train and score a model."""
+
+
+# --------------------------------------------------------------------------- the lease
+
+
+def _holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL, *, url: str | None = None) -> bool:
+    """Take (or renew) the named lease; False when someone else holds an unexpired one.
+
+    One conditional UPDATE, then an INSERT that the primary key makes exclusive: atomic on
+    SQLite and PostgreSQL alike, with no read-then-write race.
+    """
+    now = utcnow()
+    with session_scope(url) as session:
+        taken = session.execute(
+            update(Lease)
+            .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
+            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        ).rowcount
+        if taken:
+            return True
+        exists = session.exec(select(func.count()).select_from(Lease).where(Lease.name == name)).one()
+        if exists:
+            return False
+    try:
+        with session_scope(url) as session:
+            session.add(Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(name: str, holder: str, *, url: str | None = None) -> None:
+    with session_scope(url) as session:
+        row = session.get(Lease, name)
+        if row is not None and row.holder == holder:
+            session.delete(row)
+
+
+def lease_holder(name: str = LEASE_NAME, *, url: str | None = None) -> str | None:
+    """Who holds the unexpired lease, or None."""
+    with session_scope(url) as session:
+        row = session.get(Lease, name)
+        if row is None:
+            return None
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
+        return row.holder if expires > utcnow() else None
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _progress(stage: str, fraction: float, *, url: str | None = None, **extra: Any) -> None:
+    with session_scope(url) as session:
+        row = session.get(AppState, PROGRESS_KEY) or AppState(key=PROGRESS_KEY)
+        row.value = {"stage": stage, "fraction": fraction, "at": utcnow().isoformat(), **extra}
+        row.updated_at = utcnow()
+        session.add(row)
+
+
+def training_status(*, url: str | None = None) -> dict[str, Any]:
+    """Whether a retrain is running (and how far it got), for the Model page."""
+    with session_scope(url) as session:
+        row = session.get(AppState, PROGRESS_KEY)
+        progress = dict(row.value) if row else {}
+    return {"running": lease_holder(url=url) is not None, **progress}
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def score(predictions: pd.DataFrame, actual_s: np.ndarray) -> dict[str, float]:
+    """Median absolute percentage error and empirical interval coverage of a prediction frame."""
+    actual_s = np.asarray(actual_s, dtype=float)
+    predicted = predictions["predicted_time_s"].to_numpy(float)
+    ape = np.abs(predicted - actual_s) / actual_s
+    inside = (predictions["lower_s"].to_numpy(float) <= actual_s) & (actual_s <= predictions["upper_s"].to_numpy(float))
+    return {
+        "median_ape": float(np.median(ape)),
+        "mean_ape": float(np.mean(ape)),
+        "coverage": float(np.mean(inside)),
+        "n_holdout": int(len(actual_s)),
+    }
+
+
+def _split_newest(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ordered = runs.sort_values(["created_at", "run_id"], kind="stable").reset_index(drop=True)
+    n_hold = max(MIN_HOLDOUT, int(round(len(ordered) * HOLDOUT_FRACTION)))
+    if len(ordered) < 2 * n_hold:
+        raise NotEnoughRuns(f"{len(ordered)} successful runs; at least {2 * n_hold} are needed to train and score")
+    return ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
+
+
+def is_at_least_as_good(candidate: dict[str, float], active: dict[str, float], confidence: float) -> tuple[bool, str]:
+    """The acceptance rule, with the reason either way."""
+    ape_ok = candidate["median_ape"] <= active["median_ape"] + 1e-12
+    cand_gap = abs(candidate["coverage"] - confidence)
+    active_gap = abs(active["coverage"] - confidence)
+    coverage_ok = cand_gap <= active_gap + COVERAGE_TOLERANCE
+    detail = (f"median APE {candidate['median_ape']:.3f} vs active {active['median_ape']:.3f}; "
+              f"coverage {candidate['coverage']:.2f} vs active {active['coverage']:.2f} (nominal {confidence:.2f})")
+    if ape_ok and coverage_ok:
+        return True, f"at least as good as the active model: {detail}"
+    why = "higher median error" if not ape_ok else "interval coverage further from nominal"
+    return False, f"rejected, {why}: {detail}"
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _load_artifact(artifact: bytes):  # noqa: ANN202 - PerformancePredictor
+    return PerformancePredictor.from_bytes(artifact)
+
+
+@dataclass
+class TrainResult:
+    version_id: int
+    status: str
+    reason: str
+    metrics: dict[str, Any]
+
+
+def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | None = None,
+              progress: Callable[[str, float], None] | None = None) -> TrainResult:
+    """Train, score and maybe activate a candidate, holding the retrain lease; raises RetrainBusy."""
+    auth.require("member", "training a model")
+    holder = _holder_id()
+    if not acquire_lease(LEASE_NAME, holder, url=url):
+        raise RetrainBusy(f"a retrain is already running ({lease_holder(url=url)})")
+    stop_renewing = threading.Event()
+
+    def renew() -> None:  # keep the lease while a long fit runs; a dead process stops renewing
+        while not stop_renewing.wait(LEASE_TTL.total_seconds() / 3):
+            acquire_lease(LEASE_NAME, holder, url=url)
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+
+    def step(stage: str, fraction: float) -> None:
+        _progress(stage, fraction, url=url)
+        if progress:
+            progress(stage, fraction)
+
+    try:
+        make = predictor_factory or PerformancePredictor
+        step("loading runs", 0.05)
+        train, holdout = _split_newest(training_frame(url=url))
+        step(f"fitting a candidate on {len(train)} runs", 0.15)
+        candidate = make().fit(train)
+        confidence = float(getattr(candidate, "confidence", 0.9))
+        step(f"scoring on the {len(holdout)} newest runs", 0.55)
+        metrics = score(candidate.predict_frame(holdout), holdout["execution_time_s"].to_numpy(float))
+        with session_scope(url) as session:
+            active = session.exec(select(ModelVersion).where(ModelVersion.status == "active")).first()
+            active_id, active_artifact = (active.id, active.artifact) if active else (None, None)
+        if active_artifact is not None:
+            active_metrics = score(_load_artifact(active_artifact).predict_frame(holdout),
+                                   holdout["execution_time_s"].to_numpy(float))
+            accepted, reason = is_at_least_as_good(metrics, active_metrics, confidence)
+            metrics |= {f"active_{k}": v for k, v in active_metrics.items() if k != "n_holdout"}
+            metrics["compared_with_version"] = active_id
+        else:
+            accepted, reason = True, "first model: nothing active to compare with"
+        artifact = candidate.to_bytes()
+        features = list(getattr(candidate, "feature_names_", []))
+        step("saving", 0.95)
+        with session_scope(url) as session:
+            now = utcnow()
+            if accepted:
+                for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
+                    row.status = "retired"
+                    session.add(row)
+            version = ModelVersion(status="active" if accepted else "rejected", n_train_runs=len(train),
+                                   features=features, metrics=metrics, reason=reason,
+                                   artifact=artifact, activated_at=now if accepted else None)
+            session.add(version)
+            session.flush()
+            auth.record("model.train", f"version {version.id}", {"status": version.status, "reason": reason},
+                        session=session)
+            result = TrainResult(int(version.id), version.status, reason, metrics)
+        step("done", 1.0)
+        return result
+    except Exception as exc:
+        _progress("failed", 1.0, url=url, error=str(exc))
+        raise
+    finally:
+        stop_renewing.set()
+        release_lease(LEASE_NAME, holder, url=url)
+
+
+def retrain_threshold() -> int:
+    """How many new runs start a background retrain (FEDOPT_RETRAIN_EVERY, default 10)."""
+    return get_settings().retrain_every_n_runs
+
+
+def runs_since_last_version(*, url: str | None = None) -> int:
+    """How many runs were logged after the newest model version was trained."""
+    with session_scope(url) as session:
+        last = session.exec(select(func.max(ModelVersion.created_at))).one()
+        query = select(func.count()).select_from(Run)
+        if last is not None:
+            query = query.where(Run.created_at > last)
+        return int(session.exec(query).one())
+
+
+def maybe_retrain_async(*, url: str | None = None, every_n_runs: int | None = None,
+                        predictor_factory: Callable[[], Any] | None = None, force: bool = False,
+                        separate_process: bool = False) -> threading.Thread | None:
+    """Start a background retrain when N runs arrived since the last version (or when forced).
+
+    Returns a thread (with ``separate_process``, the thread that waits for the child process), or
+    None when no retrain is due or one is already running.  The caller never waits: logging a run
+    stays instant while a model trains.  The dashboard uses a separate process, so a long fit does
+    not compete with every user's page for this interpreter (about 2x slower pages in a thread,
+    see benchmarks/ingest.py); the retrain is still recorded as the acting user's.
+    """
+    every = every_n_runs or get_settings().retrain_every_n_runs
+    if not force and runs_since_last_version(url=url) < every:
+        return None
+    if lease_holder(url=url) is not None:
+        return None
+    actor = auth.current_actor()
+    if separate_process:
+        if predictor_factory is not None:
+            raise ValueError("predictor_factory: a separate process trains the default predictor only")
+        auth.require("member", "training a model")
+        return _retrain_in_child(actor, url)
+
+    def work() -> None:
+        with auth.acting_as(actor):
+            try:
+                train_now(url=url, predictor_factory=predictor_factory)
+            except (RetrainBusy, NotEnoughRuns) as exc:
+                log.info("retrain skipped: %s", exc)
+            except Exception:  # noqa: BLE001 - a background failure is recorded, never raised into a page
+                log.exception("retrain failed")
+
+    thread = threading.Thread(target=work, name="fedopt-retrain", daemon=True)
+    thread.start()
+    return thread
+
+
+_ACTOR_ENV = "FEDOPT_RETRAIN_ACTOR"
+
+
+def _retrain_in_child(actor: auth.Actor, url: str | None) -> threading.Thread:
+    """``python -m fedopt_core.prediction.training`` with the database URL and the actor in its environment
+    (never on its command line, where a password in the URL would show in the process list)."""
+    env = dict(os.environ)
+    env[_ACTOR_ENV] = json.dumps(dataclasses.asdict(actor))
+    if url is not None:
+        env["DATABASE_URL"] = url
+    child = subprocess.Popen([sys.executable, "-m", "fedopt_core.prediction.training"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def reap() -> None:  # wait for it, so it never lingers as a zombie, and log what went wrong
+        _, err = child.communicate()
+        if child.returncode != 0:
+            log.error("retrain process exited with %s: %s", child.returncode, err.strip()[-2000:])
+
+    waiter = threading.Thread(target=reap, name="fedopt-retrain-process", daemon=True)
+    waiter.start()
+    return waiter
+
+
+def _child_main() -> int:
+    """Entry of the retrain process started by :func:`maybe_retrain_async`."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    raw = os.environ.get(_ACTOR_ENV)
+    actor = auth.Actor(**json.loads(raw)) if raw else auth.LOCAL_ADMIN
+    with auth.acting_as(actor):
+        try:
+            result = train_now()
+        except (RetrainBusy, NotEnoughRuns) as exc:
+            log.info("retrain skipped: %s", exc)
+            return 0
+    log.info("version %s %s: %s", result.version_id, result.status, result.reason)
+    return 0
+
+
+def list_versions(*, url: str | None = None) -> pd.DataFrame:
+    """Every model version, newest first, with its held-out metrics."""
+    # Not the stored models: a few hundred kB each, and a version is kept for every retrain.
+    columns = (ModelVersion.id, ModelVersion.created_at, ModelVersion.status, ModelVersion.n_train_runs,
+               ModelVersion.metrics, ModelVersion.reason, ModelVersion.features)
+    with session_scope(url) as session:
+        rows = session.exec(select(*columns).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
+        records = [{"version": r.id, "created_at": r.created_at, "status": r.status, "n_train_runs": r.n_train_runs,
+                    "median_ape": r.metrics.get("median_ape"), "coverage": r.metrics.get("coverage"),
+                    "n_holdout": r.metrics.get("n_holdout"), "reason": r.reason, "features": len(r.features or [])}
+                   for r in rows]
+    return pd.DataFrame(records, columns=["version", "created_at", "status", "n_train_runs", "median_ape",
+                                          "coverage", "n_holdout", "reason", "features"])
+
+
+def activate_version(version_id: int, *, url: str | None = None) -> None:
+    """Make an older (or rejected) version the active one: a roll-back."""
+    auth.require("member", "activating a model version")
+    with session_scope(url) as session:
+        target = session.get(ModelVersion, version_id)
+        if target is None or target.artifact is None:
+            raise FedoptInputError("version", f"no model version {version_id} with a stored model")
+        for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
+            row.status = "retired"
+            session.add(row)
+        target.status, target.activated_at = "active", utcnow()
+        session.add(target)
+        auth.record("model.activate", f"version {version_id}", {}, session=session)
+
+
+_loaded: dict[tuple[str, int], Any] = {}
+_loaded_lock = threading.Lock()
+
+
+def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] | None]:
+    """The active predictor and its version's facts, or (None, None) before any model exists.
+
+    Loaded once per version and process: the artifact is arrays plus JSON, never a pickle.
+    """
+    url = url or get_settings().database_url
+    with session_scope(url) as session:
+        row = session.exec(select(ModelVersion.id, ModelVersion.created_at, ModelVersion.n_train_runs,
+                                  ModelVersion.metrics).where(ModelVersion.status == "active")).first()
+        if row is None:
+            return None, None
+        facts = {"version": row.id, "created_at": row.created_at, "n_train_runs": row.n_train_runs,
+                 "metrics": dict(row.metrics)}
+        key = (url, int(row.id))
+        with _loaded_lock:
+            if key not in _loaded:  # the stored model is read only the first time this process needs it
+                artifact = session.exec(select(ModelVersion.artifact).where(ModelVersion.id == row.id)).one()
+                _loaded[key] = _load_artifact(artifact)
+            return _loaded[key], facts
+
+
+def newest_runs(*, url: str | None = None) -> pd.DataFrame:
+    """The newest fraction of successful runs: the held-out set the next candidate is scored on.
+
+    No model version has trained on them (each trained on the runs older than its own held-out set).
+    """
+    try:
+        return _split_newest(training_frame(url=url))[1]
+    except NotEnoughRuns:
+        return pd.DataFrame()
+
+
+def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
+    """Nominal against observed coverage of the model's intervals on the newest runs.
+
+    One row per level the model keeps calibration for (only its own level for a model saved
+    before levels were kept).  Only rows the fitted model predicted count: heuristic intervals
+    are guesses with no nominal level.
+    """
+    columns = ["nominal", "observed", "n"]
+    holdout = newest_runs(url=url)
+    if holdout.empty:
+        return pd.DataFrame(columns=columns)
+    try:
+        levels = model.calibrated_levels() or [float(model.confidence)]
+    except (AttributeError, ValueError):
+        levels = [float(model.confidence)]
+    actual = holdout["execution_time_s"].to_numpy(float)
+    rows = []
+    for level in levels:
+        at_level = model if abs(level - float(model.confidence)) < 1e-9 else model.with_confidence(level)
+        predicted = at_level.predict_frame(holdout)
+        fitted = (predicted["method"] == "model").to_numpy(bool)
+        if not fitted.any():
+            return pd.DataFrame(columns=columns)
+        observed = score(predicted.loc[fitted], actual[fitted])["coverage"]
+        rows.append({"nominal": float(level), "observed": observed, "n": int(fitted.sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+SUSPECT_COLUMNS = ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs",
+                   "measured_s_per_unit", "expected_s_per_unit", "measured_vs_expected"]
+
+
+def suspect_configurations(model: Any) -> pd.DataFrame:
+    """Measured configurations the model's other GPUs contradict by more than
+    ``predictor.SUSPECT_FACTOR`` (found while fitting, each with its own GPU held out), worst first."""
+    rows = list(getattr(model, "suspects_", None) or [])
+    frame = pd.DataFrame(rows, columns=[*SUSPECT_COLUMNS[:-1], "factor"])
+    return frame.rename(columns={"factor": "measured_vs_expected"})[SUSPECT_COLUMNS]
+
+
+_importances: dict[tuple[str, int], pd.DataFrame] = {}
+
+
+def active_importances(*, url: str | None = None) -> pd.DataFrame:
+    """Permutation importances of the active model (computed once per version and process)."""
+    url = url or get_settings().database_url
+    model, facts = active_model(url=url)
+    if model is None:
+        return pd.DataFrame(columns=["feature", "importance", "std"])
+    key = (url, int(facts["version"]))
+    with _loaded_lock:
+        if key not in _importances:
+            _importances[key] = model.feature_importances()
+        return _importances[key]
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

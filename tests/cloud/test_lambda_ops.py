@@ -1,0 +1,123 @@
+"""Refresh, launch, terminate and sync end to end: real HTTP to the fake Lambda server on loopback,
+usage rows read back from the database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from fedopt_core import accounts, catalog
+from fedopt_core.cloud import lambda_ops
+from fedopt_core.db import session_scope
+from fedopt_core.cloud.lambda_cloud import LambdaCloudClient
+from fedopt_core.models import UsageSession
+from fedopt_core.testing.fake_lambda import FakeLambdaServer
+
+KEY = "secret_lambda_key_0123456789abcd"
+
+
+@pytest.fixture
+def fake():
+    with FakeLambdaServer(api_keys={KEY}, boot_s=60) as server:
+        yield server
+
+
+@pytest.fixture
+def factory(fake):
+    def make(api_key: str) -> LambdaCloudClient:
+        return LambdaCloudClient(api_key, base_url=fake.base_url, min_request_interval_s=0, min_launch_interval_s=0,
+                                 backoff_base_s=0.01, max_retries=2, reconcile_interval_s=0.01)
+
+    return make
+
+
+@pytest.fixture
+def account(loaded_db: str) -> str:
+    accounts.register_academic_account("lab-lambda", KEY, "Uni", "pi@uni.edu", monthly_budget_usd=500)
+    return "lab-lambda"
+
+
+def sessions() -> list[UsageSession]:
+    with session_scope() as session:
+        return list(session.exec(select(UsageSession).order_by(UsageSession.id)).all())
+
+
+def test_refresh_updates_prices_capacity_history_and_marks_vanished_types(account, factory, fake) -> None:
+    before = catalog.list_platforms(provider="lambda").set_index("instance_type")
+    report = lambda_ops.refresh_catalogue(account, client_factory=factory)
+    assert report.ok and report.seen == len(fake.instance_types)
+    after = catalog.list_platforms(provider="lambda").set_index("instance_type")
+    live = set(fake.instance_types)
+    assert after.loc[sorted(live), "available"].all()
+    vanished = set(before.index) - live
+    assert vanished and not after.loc[sorted(vanished), "available"].any()
+    a10 = after.loc["gpu_1x_a10"]
+    assert a10["price_per_hour_usd"] == fake.instance_types["gpu_1x_a10"].price_cents_per_hour / 100
+    assert set(a10["regions_with_capacity"]) <= set(fake.instance_types["gpu_1x_a10"].regions)
+    history = catalog.price_history(int(a10["id"]))
+    assert len(history) >= 2 and history["source"].iloc[-1] == "lambda_api"
+    assert lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)["ok"] is True
+
+
+def test_a_failed_refresh_keeps_the_snapshot_and_says_why(loaded_db, factory, fake) -> None:
+    accounts.register_academic_account("wrong-key", "not_the_right_key_0000", "Uni", "pi@uni.edu")
+    before = catalog.list_platforms(provider="lambda")
+    report = lambda_ops.refresh_catalogue("wrong-key", client_factory=factory)
+    assert not report.ok and "API key" in report.error
+    after = catalog.list_platforms(provider="lambda")
+    assert after[["instance_type", "price_per_hour_usd", "available"]].equals(
+        before[["instance_type", "price_per_hour_usd", "available"]])
+    noted = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)
+    assert noted["ok"] is False and "API key" in noted["last_error"]
+    assert "not_the_right_key" not in noted["last_error"]
+
+
+def test_launch_opens_a_session_and_terminate_closes_it(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    region = fake.instance_types["gpu_1x_a10"].regions[0]
+    outcome = lambda_ops.launch(account, "gpu_1x_a10", region, ["laptop"], max_price_per_hour_usd=5,
+                                client_factory=factory)
+    assert len(outcome.instance_ids) == 1 and outcome.price_per_hour_usd == 1.29
+    [opened] = sessions()
+    assert opened.instance_id == outcome.instance_ids[0] and opened.ended_at is None
+    assert opened.price_per_hour_usd == 1.29 and opened.outcome == "running"
+    closed = lambda_ops.terminate(account, outcome.instance_ids, client_factory=factory)
+    [done] = sessions()
+    assert closed == [done.id] and done.ended_at is not None and done.outcome == "completed"
+    assert done.cost_usd is not None and done.cost_usd >= 0
+
+
+def test_the_hourly_cost_guard_refuses_before_launching(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    with pytest.raises(lambda_ops.LambdaOperationError, match="above your maximum"):
+        lambda_ops.launch(account, "gpu_8x_a100_80gb_sxm4", "us-east-1", ["laptop"], max_price_per_hour_usd=2,
+                          client_factory=factory)
+    assert fake.instances() == [] and sessions() == []
+
+
+def test_a_launch_without_capacity_leaves_the_database_as_it_was(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    region = fake.instance_types["gpu_1x_a10"].regions[0]
+    fake.set_capacity("gpu_1x_a10", region, 0)
+    with pytest.raises(lambda_ops.LambdaOperationError, match="launch failed"):
+        lambda_ops.launch(account, "gpu_1x_a10", region, ["laptop"], max_price_per_hour_usd=5, client_factory=factory)
+    assert sessions() == []
+
+
+def test_sync_adopts_machines_launched_elsewhere_and_closes_those_terminated_elsewhere(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    region = fake.instance_types["gpu_1x_a10"].regions[0]
+    with factory(KEY) as client:  # someone launches from Lambda's own console
+        elsewhere = client.launch(region, "gpu_1x_a10", ["laptop"], name="console-box").instance_ids[0]
+    report = lambda_ops.sync(account, client_factory=factory)
+    assert report.opened == [elsewhere]
+    [adopted] = sessions()
+    assert adopted.instance_id == elsewhere and adopted.source == "lambda_sync" and adopted.ended_at is None
+    assert lambda_ops.sync(account, force=False, client_factory=factory).skipped  # at most once a minute
+    with factory(KEY) as client:
+        client.terminate([elsewhere])
+    fake.advance(120)
+    report = lambda_ops.sync(account, client_factory=factory)
+    assert report.closed == [elsewhere]
+    [closed] = sessions()
+    assert closed.ended_at is not None

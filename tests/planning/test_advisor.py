@@ -1,0 +1,90 @@
+"""advisor: the one call behind Predict, Plan and `fedopt predict` (spot advice here)."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from fedopt_core import catalog, db, runs, schema
+from fedopt_core.planning import advisor
+from fedopt_core.catalog import datasets
+from fedopt_core.prediction import training
+from fedopt_core.prediction.estimator import PerformancePredictor
+
+TASK = {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "batch_size": 256,
+        "work_units": 1e6}
+
+
+def test_spot_advice_skips_free_machines_and_compares_the_paid_ones(loaded_db: str) -> None:
+    own = catalog.save_platform({"provider": "on-prem", "instance_type": "lab-a100", "gpu_type": "A100 SXM4 80GB",
+                                 "gpu_count": 1, "price_per_hour_usd": 0, "spot_price_per_hour_usd": 0})
+    catalog.save_platform({"provider": "on-prem", "instance_type": "lab-free-spot", "gpu_type": "A10",
+                           "gpu_count": 1, "price_per_hour_usd": 1.0, "spot_price_per_hour_usd": 0})
+    catalog.save_platform({"provider": "cloudy", "instance_type": "a10-spot", "gpu_type": "A10", "gpu_count": 1,
+                           "price_per_hour_usd": 1.2, "spot_price_per_hour_usd": 0.4})
+    platforms = catalog.list_platforms(provider=["on-prem", "cloudy"])
+    assert own in platforms["id"].tolist() and len(platforms) == 3
+    advice = advisor.spot_advice(TASK, platforms, preemptions_per_hour=0.05, checkpoint_cost_s=60)
+    assert advice["platform"].tolist() == ["a10-spot"]
+    assert (advice["compute_time_s"] > 0).all()
+
+
+def test_spot_advice_needs_a_preemption_rate(loaded_db: str) -> None:
+    platforms = pd.DataFrame([{"instance_type": "x", "provider": "p", "gpu_type": "A10", "gpu_count": 1,
+                               "price_per_hour_usd": 1.2, "spot_price_per_hour_usd": 0.4}])
+    assert advisor.spot_advice(TASK, platforms, preemptions_per_hour=None, checkpoint_cost_s=60).empty
+
+
+@pytest.fixture
+def trained(loaded_db: str, shared_data) -> int:
+    bench = datasets.load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
+    runs.store_runs(bench[bench["workload"] == "resnet50"][schema.RUN_FIELDS], source="benchmark")
+    small = functools.partial(PerformancePredictor, n_splits=2, max_pairs=1500, max_iter=30)
+    return training.train_now(predictor_factory=small).version_id
+
+
+def test_intervals_at_another_level_narrow_around_the_same_point(trained: int) -> None:
+    levels, own = advisor.interval_levels()
+    assert own == 0.9 and 0.5 in levels and 0.99 in levels
+    usual = advisor.compare(TASK).ranking.set_index("platform")
+    narrow = advisor.compare(TASK, confidence=0.5)
+    assert narrow.confidence == 0.5 and narrow.method == "model"
+    ranked = narrow.ranking.set_index("platform").loc[usual.index]
+    pd.testing.assert_series_equal(ranked["predicted_time_s"], usual["predicted_time_s"])
+    assert ((ranked["upper_s"] - ranked["lower_s"]) <= (usual["upper_s"] - usual["lower_s"]) + 1e-9).all()
+    assert ((ranked["upper_s"] - ranked["lower_s"]) < (usual["upper_s"] - usual["lower_s"])).any()
+    with pytest.raises(ValueError, match="refit with confidence=0.42"):
+        advisor.compare(TASK, confidence=0.42)
+
+
+def test_predictions_at_another_level_are_recorded_without_their_interval(trained: int) -> None:
+    advisor.compare(TASK, record=True)
+    advisor.compare({**TASK, "work_units": 2e6}, confidence=0.5, record=True)
+    with db.get_engine().connect() as conn:
+        stored = pd.read_sql(text("SELECT predicted_time_s, lower_s, upper_s FROM prediction ORDER BY id"), conn)
+    half = len(stored) // 2
+    assert half > 0 and len(stored) == 2 * half
+    assert stored["lower_s"].iloc[:half].notna().all() and stored["upper_s"].iloc[:half].notna().all()
+    assert stored["lower_s"].iloc[half:].isna().all() and stored["upper_s"].iloc[half:].isna().all()
+
+
+def test_an_interval_level_before_any_model_is_a_note_not_an_error(loaded_db: str) -> None:
+    result = advisor.compare(TASK, confidence=0.5)
+    assert result.method == "heuristic" and result.confidence is None
+    assert any("trained model only" in w for w in result.warnings)
+    assert advisor.interval_levels() == ([], None)
+
+
+def test_fedopt_predict_confidence(trained: int, capsys: pytest.CaptureFixture) -> None:
+    from fedopt_core.cli import main as cli_main
+
+    args = ["predict", "--workload", "resnet50", "--precision", "fp16_amp", "--work-units", "1e6", "--json"]
+    assert cli_main([*args, "--confidence", "0.95"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["confidence"] == 0.95 and answer["method"] == "model"
+    assert cli_main([*args, "--confidence", "0.42"]) == 1
+    assert "refit with confidence=0.42" in capsys.readouterr().err

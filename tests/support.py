@@ -1,0 +1,13 @@
+"""Constants the tests share: where the checkout and the public data are, and the shared model's GPUs."""
+
+from pathlib import Path
+
+#: The checkout the tests run from.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The public data sets CI puts beside the clone (read there, never copied in).
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: The dashboard's entry script in the checkout.
+DASHBOARD = REPO_ROOT / "fedopt_dashboard" / "streamlit_app.py"
+#: The GPUs the shared test model is fitted on (the rest of the benchmark's GPUs it has never seen).
+NINE_TRAINING_GPUS = ["RTX 3090", "A100 SXM4 80GB", "V100 SXM2 16GB", "RTX A6000", "H100 SXM5 80GB",
+                      "RTX 2080 Ti", "A100 PCIe 40GB", "Quadro RTX 8000", "RTX A4000"]
