@@ -48,7 +48,7 @@ format: install-test
 	$(VENV)/bin/ruff check --fix .
 
 # The suite runs its backend tests on SQLite and on a throwaway PostgreSQL server on loopback.
-test: install-test chromium
+test: install-test chromium lint
 	@pgdir=$$(mktemp -d /tmp/fedopt-pg.XXXXXX) && chmod 755 $$pgdir && \
 	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') && \
 	url=$$(scripts/pg-test-server start $$pgdir/data $$port) || { rm -rf $$pgdir; exit 1; }; \

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from fedopt_core.catalog.datasets import load_lambda_benchmarks
+from fedopt_core.prediction.estimator import PerformancePredictor
 
-from fedopt_core.catalog.datasets import load_lambda_benchmarks  # noqa: E402
-from fedopt_core.prediction.estimator import PerformancePredictor  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
+
 
 DEFAULT_DATA = (REPO / ".." / "shared" / "data" / "gpu_benchmarks.csv").resolve()
 TARGET_MEDIAN_APE = 0.10
@@ -42,8 +41,16 @@ TARGET_COVERAGE = (0.87, 0.93)
 CONFIDENCE = 0.9
 
 SEED_COLUMNS = [
-    "task_type_id", "input_size_mb", "output_size_mb", "memory_required_gb", "cpu_cores_required",
-    "gpu_memory_required_gb", "is_batch_processing", "platform_id", "gpu_type_id", "cpu_type_id",
+    "task_type_id",
+    "input_size_mb",
+    "output_size_mb",
+    "memory_required_gb",
+    "cpu_cores_required",
+    "gpu_memory_required_gb",
+    "is_batch_processing",
+    "platform_id",
+    "gpu_type_id",
+    "cpu_type_id",
     "network_speed_mbps",
 ]
 
@@ -55,14 +62,24 @@ def seed_matrix(runs: pd.DataFrame) -> np.ndarray:
     software (fairer to the seed than the workload alone).  Fields the benchmark lacks are 0,
     as the seed's form defaults would be; gpu_memory_required_gb takes the GPU's memory.
     """
-    ids = lambda s: pd.factorize(s.astype(str))[0].astype(float)  # noqa: E731
+
+    def ids(s):
+        return pd.factorize(s.astype(str))[0].astype(float)
+
     task = runs["workload"].astype(str) + "|" + runs["precision"].astype(str) + "|" + runs["software"].astype(str)
     zero = np.zeros(len(runs))
     cols = {
-        "task_type_id": ids(task), "input_size_mb": zero, "output_size_mb": zero, "memory_required_gb": zero,
-        "cpu_cores_required": zero, "gpu_memory_required_gb": runs["gpu_memory_gb"].fillna(0).to_numpy(float),
-        "is_batch_processing": zero + 1, "platform_id": ids(runs["platform"]), "gpu_type_id": ids(runs["gpu_type"]),
-        "cpu_type_id": ids(runs["cpu_type"]), "network_speed_mbps": zero,
+        "task_type_id": ids(task),
+        "input_size_mb": zero,
+        "output_size_mb": zero,
+        "memory_required_gb": zero,
+        "cpu_cores_required": zero,
+        "gpu_memory_required_gb": runs["gpu_memory_gb"].fillna(0).to_numpy(float),
+        "is_batch_processing": zero + 1,
+        "platform_id": ids(runs["platform"]),
+        "gpu_type_id": ids(runs["gpu_type"]),
+        "cpu_type_id": ids(runs["cpu_type"]),
+        "network_speed_mbps": zero,
     }
     return np.column_stack([cols[c] for c in SEED_COLUMNS])
 
@@ -89,11 +106,25 @@ def _one_gpu(args: tuple[str, pd.DataFrame, bool]) -> dict:
         ape = np.abs(pred["predicted_time_s"].to_numpy(float) - actual) / actual
         inside = (pred["lower_s"].to_numpy(float) <= actual) & (actual <= pred["upper_s"].to_numpy(float))
         # the same model's intervals at other nominal levels (no refit): the calibration curve
-        inside_at = {level: int(_inside(model.with_confidence(level).predict_frame(test), actual).sum())
-                     for level in CURVE_LEVELS} if model.calibrated_levels() else {}
-        out = {"gpu": gpu, "n": len(test), "ape": float(np.median(ape)), "coverage": float(inside.mean()),
-               "inside": int(inside.sum()), "fit_s": fit_s, "inside_at": inside_at,
-               "bases": pred["basis"].value_counts().to_dict(), "methods": pred["method"].value_counts().to_dict()}
+        inside_at = (
+            {
+                level: int(_inside(model.with_confidence(level).predict_frame(test), actual).sum())
+                for level in CURVE_LEVELS
+            }
+            if model.calibrated_levels()
+            else {}
+        )
+        out = {
+            "gpu": gpu,
+            "n": len(test),
+            "ape": float(np.median(ape)),
+            "coverage": float(inside.mean()),
+            "inside": int(inside.sum()),
+            "fit_s": fit_s,
+            "inside_at": inside_at,
+            "bases": pred["basis"].value_counts().to_dict(),
+            "methods": pred["method"].value_counts().to_dict(),
+        }
         if baseline:
             from sklearn.ensemble import RandomForestRegressor
 
@@ -105,8 +136,11 @@ def _one_gpu(args: tuple[str, pd.DataFrame, bool]) -> dict:
             point = per_tree.mean(axis=0)
             lo, hi = np.quantile(per_tree, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0)
             seed_in = (lo <= actual) & (actual <= hi)
-            out.update(seed_ape=float(np.median(np.abs(point - actual) / actual)),
-                       seed_coverage=float(seed_in.mean()), seed_inside=int(seed_in.sum()))
+            out.update(
+                seed_ape=float(np.median(np.abs(point - actual) / actual)),
+                seed_coverage=float(seed_in.mean()),
+                seed_inside=int(seed_in.sum()),
+            )
         return out
 
 
@@ -131,9 +165,18 @@ def _one_workload(args: tuple[str, pd.DataFrame]) -> list[dict]:
             actual = rest["execution_time_s"].to_numpy(float)
             ape = np.abs(pred["predicted_time_s"].to_numpy(float) - actual) / actual
             inside = (pred["lower_s"].to_numpy(float) <= actual) & (actual <= pred["upper_s"].to_numpy(float))
-            out.append({"workload": workload, "precision": precision, "software": software,
-                        "anchor": anchor["gpu_type"].iloc[0], "n": len(rest), "ape": float(np.median(ape)),
-                        "inside": int(inside.sum()), "model_share": float((pred["method"] == "model").mean())})
+            out.append(
+                {
+                    "workload": workload,
+                    "precision": precision,
+                    "software": software,
+                    "anchor": anchor["gpu_type"].iloc[0],
+                    "n": len(rest),
+                    "ape": float(np.median(ape)),
+                    "inside": int(inside.sum()),
+                    "model_share": float((pred["method"] == "model").mean()),
+                }
+            )
     return out
 
 
@@ -148,11 +191,15 @@ def one_anchor_report(runs: pd.DataFrame, jobs: int) -> None:
     print()
     print("one anchor run of an unseen workload (leave-one-workload-out):")
     for _, r in table.iterrows():
-        print(f"  {r['workload']:<19} {r['precision']:<9} {r['software']:<12} anchor {r['anchor']:<15} "
-              f"{int(r['n']):>4} runs  median APE {r['ape']:.3f}  cover90 {r['inside'] / r['n']:.2f}")
-    print(f"  median over groups of median APE {table['ape'].median():.3f}, mean {table['ape'].mean():.3f}; "
-          f"90% interval coverage {table['inside'].sum() / table['n'].sum():.3f} of {int(table['n'].sum())} runs; "
-          f"share labelled model {np.average(table['model_share'], weights=table['n']):.2f}")
+        print(
+            f"  {r['workload']:<19} {r['precision']:<9} {r['software']:<12} anchor {r['anchor']:<15} "
+            f"{int(r['n']):>4} runs  median APE {r['ape']:.3f}  cover90 {r['inside'] / r['n']:.2f}"
+        )
+    print(
+        f"  median over groups of median APE {table['ape'].median():.3f}, mean {table['ape'].mean():.3f}; "
+        f"90% interval coverage {table['inside'].sum() / table['n'].sum():.3f} of {int(table['n'].sum())} runs; "
+        f"share labelled model {np.average(table['model_share'], weights=table['n']):.2f}"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -165,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--gpus", nargs="*", help="only hold out these GPU models (default: all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the seed forest")
-    parser.add_argument("--one-anchor", action="store_true",
-                        help="also score one user anchor run of an unseen workload (11 more fits)")
+    parser.add_argument(
+        "--one-anchor", action="store_true", help="also score one user anchor run of an unseen workload (11 more fits)"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -177,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--gpus: not in the data: {', '.join(unknown)}")
         gpus = [g for g in gpus if g in set(args.gpus)]
-    print(f"data: {args.data}: {len(runs)} runs, {runs['gpu_type'].nunique()} GPU models; "
-          f"leave-one-GPU-model-out over {len(gpus)} GPUs, {args.jobs} worker(s)")
+    print(
+        f"data: {args.data}: {len(runs)} runs, {runs['gpu_type'].nunique()} GPU models; "
+        f"leave-one-GPU-model-out over {len(gpus)} GPUs, {args.jobs} worker(s)"
+    )
     work = [(g, runs, not args.no_baseline) for g in gpus]
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -214,12 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(with_curve):
         n_curve = int(with_curve["n"].sum())
         observed = [sum(d[level] for d in with_curve["inside_at"]) / n_curve for level in CURVE_LEVELS]
-        print("  calibration (nominal -> observed coverage): "
-              + ", ".join(f"{level:.2f} -> {o:.3f}" for level, o in zip(CURVE_LEVELS, observed)))
+        print(
+            "  calibration (nominal -> observed coverage): "
+            + ", ".join(f"{level:.2f} -> {o:.3f}" for level, o in zip(CURVE_LEVELS, observed, strict=True))
+        )
     if not args.no_baseline:
         s_pooled = float(table["seed_inside"].sum() / n_total)
-        print(f"seed design (forest on ids, raw seconds): median APE {table['seed_ape'].median():.3f}, "
-              f"mean {table['seed_ape'].mean():.3f}, tree-spread '90%' coverage {s_pooled:.3f}")
+        print(
+            f"seed design (forest on ids, raw seconds): median APE {table['seed_ape'].median():.3f}, "
+            f"mean {table['seed_ape'].mean():.3f}, tree-spread '90%' coverage {s_pooled:.3f}"
+        )
     print()
     print("targets:")
     print(f"  median over GPUs <= {TARGET_MEDIAN_APE:.2f}: {med:.3f} {verdict(med <= TARGET_MEDIAN_APE)}")

@@ -47,9 +47,9 @@ from pathlib import Path
 # Before fedopt_core reads its settings: the timed logs must not start retrains of their own.
 os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, text
 
 DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gpu_benchmarks.csv"
 
@@ -57,20 +57,22 @@ DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent.parent / "shared" / "
 def generate(path: Path, n: int, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     start = pd.Timestamp("2024-01-01T00:00:00Z") + pd.to_timedelta(rng.integers(0, 365 * 24 * 3600, n), unit="s")
-    frame = pd.DataFrame({
-        "task_type": rng.choice(["training", "inference", "batch"], n),
-        "workload": rng.choice(["resnet50", "bert_large_squad", "gnmt", "ncf", "ssd", "llama-7b-lora"], n),
-        "precision": rng.choice(["fp16_amp", "fp32", "bf16"], n),
-        "batch_size": rng.choice([32, 64, 128, 256, 512], n),
-        "work_units": rng.choice([1e5, 1e6, 1e7], n),
-        "platform": rng.choice(["gpu_1x_a10", "gpu_8x_h100_sxm5", "gpu_1x_gh200", "lab-box"], n),
-        "gpu_type": rng.choice(["A10", "H100 SXM5", "GH200", "RTX A6000"], n),
-        "gpu_count": rng.choice([1, 2, 4, 8], n),
-        "price_per_hour_usd": rng.uniform(0.5, 30, n).round(2),
-        "execution_time_s": rng.lognormal(6, 1.5, n).round(3),
-        "started_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "notes": np.where(rng.random(n) < 0.05, "re-run after OOM", ""),
-    })
+    frame = pd.DataFrame(
+        {
+            "task_type": rng.choice(["training", "inference", "batch"], n),
+            "workload": rng.choice(["resnet50", "bert_large_squad", "gnmt", "ncf", "ssd", "llama-7b-lora"], n),
+            "precision": rng.choice(["fp16_amp", "fp32", "bf16"], n),
+            "batch_size": rng.choice([32, 64, 128, 256, 512], n),
+            "work_units": rng.choice([1e5, 1e6, 1e7], n),
+            "platform": rng.choice(["gpu_1x_a10", "gpu_8x_h100_sxm5", "gpu_1x_gh200", "lab-box"], n),
+            "gpu_type": rng.choice(["A10", "H100 SXM5", "GH200", "RTX A6000"], n),
+            "gpu_count": rng.choice([1, 2, 4, 8], n),
+            "price_per_hour_usd": rng.uniform(0.5, 30, n).round(2),
+            "execution_time_s": rng.lognormal(6, 1.5, n).round(3),
+            "started_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "notes": np.where(rng.random(n) < 0.05, "re-run after OOM", ""),
+        }
+    )
     frame.to_csv(path, index=False)
 
 
@@ -168,14 +170,17 @@ def bench_import(home: Path, rows: int, batch_size: int) -> None:
         stored = conn.execute(text("SELECT count(*) FROM run")).scalar()
     assert stored == rows
 
-    print(f"runs.import_csv (batch {batch_size}): {import_s:.1f} s = {rows / import_s:,.0f} rows/s, "
-          f"peak RSS +{import_mb:.0f} MB")
+    print(
+        f"runs.import_csv (batch {batch_size}): {import_s:.1f} s = {rows / import_s:,.0f} rows/s, "
+        f"peak RSS +{import_mb:.0f} MB"
+    )
     print(f"second import (all duplicates, adds nothing): {again_s:.1f} s = {rows / again_s:,.0f} rows/s")
-    print(f"baseline read_csv + to_sql, no validation: {baseline_s:.1f} s = {rows / baseline_s:,.0f} rows/s, "
-          f"peak RSS +{baseline_mb:.0f} MB")
+    print(
+        f"baseline read_csv + to_sql, no validation: {baseline_s:.1f} s = {rows / baseline_s:,.0f} rows/s, "
+        f"peak RSS +{baseline_mb:.0f} MB"
+    )
     print(f"of which validation + identity alone (schema.validate_frame + run_keys): {validate_s:.1f} s")
-    print(f"ratio import / baseline: {import_s / baseline_s:.1f}x time, "
-          f"{import_mb / max(baseline_mb, 1):.1f}x memory")
+    print(f"ratio import / baseline: {import_s / baseline_s:.1f}x time, {import_mb / max(baseline_mb, 1):.1f}x memory")
 
 
 # --------------------------------------------------------------------------- 2. retrain
@@ -195,15 +200,19 @@ def _fit_in_fresh_process(benchmark: str) -> dict[str, float]:
         t0 = time.perf_counter()
         model = PerformancePredictor().fit(bench)
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "before_mb": before, "peak_mb": rss.peak_mb,
-            "runs": len(bench), "configurations": model.n_anchor_configs_}
+    return {
+        "seconds": seconds,
+        "before_mb": before,
+        "peak_mb": rss.peak_mb,
+        "runs": len(bench),
+        "configurations": model.n_anchor_configs_,
+    }
 
 
 def _train_now_in_fresh_process(url: str) -> dict[str, object]:
     os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
     # Imported before the clock and memory baseline start, as in a dashboard process that has run a while.
-    from fedopt_core import runs  # noqa: F401
-    from fedopt_core.prediction import estimator as predictor
+    from fedopt_core import runs  # noqa: F401 - imported for its start-up cost, before the clock starts
     from fedopt_core.prediction import training
 
     marks: list[tuple[str, float]] = []
@@ -212,9 +221,18 @@ def _train_now_in_fresh_process(url: str) -> dict[str, object]:
         t0 = time.perf_counter()
         result = training.train_now(url=url, progress=lambda stage, _f: marks.append((stage, time.perf_counter())))
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "before_mb": before, "peak_mb": rss.peak_mb, "start_s": marks[0][1] - t0,
-            "stages": [(stage.split(" ")[0], end - start) for (stage, start), (_, end) in zip(marks, marks[1:])],
-            "version": result.version_id, "status": result.status, "metrics": result.metrics}
+    return {
+        "seconds": seconds,
+        "before_mb": before,
+        "peak_mb": rss.peak_mb,
+        "start_s": marks[0][1] - t0,
+        "stages": [
+            (stage.split(" ")[0], end - start) for (stage, start), (_, end) in zip(marks, marks[1:], strict=False)
+        ],
+        "version": result.version_id,
+        "status": result.status,
+        "metrics": result.metrics,
+    }
 
 
 def in_fresh_process(fn: Callable[..., dict], *args: object) -> dict:
@@ -235,8 +253,10 @@ def bench_retrain(url: str, bench: pd.DataFrame, benchmark: Path, rows: int, sig
     t0 = time.perf_counter()
     stored = runs.store_runs(frame, source="benchmark", url=url)
     assert stored.inserted == rows and not stored.errors, stored.summary()
-    print(f"stored {rows:,} runs resampled from the {len(bench):,} benchmark runs (time noise sigma {sigma}) "
-          f"with runs.store_runs in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"stored {rows:,} runs resampled from the {len(bench):,} benchmark runs (time noise sigma {sigma}) "
+        f"with runs.store_runs in {time.perf_counter() - t0:.1f} s"
+    )
     with db.get_engine(url).connect() as conn:
         in_db = conn.execute(text("SELECT count(*) FROM run")).scalar()
     del frame
@@ -251,20 +271,29 @@ def bench_retrain(url: str, bench: pd.DataFrame, benchmark: Path, rows: int, sig
     fit_mb = max(f["peak_mb"] - f["before_mb"] for f in fits)
     fit = fits[0]
     each_s = " and ".join(f"{f['seconds']:.1f}" for f in fits)
-    print(f"baseline PerformancePredictor().fit on the {fit['runs']:,} benchmark runs: {each_s} s "
-          f"(before and after the retrain), peak RSS {max(f['peak_mb'] for f in fits):.0f} MB "
-          f"(+{fit_mb:.0f} MB above the process before the fit; {fit['configurations']:,} configurations)")
+    print(
+        f"baseline PerformancePredictor().fit on the {fit['runs']:,} benchmark runs: {each_s} s "
+        f"(before and after the retrain), peak RSS {max(f['peak_mb'] for f in fits):.0f} MB "
+        f"(+{fit_mb:.0f} MB above the process before the fit; {fit['configurations']:,} configurations)"
+    )
     train_mb = train["peak_mb"] - train["before_mb"]
     metrics = train["metrics"]
     model, _ = training.active_model(url=url)
-    print(f"training.train_now on {in_db:,} runs in the database: {train['seconds']:.1f} s, "
-          f"peak RSS {train['peak_mb']:.0f} MB (+{train_mb:.0f} MB); version {train['version']} {train['status']}, "
-          f"held-out median APE {metrics['median_ape']:.3f}, coverage {metrics['coverage']:.2f} on "
-          f"{metrics['n_holdout']:,} runs ({model.n_anchor_configs_:,} configurations after collapsing repeats)")
-    print("  stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in train["stages"])
-          + f" (lease and start {train['start_s']:.2f} s)")
-    print(f"ratio retrain {in_db:,} / fit {fit['runs']:,}: {train['seconds'] / fit_s:.1f}x time, "
-          f"{train_mb / max(fit_mb, 1):.1f}x memory above the process before the work")
+    print(
+        f"training.train_now on {in_db:,} runs in the database: {train['seconds']:.1f} s, "
+        f"peak RSS {train['peak_mb']:.0f} MB (+{train_mb:.0f} MB); version {train['version']} {train['status']}, "
+        f"held-out median APE {metrics['median_ape']:.3f}, coverage {metrics['coverage']:.2f} on "
+        f"{metrics['n_holdout']:,} runs ({model.n_anchor_configs_:,} configurations after collapsing repeats)"
+    )
+    print(
+        "  stages: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in train["stages"])
+        + f" (lease and start {train['start_s']:.2f} s)"
+    )
+    print(
+        f"ratio retrain {in_db:,} / fit {fit['runs']:,}: {train['seconds'] / fit_s:.1f}x time, "
+        f"{train_mb / max(fit_mb, 1):.1f}x memory above the process before the work"
+    )
     return float(train["seconds"])
 
 
@@ -278,15 +307,28 @@ def probe_run() -> dict[str, object]:
     """One run with values no earlier probe had (a new identity each call)."""
     global _probe_count
     _probe_count += 1
-    return {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "batch_size": 256,
-            "work_units": 1e6, "platform": "gpu_1x_a10", "provider": "lambda", "gpu_type": "A10", "gpu_count": 1,
-            "price_per_hour_usd": 0.75, "execution_time_s": 1200.0 + 0.125 * _probe_count,
-            "started_at": (pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(seconds=_probe_count))
-            .strftime("%Y-%m-%dT%H:%M:%SZ"), "notes": f"latency probe {_probe_count}"}
+    return {
+        "task_type": "training",
+        "workload": "resnet50",
+        "precision": "fp16_amp",
+        "batch_size": 256,
+        "work_units": 1e6,
+        "platform": "gpu_1x_a10",
+        "provider": "lambda",
+        "gpu_type": "A10",
+        "gpu_count": 1,
+        "price_per_hour_usd": 0.75,
+        "execution_time_s": 1200.0 + 0.125 * _probe_count,
+        "started_at": (pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(seconds=_probe_count)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        "notes": f"latency probe {_probe_count}",
+    }
 
 
-def timed_logs(url: str, n: int, interval_s: float, running: Callable[[], bool] | None = None
-               ) -> tuple[list[float], dict[str, int]]:
+def timed_logs(
+    url: str, n: int, interval_s: float, running: Callable[[], bool] | None = None
+) -> tuple[list[float], dict[str, int]]:
     """Latencies (s) of n single log_run calls, paced; with ``running``, only those that returned while it held."""
     from fedopt_core import runs
     from fedopt_core.prediction import training
@@ -330,8 +372,10 @@ def describe(name: str, latencies: list[float], n: int, stages: dict[str, int] |
     if not latencies:
         return f"log_run {name}: none of {n} logs returned while the retrain ran (try a smaller --log-interval)"
     where = f"; stages at each log: {', '.join(f'{k} {v}' for k, v in stages.items())}" if stages else ""
-    return (f"log_run {name}: median {statistics.median(latencies) * 1e3:.1f} ms, "
-            f"max {max(latencies) * 1e3:.1f} ms over {len(latencies)} of {n} logs{where}")
+    return (
+        f"log_run {name}: median {statistics.median(latencies) * 1e3:.1f} ms, "
+        f"max {max(latencies) * 1e3:.1f} ms over {len(latencies)} of {n} logs{where}"
+    )
 
 
 def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None:
@@ -347,16 +391,21 @@ def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None
     assert thread is not None, "the background retrain did not start"
     _wait_for_lease(url, thread.is_alive)
     t0 = time.perf_counter()
-    busy, stages = timed_logs(url, n, interval_s,
-                              running=lambda: thread.is_alive() and training.lease_holder(url=url) is not None)
+    busy, stages = timed_logs(
+        url, n, interval_s, running=lambda: thread.is_alive() and training.lease_holder(url=url) is not None
+    )
     thread.join()
     assert len(training.list_versions(url=url)) == versions + 1, "the background retrain failed (see the log)"
-    print(f"background-thread retrain (maybe_retrain_async) finished within {time.perf_counter() - t0:.1f} s "
-          "of taking its lease")
+    print(
+        f"background-thread retrain (maybe_retrain_async) finished within {time.perf_counter() - t0:.1f} s "
+        "of taking its lease"
+    )
     print(describe("(b) during a retrain in a thread of this process", busy, n, stages))
     if busy:
-        print(f"ratio (b)/(a): median {statistics.median(busy) / statistics.median(idle):.1f}x, "
-              f"max {max(busy) / max(idle):.1f}x")
+        print(
+            f"ratio (b)/(a): median {statistics.median(busy) / statistics.median(idle):.1f}x, "
+            f"max {max(busy) / max(idle):.1f}x"
+        )
 
     if not in_process:
         return
@@ -364,15 +413,18 @@ def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None
     process.start()
     _wait_for_lease(url, process.is_alive)
     t0 = time.perf_counter()
-    other, stages = timed_logs(url, n, interval_s,
-                               running=lambda: process.is_alive() and training.lease_holder(url=url) is not None)
+    other, stages = timed_logs(
+        url, n, interval_s, running=lambda: process.is_alive() and training.lease_holder(url=url) is not None
+    )
     process.join()
     assert process.exitcode == 0 and len(training.list_versions(url=url)) == versions + 2, "the process retrain failed"
     print(f"separate-process retrain finished within {time.perf_counter() - t0:.1f} s of taking its lease")
     print(describe("(c) during a retrain in another process", other, n, stages))
     if other:
-        print(f"ratio (c)/(a): median {statistics.median(other) / statistics.median(idle):.1f}x, "
-              f"max {max(other) / max(idle):.1f}x")
+        print(
+            f"ratio (c)/(a): median {statistics.median(other) / statistics.median(idle):.1f}x, "
+            f"max {max(other) / max(idle):.1f}x"
+        )
 
 
 def main() -> None:
@@ -380,13 +432,18 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000, help="runs in the generated CSV of part 1")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--skip-import", action="store_true", help="skip part 1 (the CSV import)")
-    ap.add_argument("--retrain-rows", type=int, default=100_000,
-                    help="resampled runs to retrain on (parts 2 and 3); 0 skips both")
+    ap.add_argument(
+        "--retrain-rows", type=int, default=100_000, help="resampled runs to retrain on (parts 2 and 3); 0 skips both"
+    )
     ap.add_argument("--noise-sigma", type=float, default=0.05, help="log-normal sigma of the resampled times")
     ap.add_argument("--benchmark", type=Path, default=DEFAULT_BENCHMARK, help="gpu_benchmarks.csv")
     ap.add_argument("--logs", type=int, default=30, help="timed log_run calls in each case of part 3")
-    ap.add_argument("--log-interval", type=float, default=None,
-                    help="seconds between logs during a retrain (default: spread over 70%% of part 2's retrain)")
+    ap.add_argument(
+        "--log-interval",
+        type=float,
+        default=None,
+        help="seconds between logs during a retrain (default: spread over 70%% of part 2's retrain)",
+    )
     ap.add_argument("--skip-logging", action="store_true", help="skip part 3")
     ap.add_argument("--skip-process", action="store_true", help="skip case (c), the retrain in another process")
     args = ap.parse_args()

@@ -26,14 +26,16 @@ WORK_UNITS = 10_000_000
 def random_platforms(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rate = np.exp(rng.uniform(np.log(5e-4), np.log(5e-2), n))
-    return pd.DataFrame({
-        "platform": [f"p{i:04d}" for i in range(n)],
-        "seconds_per_unit": rate,
-        "seconds_per_unit_upper": rate * rng.uniform(1.1, 1.5, n),
-        "price_per_hour_usd": rng.uniform(0.5, 30.0, n),
-        "count": rng.integers(1, 9, n),
-        "overhead_s": rng.uniform(60.0, 900.0, n),
-    })
+    return pd.DataFrame(
+        {
+            "platform": [f"p{i:04d}" for i in range(n)],
+            "seconds_per_unit": rate,
+            "seconds_per_unit_upper": rate * rng.uniform(1.1, 1.5, n),
+            "price_per_hour_usd": rng.uniform(0.5, 30.0, n),
+            "count": rng.integers(1, 9, n),
+            "overhead_s": rng.uniform(60.0, 900.0, n),
+        }
+    )
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -67,29 +69,44 @@ def main() -> None:
     P = prepare_platforms(big, confident=True)
     modes = [
         ("makespan, no budget (water-filling)", {}, {}),
-        ("cost, deadline (MILP)", {"objective": "cost", "deadline_s": deadline},
-         {"objective": "cost", "deadline_s": deadline_small}),
+        (
+            "cost, deadline (MILP)",
+            {"objective": "cost", "deadline_s": deadline},
+            {"objective": "cost", "deadline_s": deadline_small},
+        ),
         ("makespan, binding budget (MILP + search)", {"budget_usd": budget}, {"budget_usd": budget_small}),
     ]
-    print(f"{WORK_UNITS:,} units; {args.platforms:,} platforms ({int(big['count'].sum()):,} machines) vs 10 platforms "
-          f"({int(small['count'].sum())} machines); best of {args.repeat} runs\n")
-    header = (f"{'mode':<46}{'1,000 plat. s':>14}{'10 plat. s':>12}{'ratio':>8}{'single s':>11}{'ratio':>8}"
-              f"   plan (platforms / machines / makespan / cost)")
+    print(
+        f"{WORK_UNITS:,} units; {args.platforms:,} platforms ({int(big['count'].sum()):,} machines) vs 10 platforms "
+        f"({int(small['count'].sum())} machines); best of {args.repeat} runs\n"
+    )
+    header = (
+        f"{'mode':<46}{'1,000 plat. s':>14}{'10 plat. s':>12}{'ratio':>8}{'single s':>11}{'ratio':>8}"
+        f"   plan (platforms / machines / makespan / cost)"
+    )
     print(header.replace("1,000", f"{args.platforms:,}"))
     for label, kw_big, kw_small in modes:
         t_big, plan = best_time(lambda kw=kw_big: plan_shards(WORK_UNITS, big, **kw), args.repeat)
         t_small, _ = best_time(lambda kw=kw_small: plan_shards(WORK_UNITS, small, **kw), args.repeat)
         objective = kw_big.get("objective", "makespan")
-        t_single, _ = best_time(lambda kw=kw_big, o=objective: best_single_index(
-            P, WORK_UNITS, o, kw.get("deadline_s"), kw.get("budget_usd")), args.repeat)
-        print(f"{label:<46}{t_big:>14.4f}{t_small:>12.4f}{t_big / t_small:>8.1f}{t_single:>11.5f}"
-              f"{t_big / t_single:>8.0f}   {plan.totals['platforms']} / {plan.totals['machines']} / "
-              f"{plan.planned_makespan_s:,.0f} s / ${plan.planned_cost_usd:,.2f}  [{plan.method}]"
-              f"{'' if plan.feasible else '  INFEASIBLE'}")
+        t_single, _ = best_time(
+            lambda kw=kw_big, o=objective: best_single_index(
+                P, WORK_UNITS, o, kw.get("deadline_s"), kw.get("budget_usd")
+            ),
+            args.repeat,
+        )
+        print(
+            f"{label:<46}{t_big:>14.4f}{t_small:>12.4f}{t_big / t_small:>8.1f}{t_single:>11.5f}"
+            f"{t_big / t_single:>8.0f}   {plan.totals['platforms']} / {plan.totals['machines']} / "
+            f"{plan.planned_makespan_s:,.0f} s / ${plan.planned_cost_usd:,.2f}  [{plan.method}]"
+            f"{'' if plan.feasible else '  INFEASIBLE'}"
+        )
         single = plan.best_single
         if single is not None:
-            print(f"{'':<46}best single platform: {single.planned_makespan_s:,.0f} s / "
-                  f"${single.planned_cost_usd:,.2f}; worth sharding: {plan.sharding_worth_it}")
+            print(
+                f"{'':<46}best single platform: {single.planned_makespan_s:,.0f} s / "
+                f"${single.planned_cost_usd:,.2f}; worth sharding: {plan.sharding_worth_it}"
+            )
         else:
             print(f"{'':<46}no single platform meets the constraints; worth sharding: {plan.sharding_worth_it}")
 

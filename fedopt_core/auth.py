@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core.db import session_scope
 from fedopt_core.errors import FedoptInputError
@@ -51,7 +51,7 @@ _current: contextvars.ContextVar[Actor] = contextvars.ContextVar("fedopt_actor",
 class PermissionDenied(PermissionError):
     """The acting user's role does not allow this action."""
 
-    def __init__(self, actor: Actor, needed: str, action: str):
+    def __init__(self, actor: Actor, needed: str, action: str) -> None:
         self.actor, self.needed, self.action = actor, needed, action
         super().__init__(f"{action} needs the {needed} role; {actor.name} is a {actor.role}")
 
@@ -110,10 +110,7 @@ def actor_from_identity(claims: Mapping[str, Any] | None, *, url: str | None = N
     claims = dict(claims or {})
     email = claims.get("email")
     email = email if isinstance(email, str) and email else None
-    if claims.get("email_verified") is False:
-        email_for_role = None
-    else:
-        email_for_role = email
+    email_for_role = None if claims.get("email_verified") is False else email
     name = str(claims.get("name") or email or claims.get("sub") or "unknown")
     return Actor(name=name, role=role_for(email_for_role, claims, url=url), email=email, signed_in=True)
 
@@ -137,15 +134,23 @@ def set_role(email: str, role: str, *, url: str | None = None) -> None:
 def list_roles(*, url: str | None = None) -> pd.DataFrame:
     with session_scope(url) as session:
         rows = session.exec(select(UserRole).order_by(UserRole.email)).all()
-        return pd.DataFrame([{"email": r.email, "role": r.role, "updated_at": r.updated_at} for r in rows],
-                            columns=["email", "role", "updated_at"])
+        return pd.DataFrame(
+            [{"email": r.email, "role": r.role, "updated_at": r.updated_at} for r in rows],
+            columns=["email", "role", "updated_at"],
+        )
 
 
 # --------------------------------------------------------------------------- audit log
 
 
-def record(action: str, target: str | None = None, details: Mapping[str, Any] | None = None, *,
-           session=None, url: str | None = None) -> None:  # noqa: ANN001 - Session
+def record(
+    action: str,
+    target: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    *,
+    session: Session | None = None,
+    url: str | None = None,
+) -> None:
     """Append an audit event by the acting user; pass ``session`` to commit with the change itself."""
     event = AuditEvent(actor=current_actor().name, action=action, target=target, details=dict(details or {}))
     if session is not None:
@@ -165,6 +170,9 @@ def audit_log(*, since: datetime | None = None, action: str | None = None, url: 
             query = query.where(AuditEvent.action.startswith(action))
         rows = session.exec(query).all()
         return pd.DataFrame(
-            [{"at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "details": r.details} for r in rows],
+            [
+                {"at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "details": r.details}
+                for r in rows
+            ],
             columns=["at", "actor", "action", "target", "details"],
         )

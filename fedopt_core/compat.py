@@ -39,15 +39,23 @@ from fedopt_core.errors import ValidationError
 from fedopt_core.planning.ranking import Predictor, rank_platforms
 from fedopt_core.prediction.features import TRANSFER_FEATURE_NAMES
 
-__all__ = ["AccountManager", "LambdaLabsManager", "get_academic_access_techniques", "get_available_account",
-           "get_optimal_platform", "predict_execution_time", "prediction_info"]
+__all__ = [
+    "AccountManager",
+    "LambdaLabsManager",
+    "get_academic_access_techniques",
+    "get_available_account",
+    "get_optimal_platform",
+    "predict_execution_time",
+    "prediction_info",
+]
 
 
 # --------------------------------------------------------------------------- predictions
 
 
-def predict_execution_time(predictor: Predictor, task_info: Mapping[str, Any],
-                           platform_info: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+def predict_execution_time(
+    predictor: Predictor, task_info: Mapping[str, Any], platform_info: Mapping[str, Any]
+) -> tuple[float, dict[str, Any]]:
     """One prediction: (seconds, info) with ``predicted_time_seconds``, ``confidence_interval``
     (lower, upper, confidence), ``model_version``, ``features_used``, ``method`` and more."""
     row = _one_row(task_info, platform_info)
@@ -60,8 +68,11 @@ def prediction_info(predictor: Predictor, pred: pd.Series) -> dict[str, Any]:
     warning = pred["warning"]
     return {
         "predicted_time_seconds": float(pred["predicted_time_s"]),
-        "confidence_interval": {"lower": float(pred["lower_s"]), "upper": float(pred["upper_s"]),
-                                "confidence": float(getattr(predictor, "confidence", math.nan))},
+        "confidence_interval": {
+            "lower": float(pred["lower_s"]),
+            "upper": float(pred["upper_s"]),
+            "confidence": float(getattr(predictor, "confidence", math.nan)),
+        },
         "model_version": getattr(predictor, "model_version_", "unfitted"),
         "features_used": list(getattr(predictor, "feature_names_", TRANSFER_FEATURE_NAMES)),
         "method": str(pred["method"]),
@@ -71,8 +82,9 @@ def prediction_info(predictor: Predictor, pred: pd.Series) -> dict[str, Any]:
     }
 
 
-def get_optimal_platform(predictor: Predictor, task_info: Mapping[str, Any],
-                         available_platforms: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def get_optimal_platform(
+    predictor: Predictor, task_info: Mapping[str, Any], available_platforms: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """The fastest platform for a task, with every platform's prediction (fastest first)."""
     if not available_platforms:
         return {"status": "error", "message": "No platforms available"}
@@ -84,12 +96,21 @@ def get_optimal_platform(predictor: Predictor, task_info: Mapping[str, Any],
     all_predictions = []
     for _, r in ranked.iterrows():  # output assembly for a short list, not the hot path
         pos = int(r["input_position"])
-        all_predictions.append({"platform": dict(available_platforms[pos]),
-                                "predicted_time": float(r["predicted_time_s"]),
-                                "prediction_info": prediction_info(predictor, r)})
+        all_predictions.append(
+            {
+                "platform": dict(available_platforms[pos]),
+                "predicted_time": float(r["predicted_time_s"]),
+                "prediction_info": prediction_info(predictor, r),
+            }
+        )
     best = all_predictions[0]
-    return {"status": "success", "optimal_platform": best["platform"], "predicted_time": best["predicted_time"],
-            "prediction_info": best["prediction_info"], "all_predictions": all_predictions}
+    return {
+        "status": "success",
+        "optimal_platform": best["platform"],
+        "predicted_time": best["predicted_time"],
+        "prediction_info": best["prediction_info"],
+        "all_predictions": all_predictions,
+    }
 
 
 def _check_finite(info: Mapping[str, Any], what: str) -> None:
@@ -109,7 +130,9 @@ def _one_row(task_info: Mapping[str, Any], platform_info: Mapping[str, Any]) -> 
 # --------------------------------------------------------------------------- accounts
 
 
-def get_available_account(requirements: Mapping[str, Any] | None = None, *, url: str | None = None) -> dict[str, Any] | None:
+def get_available_account(
+    requirements: Mapping[str, Any] | None = None, *, url: str | None = None
+) -> dict[str, Any] | None:
     """Seed-compatible: the chosen account as a dict (with ``reason``), or None when none can pay.
 
     Call :func:`choose_account` to get the reason when none can.
@@ -124,8 +147,11 @@ def get_academic_access_techniques(*, url: str | None = None) -> dict[str, list[
 
     def record(row: Mapping[str, Any], with_savings: bool) -> dict[str, Any]:
         item = {
-            "name": row["name"], "description": row["description"], "effectiveness": row["effectiveness"],
-            "platforms": list(row["platforms"]), "source_url": row["source_url"],
+            "name": row["name"],
+            "description": row["description"],
+            "effectiveness": row["effectiveness"],
+            "platforms": list(row["platforms"]),
+            "source_url": row["source_url"],
         }
         if with_savings:
             pct = row["savings_max_pct"]
@@ -149,8 +175,9 @@ class AccountManager:
     def __repr__(self) -> str:
         return f"AccountManager(database_url={redact_url(self.database_url) if self.database_url else None!r})"
 
-    def register_academic_account(self, username: str, api_key: str | None, institution: str | None,
-                                  email: str | None, **kwargs: Any) -> bool:
+    def register_academic_account(
+        self, username: str, api_key: str | None, institution: str | None, email: str | None, **kwargs: Any
+    ) -> bool:
         return register_academic_account(username, api_key, institution, email, url=self.database_url, **kwargs)
 
     def update_account(self, username: str, **changes: Any) -> None:
@@ -178,11 +205,20 @@ class AccountManager:
     def decrypted_api_key(self, username: str) -> str | None:
         return decrypted_api_key(username, url=self.database_url)
 
-    def add_usage_session(self, username: str, platform: str, started_at: datetime | str,
-                          ended_at: datetime | str | None = None, cost_usd: float | None = None,
-                          success: bool = True, source: str = "manual", **kwargs: Any) -> int:
-        return add_usage_session(username, platform, started_at, ended_at, cost_usd, success, source,
-                                 url=self.database_url, **kwargs)
+    def add_usage_session(
+        self,
+        username: str,
+        platform: str,
+        started_at: datetime | str,
+        ended_at: datetime | str | None = None,
+        cost_usd: float | None = None,
+        success: bool = True,
+        source: str = "manual",
+        **kwargs: Any,
+    ) -> int:
+        return add_usage_session(
+            username, platform, started_at, ended_at, cost_usd, success, source, url=self.database_url, **kwargs
+        )
 
     def list_usage_sessions(self, *, month: str | date | None = None, username: str | None = None) -> pd.DataFrame:
         return list_usage_sessions(month=month, username=username, url=self.database_url)

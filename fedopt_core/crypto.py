@@ -229,8 +229,7 @@ class KeyRotation:
             plain = self._old.decrypt(bytes(token))
         except InvalidToken:
             raise DecryptionError(
-                f"a stored API key cannot be decrypted with {key_source(self.settings)}; "
-                "nothing was re-encrypted"
+                f"a stored API key cannot be decrypted with {key_source(self.settings)}; nothing was re-encrypted"
             ) from None
         return Fernet(self.new_key).encrypt(plain)
 

@@ -93,17 +93,23 @@ def read_bytes(source: Source, max_bytes: int | None = None) -> bytes:
             raise FileNotFoundError(f"no such file: {path}")
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
-            raise CsvFormatError(f"{path.name} is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. "
-                                 "Split the file and import the parts.")
+            raise CsvFormatError(
+                f"{path.name} is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. "
+                "Split the file and import the parts."
+            )
         with path.open("rb") as handle:
             data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     else:
         size = getattr(source, "size", None)
         if max_bytes is not None and isinstance(size, int) and size > max_bytes:
-            raise CsvFormatError(f"the file is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. Split it.")
+            raise CsvFormatError(
+                f"the file is {size / 1024 / 1024:.1f} MiB; the import limit is {limit_text}. Split it."
+            )
         data = source.read() if max_bytes is None else source.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
-        raise CsvFormatError(f"the file is larger than the import limit of {limit_text}. Split it and import the parts.")
+        raise CsvFormatError(
+            f"the file is larger than the import limit of {limit_text}. Split it and import the parts."
+        )
     if not data.strip():
         raise CsvFormatError("the file is empty")
     return data
@@ -120,7 +126,9 @@ def decode(data: bytes) -> tuple[str, list[str]]:
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
-        raise CsvFormatError(f"line {line}: the file is not UTF-8 text (nor Windows-1252); save it as CSV UTF-8") from None
+        raise CsvFormatError(
+            f"line {line}: the file is not UTF-8 text (nor Windows-1252); save it as CSV UTF-8"
+        ) from None
     return text, [
         f"the file is not UTF-8 (first at line {line}); it was read as Windows-1252. "
         "Check names with accents, or save it as CSV UTF-8."
@@ -156,8 +164,10 @@ def read_text(source: Source, *, max_bytes: int | None = None) -> CsvText:
     if len(header) == 1:
         for sep, sep_name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
             if sep in header_text:
-                raise CsvFormatError(f"line {skipped + 1}: the file is separated by {sep_name}; fedopt reads "
-                                     "comma-separated files (save as 'CSV (comma delimited)')")
+                raise CsvFormatError(
+                    f"line {skipped + 1}: the file is separated by {sep_name}; fedopt reads "
+                    "comma-separated files (save as 'CSV (comma delimited)')"
+                )
     lowered = [h.lower() for h in header]
     duplicated = sorted({h for h in lowered if lowered.count(h) > 1})
     if duplicated:
@@ -184,8 +194,9 @@ def records(text: CsvText) -> Iterator[tuple[int, list[str]] | Problem]:
             return
         except csv.Error as exc:
             # The reader cannot find the next row boundary after this; what came before stands.
-            yield Problem(before + last_line + 1, f"cannot be read as CSV ({exc}); the lines after it were not read",
-                          stops=True)
+            yield Problem(
+                before + last_line + 1, f"cannot be read as CSV ({exc}); the lines after it were not read", stops=True
+            )
             return
         start_line = before + last_line + 1
         last_line = reader.line_num
@@ -197,8 +208,9 @@ def records(text: CsvText) -> Iterator[tuple[int, list[str]] | Problem]:
         yield start_line, record
 
 
-def read_table(source: Source, required: Iterable[str] = (), *,
-               max_bytes: int | None = None) -> tuple[pd.DataFrame, list[CatalogError]]:
+def read_table(
+    source: Source, required: Iterable[str] = (), *, max_bytes: int | None = None
+) -> tuple[pd.DataFrame, list[CatalogError]]:
     """A whole CSV file as strings (stripped), with each row's file line in column ``_line``.
 
     Rows with a problem (see :func:`records`) or an empty ``required`` field are left out and

@@ -57,7 +57,9 @@ def _build_engine(url: str) -> Engine:
             try:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise DatabaseError(f"cannot create the folder for the SQLite file {database}: {exc.strerror}") from None
+                raise DatabaseError(
+                    f"cannot create the folder for the SQLite file {database}: {exc.strerror}"
+                ) from None
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

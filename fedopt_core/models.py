@@ -1,14 +1,15 @@
 """SQLModel tables: the one description of what fedopt stores.
 
 Times are timezone-aware UTC datetimes (SQLModel's UTCDateTime refuses naive ones, which
-keeps local-time bugs out); money and time carry their units in their names.  The schema itself is created and changed only by the Alembic migrations in
-``fedopt_core/migrations``; these classes must stay in step with them (a test compares them).
+keeps local-time bugs out); money and time carry their units in their names.  The schema itself
+is created and changed only by the Alembic migrations in ``fedopt_core/migrations``; these
+classes must stay in step with them (a test compares them).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -16,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     """Now, in UTC (what every table stores)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Platform(SQLModel, table=True):
@@ -25,30 +26,30 @@ class Platform(SQLModel, table=True):
     __tablename__ = "platform"
     __table_args__ = (UniqueConstraint("provider", "instance_type", name="uq_platform_provider_type"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(index=True)
     instance_type: str
-    description: Optional[str] = None
+    description: str | None = None
     gpu_type: str = Field(index=True)  # canonical GPU name, or "cpu"
     gpu_count: int = 0
-    gpu_memory_gb: Optional[float] = None  # per GPU
-    vcpus: Optional[int] = None
-    ram_gb: Optional[float] = None
-    storage_gb: Optional[float] = None
-    network_speed_mbps: Optional[float] = None
-    price_per_hour_usd: Optional[float] = None
-    spot_price_per_hour_usd: Optional[float] = None
+    gpu_memory_gb: float | None = None  # per GPU
+    vcpus: int | None = None
+    ram_gb: float | None = None
+    storage_gb: float | None = None
+    network_speed_mbps: float | None = None
+    price_per_hour_usd: float | None = None
+    spot_price_per_hour_usd: float | None = None
     regions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    regions_with_capacity: Optional[list[str]] = Field(default=None, sa_column=Column(JSON))
-    as_of: Optional[date] = None
-    source: Optional[str] = None
+    regions_with_capacity: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    as_of: date | None = None
+    source: str | None = None
     # "catalogue" rows come from a shipped or fetched catalogue; "user" rows were added by hand.
     origin: str = "catalogue"
     # Set when a user edits a catalogue row, so that reloading the catalogue keeps the edit.
     user_edited: bool = False
     available: bool = True  # False once a live refresh no longer lists the type
-    last_refreshed_at: Optional[datetime] = None
-    notes: Optional[str] = None
+    last_refreshed_at: datetime | None = None
+    notes: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -58,11 +59,11 @@ class PlatformPrice(SQLModel, table=True):
 
     __tablename__ = "platform_price"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     platform_id: int = Field(foreign_key="platform.id", index=True)
     observed_at: datetime = Field(default_factory=utcnow, index=True)
     price_per_hour_usd: float
-    regions_with_capacity: Optional[list[str]] = Field(default=None, sa_column=Column(JSON))
+    regions_with_capacity: list[str] | None = Field(default=None, sa_column=Column(JSON))
     source: str = "catalogue"
 
 
@@ -71,21 +72,21 @@ class GpuSpec(SQLModel, table=True):
 
     __tablename__ = "gpu_spec"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     gpu_name: str = Field(unique=True, index=True)
-    architecture: Optional[str] = None
-    release_year: Optional[int] = None
-    memory_gb: Optional[float] = None
-    memory_bandwidth_gb_s: Optional[float] = None
-    fp16_tflops_nontensor: Optional[float] = None
-    fp32_tflops: Optional[float] = None
-    tensor_fp16_tflops: Optional[float] = None
-    sm_count: Optional[int] = None
-    l2_cache_mb: Optional[float] = None
-    tdp_w: Optional[float] = None
-    compute_capability: Optional[float] = None
-    form_factor: Optional[str] = None
-    source: Optional[str] = None
+    architecture: str | None = None
+    release_year: int | None = None
+    memory_gb: float | None = None
+    memory_bandwidth_gb_s: float | None = None
+    fp16_tflops_nontensor: float | None = None
+    fp32_tflops: float | None = None
+    tensor_fp16_tflops: float | None = None
+    sm_count: int | None = None
+    l2_cache_mb: float | None = None
+    tdp_w: float | None = None
+    compute_capability: float | None = None
+    form_factor: str | None = None
+    source: str | None = None
 
 
 class Run(SQLModel, table=True):
@@ -93,38 +94,38 @@ class Run(SQLModel, table=True):
 
     __tablename__ = "run"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     # A stable identity derived from the run's content, so importing a file twice adds nothing.
     run_key: str = Field(unique=True, index=True)
-    task_type: Optional[str] = None
-    workload: Optional[str] = Field(default=None, index=True)
-    precision: Optional[str] = None
-    batch_size: Optional[float] = None
-    work_units: Optional[float] = None
-    software: Optional[str] = None
-    input_size_mb: Optional[float] = None
-    output_size_mb: Optional[float] = None
-    memory_required_gb: Optional[float] = None
-    cpu_cores_required: Optional[float] = None
-    gpu_memory_required_gb: Optional[float] = None
-    is_batch_processing: Optional[bool] = None
-    platform: Optional[str] = None
-    provider: Optional[str] = None
+    task_type: str | None = None
+    workload: str | None = Field(default=None, index=True)
+    precision: str | None = None
+    batch_size: float | None = None
+    work_units: float | None = None
+    software: str | None = None
+    input_size_mb: float | None = None
+    output_size_mb: float | None = None
+    memory_required_gb: float | None = None
+    cpu_cores_required: float | None = None
+    gpu_memory_required_gb: float | None = None
+    is_batch_processing: bool | None = None
+    platform: str | None = None
+    provider: str | None = None
     gpu_type: str = Field(index=True)
     gpu_count: int = 0
-    gpu_memory_gb: Optional[float] = None
-    cpu_type: Optional[str] = None
-    vcpus: Optional[float] = None
-    ram_gb: Optional[float] = None
-    network_speed_mbps: Optional[float] = None
-    price_per_hour_usd: Optional[float] = None
+    gpu_memory_gb: float | None = None
+    cpu_type: str | None = None
+    vcpus: float | None = None
+    ram_gb: float | None = None
+    network_speed_mbps: float | None = None
+    price_per_hour_usd: float | None = None
     execution_time_s: float
     success: bool = True
-    started_at: Optional[datetime] = None
+    started_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     source: str = "manual"  # form, csv, cli, track, benchmark, api
-    logged_by: Optional[str] = None
-    notes: Optional[str] = None
+    logged_by: str | None = None
+    notes: str | None = None
 
 
 class Prediction(SQLModel, table=True):
@@ -132,19 +133,19 @@ class Prediction(SQLModel, table=True):
 
     __tablename__ = "prediction"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     task_key: str = Field(index=True)  # identity of (task, platform) without the outcome
-    workload: Optional[str] = None
-    gpu_type: Optional[str] = None
-    gpu_count: Optional[int] = None
-    platform: Optional[str] = None
+    workload: str | None = None
+    gpu_type: str | None = None
+    gpu_count: int | None = None
+    platform: str | None = None
     predicted_time_s: float
-    lower_s: Optional[float] = None
-    upper_s: Optional[float] = None
+    lower_s: float | None = None
+    upper_s: float | None = None
     method: str = "model"
-    model_version_id: Optional[int] = Field(default=None, foreign_key="model_version.id")
-    run_id: Optional[int] = Field(default=None, foreign_key="run.id", index=True)
+    model_version_id: int | None = Field(default=None, foreign_key="model_version.id")
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
 
 
 class ModelVersion(SQLModel, table=True):
@@ -152,15 +153,15 @@ class ModelVersion(SQLModel, table=True):
 
     __tablename__ = "model_version"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
     status: str = "candidate"  # candidate, active, rejected, retired
     n_train_runs: int = 0
     features: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    reason: Optional[str] = None
-    artifact: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
-    activated_at: Optional[datetime] = None
+    reason: str | None = None
+    artifact: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    activated_at: datetime | None = None
 
 
 class Account(SQLModel, table=True):
@@ -168,23 +169,23 @@ class Account(SQLModel, table=True):
 
     __tablename__ = "account"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     username: str = Field(unique=True, index=True)
     provider: str = "lambda"
-    institution: Optional[str] = None
-    email: Optional[str] = None
+    institution: str | None = None
+    email: str | None = None
     email_verified: bool = False
-    email_check_reason: Optional[str] = None
+    email_check_reason: str | None = None
     # Fernet token; the plain key is never stored.  ``api_key_last4`` is what pages show.
-    api_key_encrypted: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
-    api_key_last4: Optional[str] = None
-    api_key_rotated_at: Optional[datetime] = None
-    monthly_quota_hours: Optional[float] = None
-    monthly_budget_usd: Optional[float] = None
-    ends_on: Optional[date] = None
+    api_key_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    api_key_last4: str | None = None
+    api_key_rotated_at: datetime | None = None
+    monthly_quota_hours: float | None = None
+    monthly_budget_usd: float | None = None
+    ends_on: date | None = None
     status: str = "active"  # active, suspended, expired, archived
-    project: Optional[str] = None
-    notes: Optional[str] = None
+    project: str | None = None
+    notes: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -194,23 +195,23 @@ class UsageSession(SQLModel, table=True):
 
     __tablename__ = "usage_session"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     platform: str
-    provider: Optional[str] = None
-    instance_id: Optional[str] = Field(default=None, index=True)
-    region: Optional[str] = None
+    provider: str | None = None
+    instance_id: str | None = Field(default=None, index=True)
+    region: str | None = None
     started_at: datetime = Field(index=True)
-    ended_at: Optional[datetime] = None  # None while the machine is still running
-    price_per_hour_usd: Optional[float] = None
-    cost_usd: Optional[float] = None
+    ended_at: datetime | None = None  # None while the machine is still running
+    price_per_hour_usd: float | None = None
+    cost_usd: float | None = None
     success: bool = True
     outcome: str = "completed"  # completed, failed, preempted, running
     source: str = "manual"  # manual, lambda_sync, run_log
-    person: Optional[str] = None
-    workload: Optional[str] = None
-    run_id: Optional[int] = Field(default=None, foreign_key="run.id")
-    notes: Optional[str] = None
+    person: str | None = None
+    workload: str | None = None
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    notes: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -219,16 +220,16 @@ class Technique(SQLModel, table=True):
 
     __tablename__ = "technique"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, index=True)
     name: str
     kind: str  # access, optimisation
     description: str
-    effectiveness: Optional[str] = None  # high, medium, low
-    savings_max_pct: Optional[float] = None
+    effectiveness: str | None = None  # high, medium, low
+    savings_max_pct: float | None = None
     platforms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    source_url: Optional[str] = None
-    as_of: Optional[date] = None
+    source_url: str | None = None
+    as_of: date | None = None
     user_edited: bool = False
 
 
@@ -258,11 +259,11 @@ class AuditEvent(SQLModel, table=True):
 
     __tablename__ = "audit_event"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
     actor: str
     action: str
-    target: Optional[str] = None
+    target: str | None = None
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import ColumnElement, func
+from sqlmodel import SQLModel, select
 
-from fedopt_core.db import redact_url, session_scope
 from fedopt_core.config import get_settings
+from fedopt_core.db import redact_url, session_scope
 from fedopt_core.models import Account, ModelVersion, Platform, Run, Technique
 
 
@@ -18,7 +18,8 @@ def database_label(url: str | None = None) -> str:
 def counts(url: str | None = None) -> dict[str, int]:
     """How many platforms, GPU platforms, runs, techniques, accounts and model versions exist."""
     with session_scope(url) as session:
-        def count(model, *where) -> int:  # noqa: ANN001
+
+        def count(model: type[SQLModel], *where: ColumnElement[bool]) -> int:
             return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
 
         return {

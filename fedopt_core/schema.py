@@ -262,6 +262,16 @@ def run_keys(frame: pd.DataFrame, extra: pd.Series | None = None) -> pd.Series:
 
 def task_keys(frame: pd.DataFrame) -> pd.Series:
     """Identity of (task, platform) without the outcome: links a prediction to later actual runs."""
-    fields = ["task_type", "workload", "precision", "batch_size", "work_units", "software", "gpu_type", "gpu_count", "platform"]
+    fields = [
+        "task_type",
+        "workload",
+        "precision",
+        "batch_size",
+        "work_units",
+        "software",
+        "gpu_type",
+        "gpu_count",
+        "platform",
+    ]
     text = _canonical_text(frame, fields)
     return text.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())

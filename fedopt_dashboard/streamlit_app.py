@@ -73,8 +73,9 @@ def main() -> None:
     sections: dict[str, list[st.Page]] = {}
     for section, script, title, icon, url_path, role in PAGES:
         if actor.can(role):  # a page the user may not open is not even listed
-            page = st.Page(PAGES_DIR / script, title=title, icon=icon, url_path=url_path,
-                           default=script == "overview.py")
+            page = st.Page(
+                PAGES_DIR / script, title=title, icon=icon, url_path=url_path, default=script == "overview.py"
+            )
             sections.setdefault(section, []).append(page)
     navigation = st.navigation(sections, position="hidden")
 

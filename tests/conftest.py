@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fedopt_core import db
-from fedopt_core import config
+from fedopt_core import config, db
 from tests.support import NINE_TRAINING_GPUS, REPO_ROOT, SHARED_DATA
 
 
@@ -149,7 +148,7 @@ def any_db(blank_db: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def benchmark_runs(shared_data: Path):  # noqa: ANN201 - DataFrame
+def benchmark_runs(shared_data: Path):
     """Lambda's public benchmark as runs (the real measurements every model test starts from)."""
     from fedopt_core.catalog.datasets import load_lambda_benchmarks
 
@@ -157,8 +156,10 @@ def benchmark_runs(shared_data: Path):  # noqa: ANN201 - DataFrame
 
 
 @pytest.fixture(scope="session")
-def nine_gpu_model(benchmark_runs):  # noqa: ANN001, ANN201
+def nine_gpu_model(benchmark_runs):
     """A predictor fitted on nine GPUs of the benchmark (fitted once, shared by the tests that read it)."""
     from fedopt_core.prediction.estimator import PerformancePredictor
 
-    return PerformancePredictor(random_state=0).fit(benchmark_runs.loc[benchmark_runs["gpu_type"].isin(NINE_TRAINING_GPUS)])
+    return PerformancePredictor(random_state=0).fit(
+        benchmark_runs.loc[benchmark_runs["gpu_type"].isin(NINE_TRAINING_GPUS)]
+    )

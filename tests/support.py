@@ -9,5 +9,14 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 #: The dashboard's entry script in the checkout.
 DASHBOARD = REPO_ROOT / "fedopt_dashboard" / "streamlit_app.py"
 #: The GPUs the shared test model is fitted on (the rest of the benchmark's GPUs it has never seen).
-NINE_TRAINING_GPUS = ["RTX 3090", "A100 SXM4 80GB", "V100 SXM2 16GB", "RTX A6000", "H100 SXM5 80GB",
-                      "RTX 2080 Ti", "A100 PCIe 40GB", "Quadro RTX 8000", "RTX A4000"]
+NINE_TRAINING_GPUS = [
+    "RTX 3090",
+    "A100 SXM4 80GB",
+    "V100 SXM2 16GB",
+    "RTX A6000",
+    "H100 SXM5 80GB",
+    "RTX 2080 Ti",
+    "A100 PCIe 40GB",
+    "Quadro RTX 8000",
+    "RTX A4000",
+]

@@ -17,8 +17,19 @@ CORE = REPO_ROOT / "fedopt_core"
 DASHBOARD = REPO_ROOT / "fedopt_dashboard"
 
 #: The base modules of fedopt_core (each may import the others).
-BASE = {"config", "db", "models", "migrations", "schema", "errors", "formatting", "csvfiles", "auth", "crypto",
-        "overview"}
+BASE = {
+    "config",
+    "db",
+    "models",
+    "migrations",
+    "schema",
+    "errors",
+    "formatting",
+    "csvfiles",
+    "auth",
+    "crypto",
+    "overview",
+}
 #: Package -> the packages (and base) it may import besides itself.
 MAY_IMPORT = {
     "base": {"base"},
@@ -99,8 +110,11 @@ def test_core_never_imports_streamlit_or_the_dashboard() -> None:
     for module, path in _sources(CORE).items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
                 assert name.split(".")[0] not in {"streamlit", "fedopt_dashboard", "pages"}, f"{module} imports {name}"
 
@@ -140,7 +154,7 @@ def test_there_is_no_import_circle() -> None:
             if nxt.startswith(node + "."):
                 continue  # a package's own __init__ importing its submodules is not a circle
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 pytest.fail("import circle: " + " -> ".join(cycle))
             if state.get(nxt) is None:
                 visit(nxt)

@@ -44,12 +44,16 @@ def test_techniques_list_json_and_search(home: Path) -> None:
 
 
 def test_setup_twice_changes_neither_count(home: Path) -> None:
-    before = (len(json.loads(run_cli("platforms", "list", "--json", home=home).stdout)),
-              len(json.loads(run_cli("techniques", "list", "--json", home=home).stdout)))
+    before = (
+        len(json.loads(run_cli("platforms", "list", "--json", home=home).stdout)),
+        len(json.loads(run_cli("techniques", "list", "--json", home=home).stdout)),
+    )
     again = run_cli("setup", home=home)
     assert again.returncode == 0 and "0 added" in again.stdout
-    after = (len(json.loads(run_cli("platforms", "list", "--json", home=home).stdout)),
-             len(json.loads(run_cli("techniques", "list", "--json", home=home).stdout)))
+    after = (
+        len(json.loads(run_cli("platforms", "list", "--json", home=home).stdout)),
+        len(json.loads(run_cli("techniques", "list", "--json", home=home).stdout)),
+    )
     assert before == after
 
 
@@ -73,8 +77,9 @@ def test_a_bad_database_url_is_one_line_and_a_nonzero_exit(tmp_path: Path, url: 
 def test_predict_json_answers_for_every_catalogue_platform(home: Path) -> None:
     listed = json.loads(run_cli("platforms", "list", "--json", home=home).stdout)
     gpu_types = {r["instance_type"] for r in listed if r["gpu_count"] > 0 and r["available"]}
-    result = run_cli("predict", "--workload", "resnet50", "--precision", "fp16_amp", "--work-units", "1000000",
-                     "--json", home=home)
+    result = run_cli(
+        "predict", "--workload", "resnet50", "--precision", "fp16_amp", "--work-units", "1000000", "--json", home=home
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["method"] == "heuristic" and answer["model_version"] is None
@@ -93,8 +98,20 @@ def test_predict_scales_from_a_run_the_user_already_measured(home: Path) -> None
 
 
 def test_plan_shard_json_known_case_shape(home: Path) -> None:
-    result = run_cli("plan", "shard", "--work-units", "1000000", "--platform", "gpu_1x_a10=2",
-                     "--platform", "gpu_1x_h100_pcie=1", "--workload", "resnet50", "--json", home=home)
+    result = run_cli(
+        "plan",
+        "shard",
+        "--work-units",
+        "1000000",
+        "--platform",
+        "gpu_1x_a10=2",
+        "--platform",
+        "gpu_1x_h100_pcie=1",
+        "--workload",
+        "resnet50",
+        "--json",
+        home=home,
+    )
     assert result.returncode in (0, 1), result.stderr
     plan = json.loads(result.stdout)
     assert sum(p["units"] for p in plan["platforms"]) == 1_000_000

@@ -11,8 +11,14 @@ from fedopt_core import accounts, compat
 from fedopt_core.planning.ranking import rank_platforms
 from fedopt_core.prediction.estimator import PerformancePredictor
 
-R50 = {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "software": "v0_ngc20",
-       "batch_size": 256.0, "work_units": 1e6}
+R50 = {
+    "task_type": "training",
+    "workload": "resnet50",
+    "precision": "fp16_amp",
+    "software": "v0_ngc20",
+    "batch_size": 256.0,
+    "work_units": 1e6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +32,9 @@ def _this_month_start() -> datetime:
 
 
 def test_predict_execution_time_shape(model: PerformancePredictor) -> None:
-    seconds, info = compat.predict_execution_time(model, R50, {"gpu_type": "RTX A5000", "gpu_count": 1, "platform": "box"})
+    seconds, info = compat.predict_execution_time(
+        model, R50, {"gpu_type": "RTX A5000", "gpu_count": 1, "platform": "box"}
+    )
     assert isinstance(seconds, float) and seconds > 0
     assert info["predicted_time_seconds"] == seconds
     ci = info["confidence_interval"]
@@ -39,9 +47,11 @@ def test_predict_execution_time_shape(model: PerformancePredictor) -> None:
 
 def test_get_optimal_platform(model: PerformancePredictor) -> None:
     assert compat.get_optimal_platform(model, R50, []) == {"status": "error", "message": "No platforms available"}
-    platforms = [{"platform": "slow", "gpu_type": "RTX 2080 Ti", "gpu_count": 1},
-                 {"platform": "fast", "gpu_type": "A100 SXM4 80GB", "gpu_count": 8},
-                 {"platform": "mid", "gpu_type": "RTX 3090", "gpu_count": 1}]
+    platforms = [
+        {"platform": "slow", "gpu_type": "RTX 2080 Ti", "gpu_count": 1},
+        {"platform": "fast", "gpu_type": "A100 SXM4 80GB", "gpu_count": 8},
+        {"platform": "mid", "gpu_type": "RTX 3090", "gpu_count": 1},
+    ]
     result = compat.get_optimal_platform(model, R50, platforms)
     assert result["status"] == "success"
     assert result["optimal_platform"] == platforms[1]
@@ -55,8 +65,12 @@ def test_get_optimal_platform(model: PerformancePredictor) -> None:
 
 
 def test_rank_platforms_ranks_with_a_fitted_model(model: PerformancePredictor) -> None:
-    plats = pd.DataFrame([{"platform": f"p{i}", "provider": "x", "gpu_type": g, "gpu_count": 1,
-                           "price_per_hour_usd": 1.0 + i} for i, g in enumerate(["RTX 3090", "H100 SXM5 80GB"])])
+    plats = pd.DataFrame(
+        [
+            {"platform": f"p{i}", "provider": "x", "gpu_type": g, "gpu_count": 1, "price_per_hour_usd": 1.0 + i}
+            for i, g in enumerate(["RTX 3090", "H100 SXM5 80GB"])
+        ]
+    )
     out = rank_platforms(R50, plats, objective="time", predictor=model)
     assert out["gpu_type"].tolist() == ["H100 SXM5 80GB", "RTX 3090"]
     assert (out["method"] == "model").all()
@@ -65,7 +79,9 @@ def test_rank_platforms_ranks_with_a_fitted_model(model: PerformancePredictor) -
 def test_seed_manager_and_techniques_shape(loaded_db: str) -> None:
     manager = compat.LambdaLabsManager(loaded_db)
     assert isinstance(manager, compat.AccountManager)
-    assert manager.register_academic_account("seed", "secret_seed_key_123456", "Uni", "s@uni.edu", monthly_quota_hours=50)
+    assert manager.register_academic_account(
+        "seed", "secret_seed_key_123456", "Uni", "s@uni.edu", monthly_quota_hours=50
+    )
     manager.add_usage_session("seed", "gpu_1x_a10", _this_month_start(), _this_month_start() + timedelta(hours=2))
     stats = manager.usage_stats("seed")
     for key in ("total_hours", "monthly_hours", "instances_launched", "successful_sessions", "failed_sessions"):

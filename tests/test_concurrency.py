@@ -60,29 +60,43 @@ def _session_plan(worker: int) -> list[dict[str, Any]]:
     plan = []
     for i in range(SESSIONS_PER_WORKER):
         serial = worker * SESSIONS_PER_WORKER + i
-        plan.append({
-            "username": ACCOUNTS[serial % len(ACCOUNTS)],
-            "started_at": MONTH_START + timedelta(days=serial % 27, minutes=serial),
-            "hours": 0.25 * (1 + serial % 8),
-            "person": f"w{worker}",
-            "notes": f"session {worker}-{i}",
-        })
+        plan.append(
+            {
+                "username": ACCOUNTS[serial % len(ACCOUNTS)],
+                "started_at": MONTH_START + timedelta(days=serial % 27, minutes=serial),
+                "hours": 0.25 * (1 + serial % 8),
+                "person": f"w{worker}",
+                "notes": f"session {worker}-{i}",
+            }
+        )
     return plan
 
 
 def _logged_run(worker: int, i: int) -> dict[str, Any]:
     return {
-        "workload": "logged", "gpu_type": "A100", "gpu_count": 1 + i % 4, "platform": "gpu_1x_a100",
-        "provider": "lambda", "execution_time_s": 60.0 + i, "success": True,
-        "started_at": MONTH_START + timedelta(hours=worker, minutes=i), "notes": f"logged {worker}-{i}",
+        "workload": "logged",
+        "gpu_type": "A100",
+        "gpu_count": 1 + i % 4,
+        "platform": "gpu_1x_a100",
+        "provider": "lambda",
+        "execution_time_s": 60.0 + i,
+        "success": True,
+        "started_at": MONTH_START + timedelta(hours=worker, minutes=i),
+        "notes": f"logged {worker}-{i}",
     }
 
 
 def _csv_row(workload: str, n: int, note: str) -> dict[str, Any]:
     return {
-        "workload": workload, "gpu_type": "H100", "gpu_count": 1 + n % 8, "platform": "gpu_8x_h100",
-        "provider": "lambda", "execution_time_s": f"{100 + n * 0.5}", "success": "true",
-        "started_at": (MONTH_START + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"), "notes": note,
+        "workload": workload,
+        "gpu_type": "H100",
+        "gpu_count": 1 + n % 8,
+        "platform": "gpu_8x_h100",
+        "provider": "lambda",
+        "execution_time_s": f"{100 + n * 0.5}",
+        "success": "true",
+        "started_at": (MONTH_START + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notes": note,
     }
 
 
@@ -104,16 +118,28 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def _same_run(round_no: int) -> dict[str, Any]:
     # No start time: a prediction made before the race may be scored by it.
-    return {"workload": f"same-{round_no}", "gpu_type": "A10", "gpu_count": 1, "platform": "gpu_1x_a10",
-            "provider": "lambda", "execution_time_s": 123.5, "success": True}
+    return {
+        "workload": f"same-{round_no}",
+        "gpu_type": "A10",
+        "gpu_count": 1,
+        "platform": "gpu_1x_a10",
+        "provider": "lambda",
+        "execution_time_s": 123.5,
+        "success": True,
+    }
 
 
 # --------------------------------------------------------------------------- worker side
 
 
 def _import_summary(result: runs.ImportResult) -> dict[str, Any]:
-    return {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
-            "refused": result.refused, "run_ids": list(result.run_ids)}
+    return {
+        "rows": result.rows,
+        "inserted": result.inserted,
+        "duplicates": result.duplicates,
+        "refused": result.refused,
+        "run_ids": list(result.run_ids),
+    }
 
 
 def _mixed_work(worker: int, files: dict[str, str], barrier: Any) -> dict[str, Any]:
@@ -128,8 +154,13 @@ def _mixed_work(worker: int, files: dict[str, str], barrier: Any) -> dict[str, A
     for kind, item in steps:
         if kind == "session":
             session_id = accounts.add_usage_session(
-                item["username"], "gpu_1x_a100", item["started_at"], hours=item["hours"],
-                price_per_hour_usd=PRICE_PER_HOUR_USD, person=item["person"], notes=item["notes"],
+                item["username"],
+                "gpu_1x_a100",
+                item["started_at"],
+                hours=item["hours"],
+                price_per_hour_usd=PRICE_PER_HOUR_USD,
+                person=item["person"],
+                notes=item["notes"],
             )
             out["sessions"].append(session_id)
         elif kind == "run":
@@ -158,8 +189,9 @@ def _same_run_work(worker: int, files: dict[str, str], barrier: Any) -> dict[str
 _WORK = {"mixed": _mixed_work, "same": _same_run_work}
 
 
-def _process_main(kind: str, process_no: int, url: str, home: str, files: dict[str, str],
-                  barrier: Any, results: Any) -> None:
+def _process_main(
+    kind: str, process_no: int, url: str, home: str, files: dict[str, str], barrier: Any, results: Any
+) -> None:
     """One worker process: its own engine (fresh interpreter), THREADS_PER_PROCESS threads."""
     os.environ["DATABASE_URL"] = url
     os.environ["FEDOPT_HOME"] = home
@@ -174,8 +206,10 @@ def _process_main(kind: str, process_no: int, url: str, home: str, files: dict[s
             results.put(("error", worker, traceback.format_exc()))
             barrier.abort()  # the others fail now instead of waiting out the barrier timeout
 
-    threads = [threading.Thread(target=thread_main, args=(process_no * THREADS_PER_PROCESS + t,), daemon=True)
-               for t in range(THREADS_PER_PROCESS)]
+    threads = [
+        threading.Thread(target=thread_main, args=(process_no * THREADS_PER_PROCESS + t,), daemon=True)
+        for t in range(THREADS_PER_PROCESS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -226,16 +260,25 @@ def _run_workers(kind: str, url: str, home: Path, files: dict[str, str]) -> tupl
     assert not errors, (
         "workers raised:\n"
         + "\n".join(f"worker {w}:\n{tb}" for w, tb in sorted(errors.items()) if w not in broken)
-        + (f"\nworkers {broken}: BrokenBarrierError (another worker failed, or not all {WORKERS} arrived "
-           f"within {BARRIER_TIMEOUT_S:.0f} s)" if broken else "")
+        + (
+            f"\nworkers {broken}: BrokenBarrierError (another worker failed, or not all {WORKERS} arrived "
+            f"within {BARRIER_TIMEOUT_S:.0f} s)"
+            if broken
+            else ""
+        )
     )
     assert not hung, f"worker processes {hung} did not finish within {DEADLINE_S:.0f} s"
     missing = sorted(set(range(WORKERS)) - set(done))
-    assert not missing, f"workers {missing} reported nothing (process died?); exit codes {[p.exitcode for p in processes]}"
+    assert not missing, (
+        f"workers {missing} reported nothing (process died?); exit codes {[p.exitcode for p in processes]}"
+    )
     assert all(p.exitcode == 0 for p in processes), [p.exitcode for p in processes]
     released = min(w["released_at"] for w in done.values())
     finished = max(w["finished_at"] for w in done.values())
-    timing = f"{elapsed:.1f} s in all, {released - started_wall:.1f} s to start the processes, {finished - released:.1f} s of work"
+    timing = (
+        f"{elapsed:.1f} s in all, {released - started_wall:.1f} s to start the processes, "
+        f"{finished - released:.1f} s of work"
+    )
     return done, timing
 
 
@@ -275,7 +318,9 @@ def test_sessions_runs_and_imports_from_many_processes_lose_nothing_and_duplicat
     stored = runs.list_runs(url=any_db)
 
     # log_run: every distinct run exactly once, each reported as newly inserted with its own id.
-    assert _notes(stored, "logged") == Counter(f"logged {w}-{i}" for w in range(WORKERS) for i in range(RUNS_PER_WORKER))
+    assert _notes(stored, "logged") == Counter(
+        f"logged {w}-{i}" for w in range(WORKERS) for i in range(RUNS_PER_WORKER)
+    )
     logged = [r for w in done.values() for r in w["runs"]]
     assert all(inserted for _, inserted in logged)
     assert sorted(run_id for run_id, _ in logged) == sorted(stored.loc[stored["workload"] == "logged", "id"])
@@ -316,7 +361,10 @@ def test_one_identical_run_logged_by_sixteen_workers_at_once_is_stored_once(
 
     done, timing = _run_workers("same", any_db, tmp_path, {})
     with capsys.disabled():
-        print(f"\n[concurrency] {make_url(any_db).get_backend_name()}: identical run x {WORKERS} workers x {SAME_RUN_ROUNDS} rounds: {timing}")
+        print(
+            f"\n[concurrency] {make_url(any_db).get_backend_name()}: identical run x {WORKERS} workers "
+            f"x {SAME_RUN_ROUNDS} rounds: {timing}"
+        )
 
     stored = runs.list_runs(url=any_db)
     pairs = runs.prediction_pairs(url=any_db)
@@ -337,5 +385,7 @@ def test_one_identical_run_logged_by_sixteen_workers_at_once_is_stored_once(
         if len(winners) != 1:
             problems.append(f"round {round_no}: {len(winners)} of {WORKERS} workers were told they inserted it")
         elif len(linked) == 1 and winners[0][2] != linked[0]:
-            problems.append(f"round {round_no}: the inserting worker was told prediction {winners[0][2]}, stored {linked[0]}")
+            problems.append(
+                f"round {round_no}: the inserting worker was told prediction {winners[0][2]}, stored {linked[0]}"
+            )
     assert not problems, "\n".join(problems)

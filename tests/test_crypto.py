@@ -82,7 +82,9 @@ def test_environment_fernet_key_is_used_as_is(home: Path, monkeypatch: pytest.Mo
     assert not (home / crypto.KEY_FILE_NAME).exists()  # no key file when the environment supplies one
 
 
-def test_environment_passphrase_is_stretched_and_wrong_passphrase_fails(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_passphrase_is_stretched_and_wrong_passphrase_fails(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FEDOPT_SECRET_KEY", "correct horse battery staple")
     token = crypto.encrypt_secret("passphrase_protected_1")
     assert crypto.decrypt_secret(token) == "passphrase_protected_1"
@@ -94,7 +96,9 @@ def test_environment_passphrase_is_stretched_and_wrong_passphrase_fails(home: Pa
     assert "FEDOPT_SECRET_KEY" in text
 
 
-def test_tokens_from_the_key_file_stay_readable_after_setting_the_variable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokens_from_the_key_file_stay_readable_after_setting_the_variable(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = crypto.encrypt_secret("made_with_key_file_9")
     monkeypatch.setenv("FEDOPT_SECRET_KEY", Fernet.generate_key().decode())
     assert crypto.decrypt_secret(old) == "made_with_key_file_9"
@@ -103,10 +107,13 @@ def test_tokens_from_the_key_file_stay_readable_after_setting_the_variable(home:
         Fernet((home / crypto.KEY_FILE_NAME).read_bytes().strip()).decrypt(new)
 
 
-@pytest.mark.parametrize(("plain", "shown"), [
-    ("secret_abcdefgh1234", "••••1234"),
-    ("short_key1", "••••"),  # under 12 characters nothing of the key is shown
-])
+@pytest.mark.parametrize(
+    ("plain", "shown"),
+    [
+        ("secret_abcdefgh1234", "••••1234"),
+        ("short_key1", "••••"),  # under 12 characters nothing of the key is shown
+    ],
+)
 def test_mask(plain: str, shown: str) -> None:
     assert crypto.mask_secret(crypto.last4(plain)) == shown
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -65,17 +65,15 @@ def test_foreign_keys_are_enforced(any_db: str) -> None:
 
     from fedopt_core.models import UsageSession
 
-    with pytest.raises(IntegrityError):
-        with db.session_scope(any_db) as session:
-            session.add(UsageSession(account_id=999, platform="x", started_at=datetime.now(timezone.utc)))
+    with pytest.raises(IntegrityError), db.session_scope(any_db) as session:
+        session.add(UsageSession(account_id=999, platform="x", started_at=datetime.now(UTC)))
 
 
 def test_session_scope_rolls_back_on_error(any_db: str) -> None:
-    with pytest.raises(RuntimeError):
-        with db.session_scope(any_db) as session:
-            session.add(Technique(slug="t", name="T", kind="access", description="d"))
-            session.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), db.session_scope(any_db) as session:
+        session.add(Technique(slug="t", name="T", kind="access", description="d"))
+        session.flush()
+        raise RuntimeError("boom")
     with db.session_scope(any_db) as session:
         assert session.exec(select(Technique)).all() == []
 

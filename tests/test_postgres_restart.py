@@ -10,9 +10,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from fedopt_core import db
-from tests.support import REPO_ROOT
 from fedopt_core.models import Technique
 from tests.conftest import _fresh_postgres_database
+from tests.support import REPO_ROOT
 
 
 def restart_postgres() -> None:

@@ -42,19 +42,26 @@ class AccountChoice:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "username": self.username, "reason": self.reason, "provider": self.provider,
-            "hours_left": self.hours_left, "budget_left_usd": self.budget_left_usd,
+            "username": self.username,
+            "reason": self.reason,
+            "provider": self.provider,
+            "hours_left": self.hours_left,
+            "budget_left_usd": self.budget_left_usd,
             "headroom_after_job_pct": self.headroom_after_job_pct,
-            "expected_hours": self.expected_hours, "expected_cost_usd": self.expected_cost_usd,
+            "expected_hours": self.expected_hours,
+            "expected_cost_usd": self.expected_cost_usd,
         }
 
 
-def _requirements(requirements: Mapping[str, Any] | None, url: str | None) -> tuple[str | None, float | None, float | None]:
+def _requirements(
+    requirements: Mapping[str, Any] | None, url: str | None
+) -> tuple[str | None, float | None, float | None]:
     req = dict(requirements or {})
     unknown = set(req) - REQUIREMENT_KEYS
     if unknown:
-        raise AccountInputError("requirements", f"unknown key(s) {', '.join(sorted(unknown))}; "
-                                                f"use {', '.join(sorted(REQUIREMENT_KEYS))}")
+        raise AccountInputError(
+            "requirements", f"unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(REQUIREMENT_KEYS))}"
+        )
     provider = read_text(req.get("provider"), "provider")
     hours = read_amount(req.get("expected_hours"), "expected_hours")
     cost = read_amount(req.get("expected_cost_usd"), "expected_cost_usd")
@@ -79,7 +86,9 @@ def _account_state(month: str | date | None, url: str | None, today: date) -> pd
     return state.sort_values(["hours_this_month", "username"], kind="stable").reset_index(drop=True)
 
 
-def _decide(state: pd.DataFrame, provider: np.ndarray, hours: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decide(
+    state: pd.DataFrame, provider: np.ndarray, hours: np.ndarray, cost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For n jobs and m accounts: can[n, m], headroom[n, m] (fraction of the limit left after the job)."""
     acc_provider = state["provider"].str.lower().to_numpy(object)
     usable = (state["status"] == "active").to_numpy(bool)
@@ -95,14 +104,17 @@ def _decide(state: pd.DataFrame, provider: np.ndarray, hours: np.ndarray, cost: 
     budget_ok = np.isnan(budget) | np.where(np.isnan(c), budget_left > 0, budget_left >= c)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac_h = np.where(np.isnan(quota), np.inf, (hours_left - np.nan_to_num(h)) / np.where(quota > 0, quota, 1.0))
-        frac_c = np.where(np.isnan(budget), np.inf, (budget_left - np.nan_to_num(c)) / np.where(budget > 0, budget, 1.0))
+        frac_c = np.where(
+            np.isnan(budget), np.inf, (budget_left - np.nan_to_num(c)) / np.where(budget > 0, budget, 1.0)
+        )
     headroom = np.minimum(frac_h, frac_c)
     can = usable[None, :] & provider_ok & hours_ok & budget_ok
     return can, headroom, provider_ok
 
 
-def _why_not(row: pd.Series, provider: str | None, hours: float | None, cost: float | None,
-             provider_ok: bool, today: date) -> str:
+def _why_not(
+    row: pd.Series, provider: str | None, hours: float | None, cost: float | None, provider_ok: bool, today: date
+) -> str:
     if row["status"] != "active":
         if row["status"] == "expired" and row["ends_on"] is not None and not pd.isna(row["ends_on"]):
             return f"expired on {row['ends_on']}"
@@ -137,8 +149,9 @@ def _optional(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def choose_account(requirements: Mapping[str, Any] | None = None, *, month: str | date | None = None,
-                   url: str | None = None) -> AccountChoice:
+def choose_account(
+    requirements: Mapping[str, Any] | None = None, *, month: str | date | None = None, url: str | None = None
+) -> AccountChoice:
     """The active, unexpired account with the most headroom that can cover the job, with the reason.
 
     ``requirements``: optional ``provider``, ``expected_hours``, ``expected_cost_usd`` (or
@@ -152,22 +165,39 @@ def choose_account(requirements: Mapping[str, Any] | None = None, *, month: str 
     state = _account_state(month, url, today)
     nan = float("nan")
     can, headroom, provider_ok = _decide(
-        state, np.array([provider], dtype=object),
-        np.array([nan if hours is None else hours]), np.array([nan if cost is None else cost]),
+        state,
+        np.array([provider], dtype=object),
+        np.array([nan if hours is None else hours]),
+        np.array([nan if cost is None else cost]),
     )
-    candidates = state[["username", "provider", "status", "monthly_quota_hours", "monthly_budget_usd",
-                        "hours_this_month", "cost_this_month_usd", "hours_left", "budget_left_usd", "ends_on"]].copy()
+    candidates = state[
+        [
+            "username",
+            "provider",
+            "status",
+            "monthly_quota_hours",
+            "monthly_budget_usd",
+            "hours_this_month",
+            "cost_this_month_usd",
+            "hours_left",
+            "budget_left_usd",
+            "ends_on",
+        ]
+    ].copy()
     candidates["can_pay"] = can[0]
     candidates["headroom_after_job_pct"] = np.where(np.isfinite(headroom[0]), headroom[0] * 100.0, np.nan)
     candidates["reason"] = [
-        _why_not(row, provider, hours, cost, bool(ok), today) for (_, row), ok in zip(state.iterrows(), provider_ok[0], strict=True)
+        _why_not(row, provider, hours, cost, bool(ok), today)
+        for (_, row), ok in zip(state.iterrows(), provider_ok[0], strict=True)
     ]
     visible = candidates[candidates["status"] != "archived"].reset_index(drop=True)
     if not can[0].any():
         if state.empty or (state["status"] == "archived").all():
             reason = "no account can pay: there are no accounts (add one on the Accounts page)"
         else:
-            reason = "no account can pay: " + "; ".join(f"{u}: {r}" for u, r in zip(visible["username"], visible["reason"], strict=True))
+            reason = "no account can pay: " + "; ".join(
+                f"{u}: {r}" for u, r in zip(visible["username"], visible["reason"], strict=True)
+            )
         return AccountChoice(None, reason, expected_hours=hours, expected_cost_usd=cost, candidates=visible)
     best = int(np.argmax(np.where(can[0], headroom[0], -np.inf)))
     row = state.iloc[best]
@@ -189,12 +219,16 @@ def choose_account(requirements: Mapping[str, Any] | None = None, *, month: str 
         + (f" (the job's {' and '.join(unchecked)} not given: only checked that some is left)" if unchecked else "")
     )
     return AccountChoice(
-        username=row["username"], reason=reason, provider=row["provider"],
-        hours_left=_optional(row["hours_left"]), budget_left_usd=_optional(row["budget_left_usd"]),
-        headroom_after_job_pct=_optional(headroom[0, best] * 100.0), expected_hours=hours, expected_cost_usd=cost,
+        username=row["username"],
+        reason=reason,
+        provider=row["provider"],
+        hours_left=_optional(row["hours_left"]),
+        budget_left_usd=_optional(row["budget_left_usd"]),
+        headroom_after_job_pct=_optional(headroom[0, best] * 100.0),
+        expected_hours=hours,
+        expected_cost_usd=cost,
         candidates=visible,
     )
-
 
 
 def paying_accounts(jobs: pd.DataFrame, *, month: str | date | None = None, url: str | None = None) -> pd.DataFrame:
@@ -205,11 +239,25 @@ def paying_accounts(jobs: pd.DataFrame, *, month: str | date | None = None, url:
     This is what the Predict & compare page shows.
     """
     n = len(jobs)
-    provider = (jobs["provider"].astype(object).where(jobs["provider"].notna(), None).map(
-        lambda p: p.lower() if isinstance(p, str) else None).to_numpy(object)
-        if "provider" in jobs else np.full(n, None, dtype=object))
-    hours = pd.to_numeric(jobs["expected_hours"], errors="coerce").to_numpy(float) if "expected_hours" in jobs else np.full(n, np.nan)
-    cost = pd.to_numeric(jobs["expected_cost_usd"], errors="coerce").to_numpy(float) if "expected_cost_usd" in jobs else np.full(n, np.nan)
+    provider = (
+        jobs["provider"]
+        .astype(object)
+        .where(jobs["provider"].notna(), None)
+        .map(lambda p: p.lower() if isinstance(p, str) else None)
+        .to_numpy(object)
+        if "provider" in jobs
+        else np.full(n, None, dtype=object)
+    )
+    hours = (
+        pd.to_numeric(jobs["expected_hours"], errors="coerce").to_numpy(float)
+        if "expected_hours" in jobs
+        else np.full(n, np.nan)
+    )
+    cost = (
+        pd.to_numeric(jobs["expected_cost_usd"], errors="coerce").to_numpy(float)
+        if "expected_cost_usd" in jobs
+        else np.full(n, np.nan)
+    )
     if (hours < 0).any():
         raise AccountInputError("expected_hours", "must not be negative")
     if (cost < 0).any():
@@ -230,6 +278,7 @@ def paying_accounts(jobs: pd.DataFrame, *, month: str | date | None = None, url:
     out["paying_account"] = pd.Series(np.where(any_can, names, None), index=out.index, dtype=object)
     out["paying_headroom_after_job_pct"] = np.where(any_can & np.isfinite(best_headroom), best_headroom * 100.0, np.nan)
     limits = pd.Series([_limits_text(state.iloc[i]) for i in range(len(state))]).to_numpy(object)[best]
-    out["paying_reason"] = np.where(any_can, "most headroom: " + limits.astype(str), "no active account has room for it")
+    out["paying_reason"] = np.where(
+        any_can, "most headroom: " + limits.astype(str), "no active account has room for it"
+    )
     return out
-

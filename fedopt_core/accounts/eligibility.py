@@ -23,11 +23,31 @@ logger = logging.getLogger(__name__)
 UNIVERSITY_DOMAINS_FILE = "university_domains.csv"
 
 # Mail services anyone can sign up to: an address there says nothing about an institution.
-PUBLIC_MAIL_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
-    "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net", "web.de",
-    "mail.ru", "yandex.ru", "qq.com", "163.com", "126.com", "zoho.com",
-})
+PUBLIC_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "zoho.com",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +109,9 @@ def check_institutional_email(email: str | None, *, domains: Mapping[str, str] |
     for i in range(len(labels) - 1):
         parent = ".".join(labels[i:])
         if parent in known:
-            return EmailCheck(result.normalized, domain, True, f"{parent} is listed as a university domain: {known[parent]}")
+            return EmailCheck(
+                result.normalized, domain, True, f"{parent} is listed as a university domain: {known[parent]}"
+            )
     if labels[-1] == "edu":
         return EmailCheck(result.normalized, domain, True, ".edu is reserved for accredited US institutions")
     if len(labels) >= 3 and labels[-2] in {"edu", "ac"} and len(labels[-1]) == 2:
@@ -98,7 +120,8 @@ def check_institutional_email(email: str | None, *, domains: Mapping[str, str] |
     if domain in PUBLIC_MAIL_DOMAINS:
         return EmailCheck(result.normalized, domain, False, f"{domain} is a public mail service, not an institution")
     return EmailCheck(
-        result.normalized, domain, False,
+        result.normalized,
+        domain,
+        False,
         f"{domain} is not an academic domain (.edu, .ac.xx, .edu.xx) nor in the university list",
     )
-

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core.errors import AccountInputError, UnknownAccountError
 from fedopt_core.models import Account, utcnow
@@ -23,8 +23,9 @@ MAX_NAME = 100
 MAX_TEXT = 2000
 
 
-def read_text(value: Any, field_name: str, *, required: bool = False, max_len: int = MAX_NAME,
-          allow_newlines: bool = False) -> str | None:
+def read_text(
+    value: Any, field_name: str, *, required: bool = False, max_len: int = MAX_NAME, allow_newlines: bool = False
+) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         value = ""
     text = str(value).strip()
@@ -83,12 +84,12 @@ def as_utc(value: Any, field_name: str) -> datetime | None:
         except ValueError:
             raise AccountInputError(field_name, f"{value!r} is not a date and time (ISO 8601)") from None
     elif isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime.combine(value, time(0), tzinfo=timezone.utc)
+        value = datetime.combine(value, time(0), tzinfo=UTC)
     if not isinstance(value, datetime):
         raise AccountInputError(field_name, f"{value!r} is not a date and time")
     if value.utcoffset() is None:
         raise AccountInputError(field_name, "needs a time zone (e.g. 2026-11-03T10:00+00:00)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def read_username(value: Any) -> str:
@@ -99,9 +100,8 @@ def utc_today() -> date:
     return utcnow().date()
 
 
-def get_account(session, username: str) -> Account:  # noqa: ANN001
+def get_account(session: Session, username: str) -> Account:
     account = session.exec(select(Account).where(Account.username == username)).first()
     if account is None:
         raise UnknownAccountError(username)
     return account
-

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from fedopt_core.accounts.fields import AccountInputError, utc_today
+
 
 def parse_month(month: str | date | datetime | None = None) -> date:
     """The first day of a calendar month from ``YYYY-MM`` (or a date); the current UTC month by default."""
@@ -26,8 +27,10 @@ def month_bounds(month: str | date | datetime | None = None) -> tuple[datetime, 
     """[start, end) of a calendar month in UTC."""
     first = parse_month(month)
     following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    return (datetime.combine(first, time(0), tzinfo=timezone.utc),
-            datetime.combine(following, time(0), tzinfo=timezone.utc))
+    return (
+        datetime.combine(first, time(0), tzinfo=UTC),
+        datetime.combine(following, time(0), tzinfo=UTC),
+    )
 
 
 def month_label(month: str | date | datetime | None = None) -> str:
@@ -37,4 +40,3 @@ def month_label(month: str | date | datetime | None = None) -> str:
 def previous_month(month: str | date | datetime | None = None) -> str:
     first = parse_month(month)
     return month_label(first - timedelta(days=1))
-

@@ -16,7 +16,6 @@ Bad input raises :class:`AccountInputError` (a ``ValueError``) whose ``field`` n
 nothing is written then.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core import auth, crypto
 from fedopt_core.accounts.eligibility import check_institutional_email
@@ -52,10 +51,9 @@ STATUSES = ("active", "suspended", "expired", "archived")
 # --------------------------------------------------------------------------- accounts
 
 
-def _audit(session, action: str, target: str, **details: Any) -> None:  # noqa: ANN001
+def _audit(session: Session, action: str, target: str, **details: Any) -> None:
     # Only field names and plain facts go into the audit trail, never a key or a token.
     auth.record(action, target, details, session=session)
-
 
 
 def _check_api_key(api_key: Any) -> str | None:
@@ -165,8 +163,15 @@ def update_account(
         "project": lambda v: read_text(v, "project", max_len=200),
         "notes": lambda v: read_text(v, "notes", max_len=MAX_TEXT, allow_newlines=True),
     }
-    given = {"institution": institution, "provider": provider, "monthly_quota_hours": monthly_quota_hours,
-             "monthly_budget_usd": monthly_budget_usd, "ends_on": ends_on, "project": project, "notes": notes}
+    given = {
+        "institution": institution,
+        "provider": provider,
+        "monthly_quota_hours": monthly_quota_hours,
+        "monthly_budget_usd": monthly_budget_usd,
+        "ends_on": ends_on,
+        "project": project,
+        "notes": notes,
+    }
     changes = {k: parsers[k](v) for k, v in given.items() if v is not _UNSET}
     check = check_institutional_email(email) if email is not _UNSET else None
     with session_scope(url) as session:
@@ -174,7 +179,11 @@ def update_account(
         for attr, value in changes.items():
             setattr(account, attr, value)
         if check is not None:
-            account.email, account.email_verified, account.email_check_reason = check.email, check.verified, check.reason
+            account.email, account.email_verified, account.email_check_reason = (
+                check.email,
+                check.verified,
+                check.reason,
+            )
         account.updated_at = utcnow()
         session.add(account)
         _audit(session, "account.update", name, fields=sorted(changes) + (["email"] if check else []))
@@ -257,33 +266,80 @@ def rotate_secret_key(new_key: str | bytes | None = None, *, url: str | None = N
 
 
 ACCOUNT_COLUMNS = [
-    "username", "provider", "institution", "email", "eligibility", "email_check_reason", "api_key",
-    "monthly_quota_hours", "monthly_budget_usd", "ends_on", "status", "stored_status", "project", "notes",
-    "hours_this_month", "cost_this_month_usd", "hours_left", "budget_left_usd", "api_key_rotated_at", "created_at",
+    "username",
+    "provider",
+    "institution",
+    "email",
+    "eligibility",
+    "email_check_reason",
+    "api_key",
+    "monthly_quota_hours",
+    "monthly_budget_usd",
+    "ends_on",
+    "status",
+    "stored_status",
+    "project",
+    "notes",
+    "hours_this_month",
+    "cost_this_month_usd",
+    "hours_left",
+    "budget_left_usd",
+    "api_key_rotated_at",
+    "created_at",
 ]
 
 
-def accounts_frame(session) -> pd.DataFrame:  # noqa: ANN001
+def accounts_frame(session: Session) -> pd.DataFrame:
     """Every account as a row (keys only as 'has a key' and the last four characters)."""
     rows = session.exec(select(Account).order_by(Account.username)).all()
     return pd.DataFrame(
-        [{
-            "account_id": a.id, "username": a.username, "provider": a.provider, "institution": a.institution,
-            "email": a.email, "email_verified": bool(a.email_verified), "email_check_reason": a.email_check_reason,
-            "has_api_key": a.api_key_encrypted is not None, "api_key_last4": a.api_key_last4,
-            "monthly_quota_hours": a.monthly_quota_hours, "monthly_budget_usd": a.monthly_budget_usd,
-            "ends_on": a.ends_on, "stored_status": a.status, "project": a.project, "notes": a.notes,
-            "api_key_rotated_at": a.api_key_rotated_at, "created_at": a.created_at,
-        } for a in rows],
-        columns=["account_id", "username", "provider", "institution", "email", "email_verified", "email_check_reason",
-                 "has_api_key", "api_key_last4", "monthly_quota_hours", "monthly_budget_usd", "ends_on",
-                 "stored_status", "project", "notes", "api_key_rotated_at", "created_at"],
+        [
+            {
+                "account_id": a.id,
+                "username": a.username,
+                "provider": a.provider,
+                "institution": a.institution,
+                "email": a.email,
+                "email_verified": bool(a.email_verified),
+                "email_check_reason": a.email_check_reason,
+                "has_api_key": a.api_key_encrypted is not None,
+                "api_key_last4": a.api_key_last4,
+                "monthly_quota_hours": a.monthly_quota_hours,
+                "monthly_budget_usd": a.monthly_budget_usd,
+                "ends_on": a.ends_on,
+                "stored_status": a.status,
+                "project": a.project,
+                "notes": a.notes,
+                "api_key_rotated_at": a.api_key_rotated_at,
+                "created_at": a.created_at,
+            }
+            for a in rows
+        ],
+        columns=[
+            "account_id",
+            "username",
+            "provider",
+            "institution",
+            "email",
+            "email_verified",
+            "email_check_reason",
+            "has_api_key",
+            "api_key_last4",
+            "monthly_quota_hours",
+            "monthly_budget_usd",
+            "ends_on",
+            "stored_status",
+            "project",
+            "notes",
+            "api_key_rotated_at",
+            "created_at",
+        ],
     )
 
 
-
-def list_accounts(*, include_archived: bool = False, month: str | date | None = None,
-                  url: str | None = None) -> pd.DataFrame:
+def list_accounts(
+    *, include_archived: bool = False, month: str | date | None = None, url: str | None = None
+) -> pd.DataFrame:
     """Accounts with this month's usage and what is left; API keys only masked."""
     with session_scope(url) as session:
         accounts = accounts_frame(session)
@@ -296,4 +352,3 @@ def list_accounts(*, include_archived: bool = False, month: str | date | None = 
         eligibility=np.where(frame["email_verified"], "verified", "not verified"),
     )
     return frame[ACCOUNT_COLUMNS].reset_index(drop=True)
-

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core import auth
 from fedopt_core.accounts.fields import (
@@ -32,10 +32,11 @@ SOURCES = ("manual", "lambda_sync", "run_log")
 OUTCOMES = ("completed", "failed", "preempted", "running")
 
 
-def _price_at(session, platform: Platform, at: datetime) -> float | None:  # noqa: ANN001
+def _price_at(session: Session, platform: Platform, at: datetime) -> float | None:
     """The platform's price when the session started: the last observation at or before it."""
     before = session.exec(
-        select(PlatformPrice).where(PlatformPrice.platform_id == platform.id, PlatformPrice.observed_at <= at)
+        select(PlatformPrice)
+        .where(PlatformPrice.platform_id == platform.id, PlatformPrice.observed_at <= at)
         .order_by(PlatformPrice.observed_at.desc())  # type: ignore[attr-defined]
     ).first()
     if before is not None:
@@ -47,7 +48,7 @@ def _price_at(session, platform: Platform, at: datetime) -> float | None:  # noq
     return earliest.price_per_hour_usd if earliest is not None else platform.price_per_hour_usd
 
 
-def find_platform(session, instance_type: str, provider: str | None) -> Platform | None:  # noqa: ANN001
+def find_platform(session: Session, instance_type: str, provider: str | None) -> Platform | None:
     candidates = session.exec(select(Platform).where(Platform.instance_type == instance_type)).all()
     if provider:
         same = [p for p in candidates if p.provider.lower() == provider.lower()]
@@ -134,9 +135,18 @@ def add_usage_session(
         if cost is None and end is not None:
             cost = price * (end - start).total_seconds() / 3600.0  # type: ignore[operator]
         row = UsageSession(
-            account_id=account.id, platform=platform_name, provider=provider_name, started_at=start, ended_at=end,
-            price_per_hour_usd=price, cost_usd=cost, success=bool(success), outcome=outcome, source=source,
-            run_id=int(run_id) if run_id is not None else None, **values,
+            account_id=account.id,
+            platform=platform_name,
+            provider=provider_name,
+            started_at=start,
+            ended_at=end,
+            price_per_hour_usd=price,
+            cost_usd=cost,
+            success=bool(success),
+            outcome=outcome,
+            source=source,
+            run_id=int(run_id) if run_id is not None else None,
+            **values,
         )
         session.add(row)
         session.flush()
@@ -144,28 +154,65 @@ def add_usage_session(
 
 
 SESSION_COLUMNS = [
-    "session_id", "account_id", "username", "project", "provider", "platform", "person", "workload",
-    "started_at", "ended_at", "hours", "price_per_hour_usd", "cost_usd", "success", "outcome", "source",
-    "run_id", "instance_id", "notes",
+    "session_id",
+    "account_id",
+    "username",
+    "project",
+    "provider",
+    "platform",
+    "person",
+    "workload",
+    "started_at",
+    "ended_at",
+    "hours",
+    "price_per_hour_usd",
+    "cost_usd",
+    "success",
+    "outcome",
+    "source",
+    "run_id",
+    "instance_id",
+    "notes",
 ]
 
 
-def _load_sessions(*, usernames: list[str] | None = None, start: datetime | None = None,
-                   end: datetime | None = None, url: str | None = None) -> pd.DataFrame:
+def _load_sessions(
+    *,
+    usernames: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
     """Session rows (with the account's username and project), optionally only those overlapping [start, end)."""
     with session_scope(url) as session:
         query = select(
-            UsageSession.id, UsageSession.account_id, Account.username, Account.project, UsageSession.provider,
-            UsageSession.platform, UsageSession.person, UsageSession.workload, UsageSession.started_at,
-            UsageSession.ended_at, UsageSession.price_per_hour_usd, UsageSession.cost_usd, UsageSession.success,
-            UsageSession.outcome, UsageSession.source, UsageSession.run_id, UsageSession.instance_id,
+            UsageSession.id,
+            UsageSession.account_id,
+            Account.username,
+            Account.project,
+            UsageSession.provider,
+            UsageSession.platform,
+            UsageSession.person,
+            UsageSession.workload,
+            UsageSession.started_at,
+            UsageSession.ended_at,
+            UsageSession.price_per_hour_usd,
+            UsageSession.cost_usd,
+            UsageSession.success,
+            UsageSession.outcome,
+            UsageSession.source,
+            UsageSession.run_id,
+            UsageSession.instance_id,
             UsageSession.notes,
         ).join(Account, Account.id == UsageSession.account_id)
         if end is not None:
             query = query.where(UsageSession.started_at < end)
         if start is not None:
-            query = query.where(UsageSession.ended_at.is_(None) | (UsageSession.ended_at > start)  # type: ignore[union-attr]
-                                | (UsageSession.started_at >= start))
+            query = query.where(
+                UsageSession.ended_at.is_(None)
+                | (UsageSession.ended_at > start)  # type: ignore[union-attr]
+                | (UsageSession.started_at >= start)
+            )
         if usernames is not None:
             query = query.where(Account.username.in_(usernames))  # type: ignore[attr-defined]
         rows = session.exec(query.order_by(UsageSession.started_at, UsageSession.id)).all()
@@ -200,8 +247,9 @@ def _clip_to_window(frame: pd.DataFrame, start: datetime, end: datetime, now: da
     finished = _utc_series(out["ended_at"])
     until = finished.fillna(pd.Timestamp(now)).where(lambda s: s >= began, began)
     total_h = (until - began).dt.total_seconds() / 3600.0
-    inside_h = ((until.clip(upper=pd.Timestamp(end)) - began.clip(lower=pd.Timestamp(start)))
-                .dt.total_seconds() / 3600.0).clip(lower=0.0)
+    inside_h = (
+        (until.clip(upper=pd.Timestamp(end)) - began.clip(lower=pd.Timestamp(start))).dt.total_seconds() / 3600.0
+    ).clip(lower=0.0)
     starts_inside = (began >= pd.Timestamp(start)) & (began < pd.Timestamp(end))
     # A zero-length session belongs wholly to the window it starts in.
     fraction = np.where(total_h > 0, inside_h / total_h.where(total_h > 0, 1.0), starts_inside.astype(float))
@@ -218,8 +266,9 @@ def _clip_to_window(frame: pd.DataFrame, start: datetime, end: datetime, now: da
     return out[SESSION_COLUMNS + ["hours_in_window", "cost_in_window_usd", "starts_in_window"]]
 
 
-def list_usage_sessions(*, month: str | date | None = None, username: str | None = None,
-                        url: str | None = None) -> pd.DataFrame:
+def list_usage_sessions(
+    *, month: str | date | None = None, username: str | None = None, url: str | None = None
+) -> pd.DataFrame:
     """Sessions overlapping a month (all accounts, or one), with the hours and cost inside it."""
     if username is not None:
         _require_account(username, url)
@@ -269,7 +318,6 @@ def usage_stats(username: str, month: str | date | None = None, *, url: str | No
         "hours_left": None if quota is None else quota - monthly_hours,
         "budget_left_usd": None if budget is None else budget - monthly_cost,
     }
-
 
 
 def with_month_usage(accounts: pd.DataFrame, month: str | date | None, url: str | None, today: date) -> pd.DataFrame:

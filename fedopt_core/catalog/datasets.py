@@ -98,9 +98,12 @@ def lambda_benchmark_runs(raw: pd.DataFrame) -> pd.DataFrame:
             extras.append(name)
     if "work_unit_name" in out:  # "images/s" is a throughput unit; one work unit is an image
         unit = out["work_unit_name"]
-        out["work_unit_name"] = unit.where(unit.isna(), unit.astype(str)
-                                         .str.replace(r"^.*/s \(.*;\s*(.+)\)$", r"\1", regex=True)
-                                         .str.replace(r"/s$", "", regex=True))
+        out["work_unit_name"] = unit.where(
+            unit.isna(),
+            unit.astype(str)
+            .str.replace(r"^.*/s \(.*;\s*(.+)\)$", r"\1", regex=True)
+            .str.replace(r"/s$", "", regex=True),
+        )
     mapped = schema.normalise_frame(out)
     # Keep a value that is not a number as given: validation then says "is not a number" for its line
     # instead of reporting a required value as missing.

@@ -26,18 +26,83 @@ _MEMORY_TOLERANCE = 0.015
 _VENDOR_WORDS = {"nvidia", "tesla", "geforce", "quadro", "amd", "radeon", "instinct"}
 # Words that say nothing about which GPU it is (marketplace labels, nvidia-smi suffixes, memory types).
 _NOISE_WORDS = {
-    "gpu", "gpus", "graphics", "card", "with", "design", "generation", "tensor", "core",
-    "community", "secure", "cloud", "marketplace", "median", "spot", "ondemand", "on", "demand",
-    "intel", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "gddr6", "gddr6x", "gddr5", "gddr5x", "the",
-    "nvlink", "gen3", "gen4", "gen5",
+    "gpu",
+    "gpus",
+    "graphics",
+    "card",
+    "with",
+    "design",
+    "generation",
+    "tensor",
+    "core",
+    "community",
+    "secure",
+    "cloud",
+    "marketplace",
+    "median",
+    "spot",
+    "ondemand",
+    "on",
+    "demand",
+    "intel",
+    "hbm",
+    "hbm2",
+    "hbm2e",
+    "hbm3",
+    "hbm3e",
+    "gddr6",
+    "gddr6x",
+    "gddr5",
+    "gddr5x",
+    "the",
+    "nvlink",
+    "gen3",
+    "gen4",
+    "gen5",
 }
-_FORM_WORDS = {"sxm": "sxm", "sxm2": "sxm", "sxm3": "sxm", "sxm4": "sxm", "sxm5": "sxm", "sxm6": "sxm",
-               "hgx": "sxm", "dgx": "sxm", "pcie": "pcie", "nvl": "nvl"}
+_FORM_WORDS = {
+    "sxm": "sxm",
+    "sxm2": "sxm",
+    "sxm3": "sxm",
+    "sxm4": "sxm",
+    "sxm5": "sxm",
+    "sxm6": "sxm",
+    "hgx": "sxm",
+    "dgx": "sxm",
+    "pcie": "pcie",
+    "nvl": "nvl",
+}
 _SERIES_WORDS = {"rtx", "gtx"}
 # Words that make a different GPU of the same number: a contained-model match may not ignore them.
 _MODEL_MODIFIERS = {
-    "ti", "super", "max", "q", "mobile", "laptop", "ada", "blackwell", "pro", "d", "g", "s", "x", "xt",
-    "cnx", "le", "se", "m", "h", "nvl", "lhr", "embedded", "dgxs", "fhhl", "v", "titan", "a", "l",
+    "ti",
+    "super",
+    "max",
+    "q",
+    "mobile",
+    "laptop",
+    "ada",
+    "blackwell",
+    "pro",
+    "d",
+    "g",
+    "s",
+    "x",
+    "xt",
+    "cnx",
+    "le",
+    "se",
+    "m",
+    "h",
+    "nvl",
+    "lhr",
+    "embedded",
+    "dgxs",
+    "fhhl",
+    "v",
+    "titan",
+    "a",
+    "l",
 }  # "A6000" and "RTX A6000" are the same card
 _MEMORY_TOKEN = re.compile(r"^(\d+(?:\.\d+)?)(gb|gib|g)$")
 
@@ -198,7 +263,8 @@ class NameIndex:
                 consistent = False
         if sig.memory_gb is not None:
             same_memory = [
-                e for e in candidates
+                e
+                for e in candidates
                 if e.memory_gb is not None and abs(e.memory_gb - sig.memory_gb) <= _MEMORY_TOLERANCE * e.memory_gb
             ]
             if same_memory:

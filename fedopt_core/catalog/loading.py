@@ -12,9 +12,11 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+from sqlmodel import Session
 
 from fedopt_core.csvfiles import CatalogError
 from fedopt_core.models import utcnow
+
 
 @dataclass
 class LoadReport:
@@ -36,8 +38,15 @@ class LoadReport:
         )
 
 
-def upsert(session, current: Any, values: dict[str, Any], create: Any, report: LoadReport, *,  # noqa: ANN001
-            protected: bool = False) -> tuple[Any, set[str]]:
+def upsert(
+    session: Session,
+    current: Any,
+    values: dict[str, Any],
+    create: Any,
+    report: LoadReport,
+    *,
+    protected: bool = False,
+) -> tuple[Any, set[str]]:
     """Insert, update or keep one catalogue row; returns the row and the names of changed fields.
 
     The one rule of every catalogue load: a new key is inserted, a row a user edited is kept as
@@ -107,7 +116,6 @@ def as_set(value: str | Iterable[str] | None) -> set[str] | None:
     return {value} if isinstance(value, str) else set(value)
 
 
-
 def leading_date(value: Any) -> date | None:
     """A leading ISO date if there is one ("undated (prices match …)" gives None)."""
     value = blank_to_none(value)
@@ -115,4 +123,3 @@ def leading_date(value: Any) -> date | None:
         return to_date(value) if value is not None else None
     except ValueError:
         return None
-

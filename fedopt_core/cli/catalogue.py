@@ -8,8 +8,6 @@ import sys
 from fedopt_core.cli import database_url, emit
 
 
-
-
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from fedopt_core import db
 
@@ -44,7 +42,11 @@ def cmd_platforms_list(args: argparse.Namespace) -> int:
         search=args.search,
         url=args.database_url,
     )
-    emit(frame, args.json, ["provider", "instance_type", "gpu_type", "gpu_count", "price_per_hour_usd", "price_per_gpu_hour_usd"])
+    emit(
+        frame,
+        args.json,
+        ["provider", "instance_type", "gpu_type", "gpu_count", "price_per_hour_usd", "price_per_gpu_hour_usd"],
+    )
     return 0
 
 
@@ -62,8 +64,16 @@ def cmd_platforms_import(args: argparse.Namespace) -> int:
     report = catalog.import_cloud_prices(args.file, url=args.database_url)
     for error in report.errors:
         print(f"warning: {error}", file=sys.stderr)
-    emit({"inserted": report.inserted, "updated": report.updated, "unchanged": report.unchanged,
-          "kept_user_edits": report.kept_user_edits, "errors": [str(e) for e in report.errors]}, args.json)
+    emit(
+        {
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "kept_user_edits": report.kept_user_edits,
+            "errors": [str(e) for e in report.errors],
+        },
+        args.json,
+    )
     return 0
 
 
@@ -100,11 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_refresh)
 
-    p_te = sub.add_parser("techniques", help="access and cost techniques").add_subparsers(dest="te_command", required=True)
+    p_te = sub.add_parser("techniques", help="access and cost techniques").add_subparsers(
+        dest="te_command", required=True
+    )
     p = p_te.add_parser("list", help="list techniques")
     p.add_argument("--search", help="text to look for")
     p.add_argument("--kind", choices=["access", "optimisation"])
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_techniques_list)
-
-

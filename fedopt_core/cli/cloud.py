@@ -30,8 +30,15 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from fedopt_core.cloud import lambda_ops
 
     try:
-        outcome = lambda_ops.launch(args.account, args.instance_type, args.region, args.ssh_key,
-                                    max_price_per_hour_usd=args.max_price, name=args.name, url=args.database_url)
+        outcome = lambda_ops.launch(
+            args.account,
+            args.instance_type,
+            args.region,
+            args.ssh_key,
+            max_price_per_hour_usd=args.max_price,
+            name=args.name,
+            url=args.database_url,
+        )
     except lambda_ops.LambdaOperationError as exc:
         raise CliError(str(exc)) from None
     return _report(outcome, args)
@@ -59,8 +66,9 @@ def cmd_fake_server(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     # `fedopt platforms refresh` is registered with the other platform commands (catalogue.py).
-    lam = sub.add_parser("lambda", help="Lambda Cloud machines and usage").add_subparsers(dest="lambda_command",
-                                                                                         required=True)
+    lam = sub.add_parser("lambda", help="Lambda Cloud machines and usage").add_subparsers(
+        dest="lambda_command", required=True
+    )
     p = lam.add_parser("sync", help="open/close usage sessions to match the machines Lambda reports")
     p.add_argument("--account", required=True)
     p.add_argument("--json", action="store_true")

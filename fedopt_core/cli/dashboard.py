@@ -39,8 +39,17 @@ def entry_script() -> Path:
 def streamlit_command(port: int, address: str, extra: list[str]) -> list[str]:
     """The ``streamlit run`` command line for the dashboard on ``address:port``."""
     options = [f"--{name}={value}" for name, value in STREAMLIT_OPTIONS.items()]
-    return [sys.executable, "-m", "streamlit", "run", str(entry_script()), f"--server.port={port}",
-            f"--server.address={address}", *options, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(entry_script()),
+        f"--server.port={port}",
+        f"--server.address={address}",
+        *options,
+        *extra,
+    ]
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -21,16 +21,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(str(exc), code=5) from None
     except training.NotEnoughRuns as exc:
         raise CliError(f"{exc}; log more runs (fedopt runs log / import) first", code=6) from None
-    emit({"version": result.version_id, "status": result.status, "reason": result.reason, **result.metrics},
-         args.json)
+    emit({"version": result.version_id, "status": result.status, "reason": result.reason, **result.metrics}, args.json)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from fedopt_core.prediction import training
 
-    emit(training.list_versions(url=args.database_url), args.json,
-         ["version", "created_at", "status", "n_train_runs", "median_ape", "coverage", "reason"])
+    emit(
+        training.list_versions(url=args.database_url),
+        args.json,
+        ["version", "created_at", "status", "n_train_runs", "median_ape", "coverage", "reason"],
+    )
     return 0
 
 
@@ -66,8 +68,11 @@ def cmd_suspects(args: argparse.Namespace) -> int:
     from fedopt_core.prediction import training
 
     model, _ = _active_model(args)
-    emit(training.suspect_configurations(model), args.json,
-         ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs", "measured_vs_expected"])
+    emit(
+        training.suspect_configurations(model),
+        args.json,
+        ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs", "measured_vs_expected"],
+    )
     return 0
 
 

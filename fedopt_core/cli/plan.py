@@ -24,8 +24,14 @@ def _platforms(args: argparse.Namespace):  # noqa: ANN202 - DataFrame
 
 
 def _task(args: argparse.Namespace) -> dict:
-    task = {"task_type": args.task_type, "workload": args.workload, "precision": args.precision,
-            "batch_size": args.batch_size, "input_size_mb": args.input_size_mb, "output_size_mb": args.output_size_mb}
+    task = {
+        "task_type": args.task_type,
+        "workload": args.workload,
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "input_size_mb": args.input_size_mb,
+        "output_size_mb": args.output_size_mb,
+    }
     return {k: v for k, v in task.items() if v is not None}
 
 
@@ -34,16 +40,31 @@ def cmd_shard(args: argparse.Namespace) -> int:
     from fedopt_core.planning import advisor
 
     try:
-        plan = advisor.plan(_task(args), _platforms(args), args.work_units, objective=args.objective,
-                            deadline_s=args.deadline, budget_usd=args.budget, url=args.database_url)
+        plan = advisor.plan(
+            _task(args),
+            _platforms(args),
+            args.work_units,
+            objective=args.objective,
+            deadline_s=args.deadline,
+            budget_usd=args.budget,
+            url=args.database_url,
+        )
     except planning.PlanningError as exc:
         raise CliError(str(exc)) from None
     frame = plan.to_frame()
     if args.json:
-        emit({"feasible": plan.feasible, "message": plan.message, "totals": plan.totals,
-              "sharding_worth_it": plan.sharding_worth_it, "violations": list(plan.violations),
-              "best_single": plan.best_single.totals if plan.best_single is not None else None,
-              "platforms": frame.to_dict("records")}, True)
+        emit(
+            {
+                "feasible": plan.feasible,
+                "message": plan.message,
+                "totals": plan.totals,
+                "sharding_worth_it": plan.sharding_worth_it,
+                "violations": list(plan.violations),
+                "best_single": plan.best_single.totals if plan.best_single is not None else None,
+                "platforms": frame.to_dict("records"),
+            },
+            True,
+        )
     else:
         print(plan.message)
         emit(frame, False)
@@ -57,13 +78,19 @@ def cmd_spot(args: argparse.Namespace) -> int:
     platforms = catalog.list_platforms(include_cpu=False, url=args.database_url)
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
-    advice = advisor.spot_advice(_task(args) | {"work_units": args.work_units}, platforms,
-                                 preemptions_per_hour=args.preemptions_per_hour,
-                                 checkpoint_cost_s=args.checkpoint_cost, deadline_s=args.deadline,
-                                 url=args.database_url)
+    advice = advisor.spot_advice(
+        _task(args) | {"work_units": args.work_units},
+        platforms,
+        preemptions_per_hour=args.preemptions_per_hour,
+        checkpoint_cost_s=args.checkpoint_cost,
+        deadline_s=args.deadline,
+        url=args.database_url,
+    )
     if advice.empty:
-        raise CliError("no platform with a spot price (import one: fedopt platforms import FILE), or no "
-                       "preemption rate (--preemptions-per-hour, or spot sessions that ended in preemption)")
+        raise CliError(
+            "no platform with a spot price (import one: fedopt platforms import FILE), or no "
+            "preemption rate (--preemptions-per-hour, or spot sessions that ended in preemption)"
+        )
     emit(advice, args.json)
     return 0
 
@@ -81,8 +108,7 @@ def _task_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    plan = sub.add_parser("plan", help="shard plans and spot advice").add_subparsers(dest="plan_command",
-                                                                                    required=True)
+    plan = sub.add_parser("plan", help="shard plans and spot advice").add_subparsers(dest="plan_command", required=True)
     p = plan.add_parser("shard", help="split a divisible job across platforms")
     _task_options(p)
     p.add_argument("--platform", action="append", required=True, help="INSTANCE_TYPE[=MACHINES] (repeatable)")

@@ -24,17 +24,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not args.ran_seconds:
             raise CliError("--ran-seconds: give the measured seconds of the run on --ran-on")
         anchor = {"gpu_type": args.ran_on, "gpu_count": args.ran_gpus, "execution_time_s": args.ran_seconds}
-    result = advisor.compare(task, platforms, objective=args.objective, deadline_s=args.deadline,
-                             budget_usd=args.budget, anchor=anchor, confidence=args.confidence,
-                             url=args.database_url)
+    result = advisor.compare(
+        task,
+        platforms,
+        objective=args.objective,
+        deadline_s=args.deadline,
+        budget_usd=args.budget,
+        anchor=anchor,
+        confidence=args.confidence,
+        url=args.database_url,
+    )
     if args.json:
         emit(result.to_dict(), True)
         return 0
-    label = (f"model version {result.model_version} ({result.n_training_runs} runs)" if result.method == "model"
-             else "HEURISTIC (no trained model yet): wide intervals")
+    label = (
+        f"model version {result.model_version} ({result.n_training_runs} runs)"
+        if result.method == "model"
+        else "HEURISTIC (no trained model yet): wide intervals"
+    )
     print(f"Method: {label}\n{result.reason}\n")
-    emit(result.ranking, False, ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s",
-                                 "cost_usd", "method"])
+    emit(
+        result.ranking,
+        False,
+        ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s", "cost_usd", "method"],
+    )
     return 0
 
 
@@ -42,8 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict time and cost of a task on each platform, ranked")
     p.add_argument("--task-type", dest="task_type", default="training")
     p.add_argument("--workload")
-    p.add_argument("--confidence", type=float,
-                   help="interval level, e.g. 0.95 (one the trained model keeps: see fedopt model calibration)")
+    p.add_argument(
+        "--confidence",
+        type=float,
+        help="interval level, e.g. 0.95 (one the trained model keeps: see fedopt model calibration)",
+    )
     p.add_argument("--precision")
     p.add_argument("--batch-size", dest="batch_size", type=float)
     p.add_argument("--work-units", dest="work_units", type=float)

@@ -12,7 +12,17 @@ from fedopt_core.schema import FIELD_DESCRIPTIONS, RUN_FIELDS
 #: Exit code of an import that stored the good rows but refused some.
 EXIT_ROWS_REFUSED = 4
 
-_LIST_COLUMNS = ["id", "workload", "gpu_type", "gpu_count", "platform", "execution_time_s", "success", "source", "created_at"]
+_LIST_COLUMNS = [
+    "id",
+    "workload",
+    "gpu_type",
+    "gpu_count",
+    "platform",
+    "execution_time_s",
+    "success",
+    "source",
+    "created_at",
+]
 # Options that `runs log` names differently from the field (the rest are --field-name).
 _LOG_SPECIAL = {"execution_time_s", "success"}
 
@@ -21,7 +31,9 @@ def cmd_runs_log(args: argparse.Namespace) -> int:
     from fedopt_core import runs
     from fedopt_core.schema import ValidationError
 
-    values = {name: getattr(args, name) for name in RUN_FIELDS if name not in _LOG_SPECIAL and getattr(args, name) is not None}
+    values = {
+        name: getattr(args, name) for name in RUN_FIELDS if name not in _LOG_SPECIAL and getattr(args, name) is not None
+    }
     values["execution_time_s"] = args.seconds
     values["success"] = not args.failed
     for name in ("started_at", "logged_by", "notes"):
@@ -99,11 +111,15 @@ def cmd_runs_export(args: argparse.Namespace) -> int:
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workload", action="append", help="only this workload (repeatable)")
     parser.add_argument("--gpu", action="append", help="only this GPU type (repeatable)")
-    parser.add_argument("--source", action="append", help="only runs from this channel: form, csv, benchmark, cli, track, api")
+    parser.add_argument(
+        "--source", action="append", help="only runs from this channel: form, csv, benchmark, cli, track, api"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p_runs = sub.add_parser("runs", help="actual runs: log, import, list, export").add_subparsers(dest="runs_command", required=True)
+    p_runs = sub.add_parser("runs", help="actual runs: log, import, list, export").add_subparsers(
+        dest="runs_command", required=True
+    )
 
     p = p_runs.add_parser("log", help="log one actual run")
     p.add_argument("--gpu-type", dest="gpu_type", required=True, help=FIELD_DESCRIPTIONS["gpu_type"])

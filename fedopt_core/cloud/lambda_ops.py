@@ -14,15 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from fedopt_core import auth
 from fedopt_core.accounts.registry import decrypted_api_key
 from fedopt_core.accounts.usage import add_usage_session
 from fedopt_core.catalog import gpus
+from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
 from fedopt_core.config import get_settings
 from fedopt_core.db import session_scope
-from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
 from fedopt_core.models import Account, AppState, Platform, PlatformPrice, UsageSession, utcnow
 from fedopt_core.schema import CPU_ONLY
 
@@ -84,8 +84,9 @@ def _gpu_fields(instance_type: str, gpus_count: int, gpu_description: str) -> tu
     return canonical or (gpu_description or instance_type), max(1, gpus_count)
 
 
-def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = None,
-                      url: str | None = None) -> RefreshReport:
+def refresh_catalogue(
+    username: str, *, client_factory: ClientFactory | None = None, url: str | None = None
+) -> RefreshReport:
     """Fetch Lambda's instance types with one account and update prices, capacity and history.
 
     Types that no longer appear are marked unavailable (kept, with their history).  On any API
@@ -99,8 +100,11 @@ def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = N
     except (LambdaCloudError, LambdaOperationError) as exc:
         with session_scope(url) as session:
             previous = state(REFRESH_STATE_KEY, url=url)
-            _set_state(session, REFRESH_STATE_KEY, {**previous, "last_error": str(exc),
-                                                    "last_attempt_at": now.isoformat(), "ok": False})
+            _set_state(
+                session,
+                REFRESH_STATE_KEY,
+                {**previous, "last_error": str(exc), "last_attempt_at": now.isoformat(), "ok": False},
+            )
         return RefreshReport(ok=False, error=str(exc))
 
     report = RefreshReport(ok=True, seen=len(types))
@@ -113,10 +117,18 @@ def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = N
             if platform is None:
                 gpu_type, count = _gpu_fields(item.name, item.gpus, item.gpu_description)
                 platform = Platform(
-                    provider=PROVIDER, instance_type=item.name, description=item.description, gpu_type=gpu_type,
-                    gpu_count=count, vcpus=item.vcpus, ram_gb=round(item.memory_gib * 1.073741824, 1),
-                    storage_gb=round(item.storage_gib * 1.073741824, 1), price_per_hour_usd=price,
-                    regions=capacity, source="Lambda Cloud API", origin="catalogue",
+                    provider=PROVIDER,
+                    instance_type=item.name,
+                    description=item.description,
+                    gpu_type=gpu_type,
+                    gpu_count=count,
+                    vcpus=item.vcpus,
+                    ram_gb=round(item.memory_gib * 1.073741824, 1),
+                    storage_gb=round(item.storage_gib * 1.073741824, 1),
+                    price_per_hour_usd=price,
+                    regions=capacity,
+                    source="Lambda Cloud API",
+                    origin="catalogue",
                 )
                 report.added.append(item.name)
             elif not platform.user_edited and platform.price_per_hour_usd != price:
@@ -130,8 +142,15 @@ def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = N
             session.add(platform)
             session.flush()
             # Every refresh is an observation: the history shows capacity as well as price.
-            session.add(PlatformPrice(platform_id=platform.id, observed_at=now, price_per_hour_usd=price,
-                                      regions_with_capacity=capacity, source="lambda_api"))
+            session.add(
+                PlatformPrice(
+                    platform_id=platform.id,
+                    observed_at=now,
+                    price_per_hour_usd=price,
+                    regions_with_capacity=capacity,
+                    source="lambda_api",
+                )
+            )
         listed = {item.name for item in types}
         for name, platform in existing.items():
             if name not in listed and platform.origin != "user" and platform.available:
@@ -140,12 +159,29 @@ def refresh_catalogue(username: str, *, client_factory: ClientFactory | None = N
                 platform.updated_at = now
                 session.add(platform)
                 report.disappeared.append(name)
-        _set_state(session, REFRESH_STATE_KEY, {"last_success_at": now.isoformat(), "last_attempt_at": now.isoformat(),
-                                                "ok": True, "last_error": None, "account": username,
-                                                "types": len(types)})
-        auth.record("catalogue.refresh", PROVIDER, {"account": username, "added": report.added,
-                                                    "price_changed": report.price_changed,
-                                                    "disappeared": report.disappeared}, session=session)
+        _set_state(
+            session,
+            REFRESH_STATE_KEY,
+            {
+                "last_success_at": now.isoformat(),
+                "last_attempt_at": now.isoformat(),
+                "ok": True,
+                "last_error": None,
+                "account": username,
+                "types": len(types),
+            },
+        )
+        auth.record(
+            "catalogue.refresh",
+            PROVIDER,
+            {
+                "account": username,
+                "added": report.added,
+                "price_changed": report.price_changed,
+                "disappeared": report.disappeared,
+            },
+            session=session,
+        )
     return report
 
 
@@ -159,10 +195,19 @@ class LaunchOutcome:
     price_per_hour_usd: float
 
 
-def launch(username: str, instance_type: str, region: str, ssh_key_names: Sequence[str], *,
-           max_price_per_hour_usd: float, name: str | None = None, person: str | None = None,
-           workload: str | None = None, client_factory: ClientFactory | None = None,
-           url: str | None = None) -> LaunchOutcome:
+def launch(
+    username: str,
+    instance_type: str,
+    region: str,
+    ssh_key_names: Sequence[str],
+    *,
+    max_price_per_hour_usd: float,
+    name: str | None = None,
+    person: str | None = None,
+    workload: str | None = None,
+    client_factory: ClientFactory | None = None,
+    url: str | None = None,
+) -> LaunchOutcome:
     """Launch one machine; refuse when its live hourly price is above the guard.  Opens a usage session."""
     actor = auth.require("admin", "launching a machine")
     if max_price_per_hour_usd is None or not max_price_per_hour_usd > 0:
@@ -177,7 +222,8 @@ def launch(username: str, instance_type: str, region: str, ssh_key_names: Sequen
         price = live[instance_type].price_per_hour_usd
         if price > max_price_per_hour_usd:
             raise LambdaOperationError(
-                f"{instance_type} costs ${price:.2f}/h, above your maximum of ${max_price_per_hour_usd:.2f}/h; not launched"
+                f"{instance_type} costs ${price:.2f}/h, above your maximum of "
+                f"${max_price_per_hour_usd:.2f}/h; not launched"
             )
         try:
             result = client.launch(region, instance_type, list(ssh_key_names), name=name)
@@ -186,21 +232,36 @@ def launch(username: str, instance_type: str, region: str, ssh_key_names: Sequen
     started = utcnow()
     session_ids = []
     for instance_id in result.instance_ids:
-        session_ids.append(add_usage_session(
-            username, instance_type, started, None, source="lambda_sync", provider=PROVIDER,
-            price_per_hour_usd=price, instance_id=instance_id, region=region,
-            person=person or actor.name, workload=workload, url=url,
-        ))
-    auth.record("instance.launch", ",".join(result.instance_ids),
-                {"account": username, "instance_type": instance_type, "region": region,
-                 "price_per_hour_usd": price}, url=url)
+        session_ids.append(
+            add_usage_session(
+                username,
+                instance_type,
+                started,
+                None,
+                source="lambda_sync",
+                provider=PROVIDER,
+                price_per_hour_usd=price,
+                instance_id=instance_id,
+                region=region,
+                person=person or actor.name,
+                workload=workload,
+                url=url,
+            )
+        )
+    auth.record(
+        "instance.launch",
+        ",".join(result.instance_ids),
+        {"account": username, "instance_type": instance_type, "region": region, "price_per_hour_usd": price},
+        url=url,
+    )
     return LaunchOutcome(list(result.instance_ids), session_ids, price)
 
 
-def _close_sessions(session, instance_ids: Sequence[str], ended_at: datetime, outcome: str) -> list[int]:  # noqa: ANN001
+def _close_sessions(session: Session, instance_ids: Sequence[str], ended_at: datetime, outcome: str) -> list[int]:
     closed = []
-    rows = session.exec(select(UsageSession).where(UsageSession.instance_id.in_(list(instance_ids)),
-                                                   UsageSession.ended_at.is_(None))).all()
+    rows = session.exec(
+        select(UsageSession).where(UsageSession.instance_id.in_(list(instance_ids)), UsageSession.ended_at.is_(None))
+    ).all()
     for row in rows:
         started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=ended_at.tzinfo)
         hours = max(0.0, (ended_at - started).total_seconds() / 3600.0)
@@ -213,8 +274,9 @@ def _close_sessions(session, instance_ids: Sequence[str], ended_at: datetime, ou
     return closed
 
 
-def terminate(username: str, instance_ids: Sequence[str], *, client_factory: ClientFactory | None = None,
-              url: str | None = None) -> list[int]:
+def terminate(
+    username: str, instance_ids: Sequence[str], *, client_factory: ClientFactory | None = None, url: str | None = None
+) -> list[int]:
     """Terminate machines and close their usage sessions; returns the closed session ids."""
     auth.require("admin", "terminating a machine")
     ids = [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
@@ -242,8 +304,9 @@ class SyncReport:
     error: str | None = None
 
 
-def sync(username: str, *, force: bool = True, client_factory: ClientFactory | None = None,
-         url: str | None = None) -> SyncReport:
+def sync(
+    username: str, *, force: bool = True, client_factory: ClientFactory | None = None, url: str | None = None
+) -> SyncReport:
     """Reconcile usage sessions with the machines Lambda says are running for this account.
 
     Opens a session for a machine launched elsewhere (from now: the API gives no launch time)
@@ -264,10 +327,14 @@ def sync(username: str, *, force: bool = True, client_factory: ClientFactory | N
     live_ids = {i.id for i in live}
     with session_scope(url) as session:
         account = session.exec(select(Account).where(Account.username == username)).one()
-        open_rows = session.exec(select(UsageSession).where(UsageSession.account_id == account.id,
-                                                            UsageSession.provider == PROVIDER,
-                                                            UsageSession.instance_id.is_not(None),
-                                                            UsageSession.ended_at.is_(None))).all()
+        open_rows = session.exec(
+            select(UsageSession).where(
+                UsageSession.account_id == account.id,
+                UsageSession.provider == PROVIDER,
+                UsageSession.instance_id.is_not(None),
+                UsageSession.ended_at.is_(None),
+            )
+        ).all()
         open_ids = {row.instance_id for row in open_rows}
         gone = sorted(open_ids - live_ids)
         _close_sessions(session, gone, now, "completed")
@@ -276,12 +343,20 @@ def sync(username: str, *, force: bool = True, client_factory: ClientFactory | N
             if instance.id in open_ids:
                 continue
             price = instance.price_per_hour_usd
-            session.add(UsageSession(
-                account_id=account.id, platform=instance.instance_type.name if instance.instance_type else "unknown",
-                provider=PROVIDER, instance_id=instance.id, region=instance.region.name if instance.region else None,
-                started_at=now, price_per_hour_usd=price, outcome="running", source="lambda_sync",
-                notes="opened by sync: launched outside fedopt; start time is when fedopt first saw it",
-            ))
+            session.add(
+                UsageSession(
+                    account_id=account.id,
+                    platform=instance.instance_type.name if instance.instance_type else "unknown",
+                    provider=PROVIDER,
+                    instance_id=instance.id,
+                    region=instance.region.name if instance.region else None,
+                    started_at=now,
+                    price_per_hour_usd=price,
+                    outcome="running",
+                    source="lambda_sync",
+                    notes="opened by sync: launched outside fedopt; start time is when fedopt first saw it",
+                )
+            )
             report.opened.append(instance.id)
         synced = state(SYNC_STATE_KEY, url=url)
         synced[username] = now.isoformat()
@@ -295,15 +370,29 @@ def running_machines(username: str, *, url: str | None = None) -> pd.DataFrame:
         account = session.exec(select(Account).where(Account.username == username)).first()
         if account is None:
             raise LambdaOperationError(f"no account named {username!r}")
-        rows = session.exec(select(UsageSession).where(UsageSession.account_id == account.id,
-                                                       UsageSession.provider == PROVIDER,
-                                                       UsageSession.instance_id.is_not(None),
-                                                       UsageSession.ended_at.is_(None))
-                            .order_by(UsageSession.started_at)).all()
+        rows = session.exec(
+            select(UsageSession)
+            .where(
+                UsageSession.account_id == account.id,
+                UsageSession.provider == PROVIDER,
+                UsageSession.instance_id.is_not(None),
+                UsageSession.ended_at.is_(None),
+            )
+            .order_by(UsageSession.started_at)
+        ).all()
     now = utcnow()
     frame = pd.DataFrame(
-        [{"instance_id": r.instance_id, "instance_type": r.platform, "region": r.region, "started_at": r.started_at,
-          "price_per_hour_usd": r.price_per_hour_usd, "source": r.source} for r in rows],
+        [
+            {
+                "instance_id": r.instance_id,
+                "instance_type": r.platform,
+                "region": r.region,
+                "started_at": r.started_at,
+                "price_per_hour_usd": r.price_per_hour_usd,
+                "source": r.source,
+            }
+            for r in rows
+        ],
         columns=["instance_id", "instance_type", "region", "started_at", "price_per_hour_usd", "source"],
     )
     started = pd.to_datetime(frame["started_at"], utc=True)

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedopt_core import schema
+from fedopt_core import formatting, schema
 from fedopt_core.accounts.usage import usage_in_window
 from fedopt_core.catalog.platforms import list_platforms
 from fedopt_core.errors import PlanningError
-from fedopt_core import formatting
 from fedopt_core.planning import shards, spot
 from fedopt_core.planning.ranking import OBJECTIVES, rank_platforms
 from fedopt_core.prediction import training
@@ -65,8 +64,9 @@ def current_predictor(*, url: str | None = None) -> tuple[Any, dict[str, Any] | 
 MAX_LOGGED_ANCHORS = 2000
 
 
-def anchor_frame(task: Mapping[str, Any], anchor: Mapping[str, Any] | None, *,
-                 url: str | None = None) -> pd.DataFrame | None:
+def anchor_frame(
+    task: Mapping[str, Any], anchor: Mapping[str, Any] | None, *, url: str | None = None
+) -> pd.DataFrame | None:
     """Measured runs to scale a prediction from: the user's "I already ran it on X in T seconds",
     and every logged run of the same workload, so a run counts at once, before any retrain."""
     frames = []
@@ -107,8 +107,9 @@ def compare(
     for name, value in (("deadline_s", deadline_s), ("budget_usd", budget_usd)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise PlanningError(name, "must be a positive number")
-    task = schema.validate_run(dict(task, gpu_type=task.get("gpu_type") or "A10", gpu_count=task.get("gpu_count") or 1),
-                               require_outcome=False)
+    task = schema.validate_run(
+        dict(task, gpu_type=task.get("gpu_type") or "A10", gpu_count=task.get("gpu_count") or 1), require_outcome=False
+    )
     task = {k: v for k, v in task.items() if k in schema.TASK_FIELDS and v is not None}
     if platforms is None:
         platforms = list_platforms(include_cpu=False, include_unavailable=False, url=url)
@@ -119,19 +120,40 @@ def compare(
     level_note = None
     if confidence is not None and abs(float(confidence) - own_level) > 1e-9:
         if facts is None:
-            level_note = ("the interval level applies to a trained model only: the heuristic's intervals are "
-                          "deliberately wide guesses")
+            level_note = (
+                "the interval level applies to a trained model only: the heuristic's intervals are "
+                "deliberately wide guesses"
+            )
         else:
             predictor = predictor.with_confidence(confidence)
-    ranked = rank_platforms(task, platforms, objective=objective, deadline_s=deadline_s, budget_usd=budget_usd,
-                            predictor=predictor, anchors=anchor_frame(task, anchor, url=url))
+    ranked = rank_platforms(
+        task,
+        platforms,
+        objective=objective,
+        deadline_s=deadline_s,
+        budget_usd=budget_usd,
+        predictor=predictor,
+        anchors=anchor_frame(task, anchor, url=url),
+    )
     warnings = sorted({w for w in ranked.get("warning", pd.Series(dtype=object)).dropna() if w})
     if level_note:
         warnings.append(level_note)
     method = "model" if facts is not None else "heuristic"
     best = ranked.iloc[0].to_dict()
-    recommendation = {k: best.get(k) for k in ("platform", "provider", "gpu_type", "gpu_count", "predicted_time_s",
-                                               "lower_s", "upper_s", "cost_usd", "method")}
+    recommendation = {
+        k: best.get(k)
+        for k in (
+            "platform",
+            "provider",
+            "gpu_type",
+            "gpu_count",
+            "predicted_time_s",
+            "lower_s",
+            "upper_s",
+            "cost_usd",
+            "method",
+        )
+    }
     reason = _reason(ranked, objective, deadline_s, budget_usd)
     if record:
         rows = ranked.assign(**task)
@@ -139,8 +161,16 @@ def compare(
             rows = rows.assign(lower_s=np.nan, upper_s=np.nan)
         record_predictions(rows, model_version_id=facts["version"] if facts else None, url=url)
     n_runs = int(facts["n_train_runs"]) if facts else 0
-    return Comparison(ranked, method, facts["version"] if facts else None, n_runs, recommendation, reason, warnings,
-                      confidence=float(predictor.confidence) if facts is not None else None)
+    return Comparison(
+        ranked,
+        method,
+        facts["version"] if facts else None,
+        n_runs,
+        recommendation,
+        reason,
+        warnings,
+        confidence=float(predictor.confidence) if facts is not None else None,
+    )
 
 
 def interval_levels(*, url: str | None = None) -> tuple[list[float], float | None]:
@@ -153,10 +183,15 @@ def interval_levels(*, url: str | None = None) -> tuple[list[float], float | Non
 
 def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budget_usd: float | None) -> str:
     best = ranked.iloc[0]
-    what = {"time": "the shortest predicted time", "cost": "the lowest predicted cost",
-            "balanced": "the best balance of time and cost"}[objective]
-    parts = [f"{best['platform']} has {what}: {formatting.duration(best['predicted_time_s'])} "
-             f"({formatting.duration(best['lower_s'])} to {formatting.duration(best['upper_s'])}), ${best['cost_usd']:.2f}"]
+    what = {
+        "time": "the shortest predicted time",
+        "cost": "the lowest predicted cost",
+        "balanced": "the best balance of time and cost",
+    }[objective]
+    parts = [
+        f"{best['platform']} has {what}: {formatting.duration(best['predicted_time_s'])} "
+        f"({formatting.duration(best['lower_s'])} to {formatting.duration(best['upper_s'])}), ${best['cost_usd']:.2f}"
+    ]
     if deadline_s is not None:
         meeting = int(ranked["meets_deadline"].sum())
         parts.append(f"{meeting} of {len(ranked)} platforms meet the deadline even at the upper bound")
@@ -167,32 +202,50 @@ def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budg
     return "; ".join(parts) + "."
 
 
-def what_if(task: Mapping[str, Any], platforms: pd.DataFrame, *, url: str | None = None,
-            anchor: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def what_if(
+    task: Mapping[str, Any], platforms: pd.DataFrame, *, url: str | None = None, anchor: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """Predicted time and cost of ``task`` on a few hand-picked configurations (what-if rows).
 
     ``platforms`` rows give gpu_type, gpu_count and price_per_hour_usd; the model does the rest.
     """
     predictor, _ = current_predictor(url=url)
-    return rank_platforms(dict(task), platforms, objective="time", predictor=predictor,
-                          anchors=anchor_frame(task, anchor, url=url))
+    return rank_platforms(
+        dict(task), platforms, objective="time", predictor=predictor, anchors=anchor_frame(task, anchor, url=url)
+    )
 
 
 # --------------------------------------------------------------------------- planning
 
 
-def plan(task: Mapping[str, Any], platforms: pd.DataFrame, work_units: float, *, objective: str = "makespan",
-         deadline_s: float | None = None, budget_usd: float | None = None, url: str | None = None):  # noqa: ANN201
+def plan(
+    task: Mapping[str, Any],
+    platforms: pd.DataFrame,
+    work_units: float,
+    *,
+    objective: str = "makespan",
+    deadline_s: float | None = None,
+    budget_usd: float | None = None,
+    url: str | None = None,
+) -> shards.ShardPlan:
     """A shard plan for ``task`` over ``platforms`` (with a ``count`` column), rates from the current predictor."""
     predictor, _ = current_predictor(url=url)
     rows = platforms.copy()
     rows["platform"] = rows.get("platform", rows.get("instance_type"))
-    return shards.plan_for_task(dict(task), rows, predictor, int(work_units), objective=objective,
-                                 deadline_s=deadline_s, budget_usd=budget_usd)
+    return shards.plan_for_task(
+        dict(task), rows, predictor, int(work_units), objective=objective, deadline_s=deadline_s, budget_usd=budget_usd
+    )
 
 
-def spot_advice(task: Mapping[str, Any], platforms: pd.DataFrame, *, preemptions_per_hour: float | None,
-                checkpoint_cost_s: float, deadline_s: float | None = None, url: str | None = None) -> pd.DataFrame:
+def spot_advice(
+    task: Mapping[str, Any],
+    platforms: pd.DataFrame,
+    *,
+    preemptions_per_hour: float | None,
+    checkpoint_cost_s: float,
+    deadline_s: float | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
     """Spot against on-demand for the platforms that have a spot price, with predicted compute time.
 
     Without a preemption rate from the user, it is learned from the group's usage sessions that
@@ -212,19 +265,26 @@ def spot_advice(task: Mapping[str, Any], platforms: pd.DataFrame, *, preemptions
     with_spot["platform"] = with_spot["instance_type"]
     times = rank_platforms(dict(task), with_spot, objective="time", predictor=predictor)
     merged = with_spot.merge(times[["platform", "predicted_time_s", "method"]], on="platform")
-    frame = pd.DataFrame({
-        "platform": merged["platform"], "provider": merged["provider"], "method": merged["method"],
-        "compute_time_s": merged["predicted_time_s"], "on_demand_price_per_hour_usd": merged["price_per_hour_usd"],
-        "spot_price_per_hour_usd": merged["spot_price_per_hour_usd"], "preemptions_per_hour": preemptions_per_hour,
-        "checkpoint_cost_s": checkpoint_cost_s,
-    })
+    frame = pd.DataFrame(
+        {
+            "platform": merged["platform"],
+            "provider": merged["provider"],
+            "method": merged["method"],
+            "compute_time_s": merged["predicted_time_s"],
+            "on_demand_price_per_hour_usd": merged["price_per_hour_usd"],
+            "spot_price_per_hour_usd": merged["spot_price_per_hour_usd"],
+            "preemptions_per_hour": preemptions_per_hour,
+            "checkpoint_cost_s": checkpoint_cost_s,
+        }
+    )
     return spot.advise_spot_frame(frame, deadline_s=deadline_s)
 
 
 def learned_preemption_rate(*, url: str | None = None) -> float | None:
     """Preemptions per spot hour from the group's usage sessions, or None without spot history."""
-    sessions = usage_in_window(pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(),
-                                        pd.Timestamp.now(tz="UTC").to_pydatetime(), url=url)
+    sessions = usage_in_window(
+        pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(), pd.Timestamp.now(tz="UTC").to_pydatetime(), url=url
+    )
     if sessions.empty or not (sessions["outcome"] == "preempted").any():
         return None
     return spot.preemption_rate_from_sessions(sessions)

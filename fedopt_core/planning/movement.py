@@ -65,14 +65,14 @@ def _default_speed_mbps(provider: Any, n: int) -> np.ndarray:
     return keys.map(DEFAULT_NETWORK_SPEED_MBPS).fillna(FALLBACK_NETWORK_SPEED_MBPS).to_numpy(dtype=float)
 
 
-
 def _network_speed(speed: Any, provider: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(speed used in Mbps, True where it is the provider default)."""
     given = as_float_array(speed if speed is not None else np.nan, "network_speed_mbps", n)
     bad = ~np.isnan(given) & ~(given > 0)
     if bad.any():
-        raise PlanningError("network_speed_mbps",
-                            f"must be positive, got {given[bad][0]!r} (leave it empty for the default)")
+        raise PlanningError(
+            "network_speed_mbps", f"must be positive, got {given[bad][0]!r} (leave it empty for the default)"
+        )
     is_default = np.isnan(given)
     used = np.where(is_default, _default_speed_mbps(provider, n), given)
     return used, is_default
@@ -120,8 +120,18 @@ def data_movement_s(task: Mapping[str, Any], platforms: pd.DataFrame) -> np.ndar
     adds it to every shard's start-up overhead.
     """
     n = len(platforms)
-    speed = platforms["network_speed_mbps"] if "network_speed_mbps" in platforms else pd.Series(np.nan, index=platforms.index)
+    speed = (
+        platforms["network_speed_mbps"]
+        if "network_speed_mbps" in platforms
+        else pd.Series(np.nan, index=platforms.index)
+    )
     provider = platforms["provider"] if "provider" in platforms else pd.Series(None, index=platforms.index)
-    return np.asarray(transfer_time_s(np.full(n, float(task.get("input_size_mb") or 0.0)),
-                                      np.full(n, float(task.get("output_size_mb") or 0.0)),
-                                      speed.to_numpy(), provider.to_numpy()), dtype=float)
+    return np.asarray(
+        transfer_time_s(
+            np.full(n, float(task.get("input_size_mb") or 0.0)),
+            np.full(n, float(task.get("output_size_mb") or 0.0)),
+            speed.to_numpy(),
+            provider.to_numpy(),
+        ),
+        dtype=float,
+    )

@@ -24,9 +24,24 @@ __all__ = ["OBJECTIVES", "RANKING_COLUMNS", "Predictor", "pareto_front", "rank_p
 OBJECTIVES = ("time", "cost", "balanced")
 #: Columns rank_platforms adds to the platform columns.
 RANKING_COLUMNS = [
-    "rank", "predicted_time_s", "lower_s", "upper_s", "compute_time_s", "data_movement_s",
-    "cost_usd", "cost_lower_usd", "cost_upper_usd", "meets_deadline", "within_budget", "feasible",
-    "pareto_optimal", "method", "basis", "n_anchor_runs", "warning", "input_position",
+    "rank",
+    "predicted_time_s",
+    "lower_s",
+    "upper_s",
+    "compute_time_s",
+    "data_movement_s",
+    "cost_usd",
+    "cost_lower_usd",
+    "cost_upper_usd",
+    "meets_deadline",
+    "within_budget",
+    "feasible",
+    "pareto_optimal",
+    "method",
+    "basis",
+    "n_anchor_runs",
+    "warning",
+    "input_position",
 ]
 
 
@@ -106,8 +121,8 @@ def rank_platforms(
       for a platform without a price when a budget is given: its cost cannot be promised).
     * ``feasible`` = both; ``pareto_optimal``: on the time/cost front (among priced platforms).
     * Sorted feasible first, then by ``objective``: "time", "cost" (unpriced last) or "balanced"
-      (sum of log time and log cost relative to the best of each; a free platform counts as the cheapest).  ``rank`` starts at 1;
-      ``input_position`` is the row's position in ``platforms``.
+      (sum of log time and log cost relative to the best of each; a free platform counts as the
+      cheapest).  ``rank`` starts at 1; ``input_position`` is the row's position in ``platforms``.
 
     ``predictor``: any :class:`Predictor` (an unfitted PerformancePredictor gives the labelled heuristics).
     ``anchors``: extra measured runs passed to ``predict_frame``.
@@ -131,8 +146,9 @@ def rank_platforms(
     time_s = compute + move
     lower = pred["lower_s"].to_numpy(float) + move
     upper = pred["upper_s"].to_numpy(float) + move
-    price = pd.to_numeric(base.get("price_per_hour_usd", pd.Series(np.nan, index=base.index)),
-                          errors="coerce").to_numpy(float)
+    price = pd.to_numeric(
+        base.get("price_per_hour_usd", pd.Series(np.nan, index=base.index)), errors="coerce"
+    ).to_numpy(float)
     cost = price * time_s / 3600.0
     cost_lower = price * lower / 3600.0
     cost_upper = price * upper / 3600.0

@@ -18,6 +18,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from fedopt_core.errors import PlanningError
 from fedopt_core.planning.values import RTOL, as_float_array
 
+
 @dataclass
 class Platforms:
     name: np.ndarray
@@ -38,9 +39,13 @@ class Platforms:
         return self.price * self.rate / 3600.0
 
     def subset(self, idx: np.ndarray) -> Platforms:
-        return Platforms(*(getattr(self, f)[idx] for f in
-                            ("name", "rate_nominal", "rate_upper", "rate", "price", "count", "overhead")),
-                          has_upper=self.has_upper)
+        return Platforms(
+            *(
+                getattr(self, f)[idx]
+                for f in ("name", "rate_nominal", "rate_upper", "rate", "price", "count", "overhead")
+            ),
+            has_upper=self.has_upper,
+        )
 
 
 @dataclass
@@ -48,7 +53,6 @@ class Allocation:
     machines: np.ndarray  # used machines per platform (int)
     units: np.ndarray  # units per platform (int)
     optimal: bool = True
-
 
 
 def _column(platforms: pd.DataFrame, name: str, required: bool = True, default: float = np.nan) -> np.ndarray:
@@ -79,21 +83,34 @@ def prepare_platforms(platforms: pd.DataFrame, confident: bool) -> Platforms:
     rate = _column(platforms, "seconds_per_unit")
     _fail_rows("seconds_per_unit", ~(np.isfinite(rate) & (rate > 0)), names, rate, "a positive finite number")
     upper = _column(platforms, "seconds_per_unit_upper", required=False)
-    _fail_rows("seconds_per_unit_upper", ~np.isnan(upper) & ~(np.isfinite(upper) & (upper >= rate)), names, upper,
-               "empty or a finite number >= seconds_per_unit")
+    _fail_rows(
+        "seconds_per_unit_upper",
+        ~np.isnan(upper) & ~(np.isfinite(upper) & (upper >= rate)),
+        names,
+        upper,
+        "empty or a finite number >= seconds_per_unit",
+    )
     price = _column(platforms, "price_per_hour_usd")
     # 0 is a real price: the group's own machines cost nothing per hour.
     _fail_rows("price_per_hour_usd", ~(np.isfinite(price) & (price >= 0)), names, price, "a finite number >= 0")
     count = _column(platforms, "count")
-    _fail_rows("count", ~(np.isfinite(count) & (count >= 1) & (count == np.floor(count))), names, count,
-               "a whole number >= 1")
+    _fail_rows(
+        "count", ~(np.isfinite(count) & (count >= 1) & (count == np.floor(count))), names, count, "a whole number >= 1"
+    )
     overhead = _column(platforms, "overhead_s", required=False, default=0.0)
     _fail_rows("overhead_s", ~(np.isfinite(overhead) & (overhead >= 0)), names, overhead, "a finite number >= 0")
     rate_upper = np.where(np.isnan(upper), rate, upper)
     has_upper = bool((~np.isnan(upper)).any())
-    return Platforms(name=names, rate_nominal=rate, rate_upper=rate_upper,
-                      rate=rate_upper if confident else rate, price=price, count=count.astype(np.int64),
-                      overhead=overhead, has_upper=has_upper)
+    return Platforms(
+        name=names,
+        rate_nominal=rate,
+        rate_upper=rate_upper,
+        rate=rate_upper if confident else rate,
+        price=price,
+        count=count.astype(np.int64),
+        overhead=overhead,
+        has_upper=has_upper,
+    )
 
 
 def units_within(T: float, P: Platforms, W: int) -> np.ndarray:
@@ -215,11 +232,13 @@ class CostOracle:
         scale = 1e6 / max(float(paid.min()), 1e-300) if paid.size else 1.0
         c = np.concatenate([f, v]) * scale
         eye = sparse.identity(n, format="csr")
-        A = sparse.vstack([
-            sparse.hstack([sparse.csr_matrix((1, n)), sparse.csr_matrix(np.ones((1, n)))]),
-            sparse.hstack([-sparse.diags(cap[idx].astype(float)), eye]),  # U - k m <= 0
-            sparse.hstack([eye, -eye]),  # m - U <= 0
-        ]).tocsr()
+        A = sparse.vstack(
+            [
+                sparse.hstack([sparse.csr_matrix((1, n)), sparse.csr_matrix(np.ones((1, n)))]),
+                sparse.hstack([-sparse.diags(cap[idx].astype(float)), eye]),  # U - k m <= 0
+                sparse.hstack([eye, -eye]),  # m - U <= 0
+            ]
+        ).tocsr()
         lb = np.concatenate([[W], np.full(2 * n, -np.inf)])
         ub = np.concatenate([[W], np.zeros(2 * n)])
         res = milp(
@@ -253,8 +272,14 @@ def free_only(P: Platforms, W: int) -> Allocation | None:
     return Allocation(machines=machines, units=units)
 
 
-def search_makespan_within_budget(oracle: CostOracle, budget: float, fastest: Allocation, at_fastest: Allocation | None,
-                           cheapest: Allocation, rtol: float) -> Allocation:
+def search_makespan_within_budget(
+    oracle: CostOracle,
+    budget: float,
+    fastest: Allocation,
+    at_fastest: Allocation | None,
+    cheapest: Allocation,
+    rtol: float,
+) -> Allocation:
     """Smallest makespan whose cheapest plan fits the budget: a bracketing search on T over the MILP oracle.
 
     The cheapest plan finishing by T gets no dearer as T grows, so {T : it fits the budget} is an interval [T*, inf).
@@ -294,8 +319,9 @@ def search_makespan_within_budget(oracle: CostOracle, budget: float, fastest: Al
     return best
 
 
-def best_single_index(P: Platforms, W: int, objective: str, deadline: float | None,
-                       budget: float | None) -> tuple[int | None, np.ndarray]:
+def best_single_index(
+    P: Platforms, W: int, objective: str, deadline: float | None, budget: float | None
+) -> tuple[int | None, np.ndarray]:
     """Best one-platform plan (closed form, vectorised over platforms): index and machines per platform."""
     f, v, c = P.fixed_usd, P.per_unit_usd, P.count
     if objective == "makespan":
@@ -316,7 +342,7 @@ def best_single_index(P: Platforms, W: int, objective: str, deadline: float | No
     T = P.overhead + P.rate * -(-W // m)
     cost = m * f + v * W
     if deadline is not None:
-        ok &= T <= deadline * (1 + RTOL)
+        ok &= deadline * (1 + RTOL) >= T
     if budget is not None:
         ok &= cost <= budget * (1 + RTOL)
     if not ok.any():
@@ -325,5 +351,3 @@ def best_single_index(P: Platforms, W: int, objective: str, deadline: float | No
     cand = np.flatnonzero(ok)
     best = cand[np.lexsort((secondary[cand], primary[cand]))[0]]
     return int(best), m
-
-

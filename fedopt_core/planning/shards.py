@@ -16,9 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from fedopt_core import schema
+from fedopt_core import formatting, schema
 from fedopt_core.errors import PlanningError
-from fedopt_core import formatting
 from fedopt_core.planning.movement import data_movement_s
 from fedopt_core.planning.ranking import Predictor
 from fedopt_core.planning.shard_solver import (
@@ -85,20 +84,44 @@ class ShardPlan:
         """One row per platform used (machines, units, share, finish times, cost); totals and message in ``attrs``."""
         s = self.shards
         if s.empty:
-            out = pd.DataFrame(columns=["platform", "machines", "units", "units_share", "overhead_s",
-                                        "finish_s", "finish_upper_s", "cost_usd", "cost_upper_usd"])
+            out = pd.DataFrame(
+                columns=[
+                    "platform",
+                    "machines",
+                    "units",
+                    "units_share",
+                    "overhead_s",
+                    "finish_s",
+                    "finish_upper_s",
+                    "cost_usd",
+                    "cost_upper_usd",
+                ]
+            )
         else:
             out = (
                 s.groupby("platform", sort=False)
-                .agg(machines=("machine", "size"), units=("units", "sum"), overhead_s=("overhead_s", "first"),
-                     finish_s=("finish_s", "max"), finish_upper_s=("finish_upper_s", "max"),
-                     cost_usd=("cost_usd", "sum"), cost_upper_usd=("cost_upper_usd", "sum"))
+                .agg(
+                    machines=("machine", "size"),
+                    units=("units", "sum"),
+                    overhead_s=("overhead_s", "first"),
+                    finish_s=("finish_s", "max"),
+                    finish_upper_s=("finish_upper_s", "max"),
+                    cost_usd=("cost_usd", "sum"),
+                    cost_upper_usd=("cost_upper_usd", "sum"),
+                )
                 .reset_index()
             )
             out.insert(3, "units_share", out["units"] / float(self.totals["units"]))
-        out.attrs.update(totals=dict(self.totals), message=self.message, feasible=self.feasible,
-                         violations=list(self.violations), planned_on=self.planned_on, objective=self.objective,
-                         sharding_worth_it=self.sharding_worth_it, method=self.method)
+        out.attrs.update(
+            totals=dict(self.totals),
+            message=self.message,
+            feasible=self.feasible,
+            violations=list(self.violations),
+            planned_on=self.planned_on,
+            objective=self.objective,
+            sharding_worth_it=self.sharding_worth_it,
+            method=self.method,
+        )
         return out
 
 
@@ -126,31 +149,52 @@ def _build_plan(P: Platforms, a: Allocation, W: int, objective: str, confident: 
     usd_per_s = P.price[plat] / 3600.0
     finish = o + P.rate_nominal[plat] * units
     finish_upper = o + P.rate_upper[plat] * units
-    shards = pd.DataFrame({
-        "platform": P.name[plat], "machine": machine.astype(np.int64), "units": units.astype(np.int64),
-        "start_s": 0.0, "overhead_s": o, "finish_s": finish, "finish_upper_s": finish_upper,
-        "cost_usd": usd_per_s * finish, "cost_upper_usd": usd_per_s * finish_upper,
-    })
+    shards = pd.DataFrame(
+        {
+            "platform": P.name[plat],
+            "machine": machine.astype(np.int64),
+            "units": units.astype(np.int64),
+            "start_s": 0.0,
+            "overhead_s": o,
+            "finish_s": finish,
+            "finish_upper_s": finish_upper,
+            "cost_usd": usd_per_s * finish,
+            "cost_upper_usd": usd_per_s * finish_upper,
+        }
+    )
     totals = {
-        "units": int(units.sum()), "machines": int(plat.size), "platforms": int(used.size),
+        "units": int(units.sum()),
+        "machines": int(plat.size),
+        "platforms": int(used.size),
         "makespan_s": float(finish.max()) if plat.size else math.inf,
         "makespan_upper_s": float(finish_upper.max()) if plat.size else math.inf,
-        "cost_usd": float(shards["cost_usd"].sum()), "cost_upper_usd": float(shards["cost_upper_usd"].sum()),
+        "cost_usd": float(shards["cost_usd"].sum()),
+        "cost_upper_usd": float(shards["cost_upper_usd"].sum()),
     }
     planned_on = "upper" if confident and P.has_upper else "nominal"
-    return ShardPlan(shards=shards, totals=totals, objective=objective, planned_on=planned_on, method=method,
-                     proven_optimal=a.optimal)
+    return ShardPlan(
+        shards=shards,
+        totals=totals,
+        objective=objective,
+        planned_on=planned_on,
+        method=method,
+        proven_optimal=a.optimal,
+    )
 
 
 def _check_constraints(plan: ShardPlan, deadline: float | None, budget: float | None) -> list[str]:
     basis = " (on upper-bound rates)" if plan.planned_on == "upper" else ""
     out = []
     if deadline is not None and plan.planned_makespan_s > deadline * (1 + RTOL):
-        out.append(f"deadline_s: the plan takes {formatting.duration(plan.planned_makespan_s)}{basis}, "
-                   f"over the deadline of {formatting.duration(deadline)}")
+        out.append(
+            f"deadline_s: the plan takes {formatting.duration(plan.planned_makespan_s)}{basis}, "
+            f"over the deadline of {formatting.duration(deadline)}"
+        )
     if budget is not None and plan.planned_cost_usd > budget * (1 + RTOL):
-        out.append(f"budget_usd: the plan costs {formatting.usd(plan.planned_cost_usd)}{basis}, "
-                   f"over the budget of {formatting.usd(budget)}")
+        out.append(
+            f"budget_usd: the plan costs {formatting.usd(plan.planned_cost_usd)}{basis}, "
+            f"over the budget of {formatting.usd(budget)}"
+        )
     return out
 
 
@@ -170,9 +214,10 @@ def plan_shards(
 
     ``platforms`` has one row per platform: ``platform`` (unique name), ``seconds_per_unit``, optional
     ``seconds_per_unit_upper`` (upper bound of the prediction interval; NaN -> nominal), ``price_per_hour_usd`` (per
-    machine; 0 for the group's own machines), ``count`` (machines available) and optional ``overhead_s`` (start-up plus data transfer, paid once by
-    every machine that gets work; default 0). Machines start together at t = 0 and are paid (per second) from start
-    until their own shard is done; a machine given no units is not started and costs nothing.
+    machine; 0 for the group's own machines), ``count`` (machines available) and optional ``overhead_s`` (start-up
+    plus data transfer, paid once by every machine that gets work; default 0). Machines start together at t = 0 and
+    are paid (per second) from start until their own shard is done; a machine given no units is not started and
+    costs nothing.
 
     * ``objective="makespan"``: finish as early as possible, within ``budget_usd`` if given.
     * ``objective="cost"``: spend as little as possible, finishing by ``deadline_s`` if given; when free machines
@@ -194,10 +239,11 @@ def plan_shards(
     ``time_limit_s`` bounds each MILP; a plan not proven optimal in time says so in ``proven_optimal``.
 
     Bad input (non-positive or NaN work, rates, counts; negative, NaN or infinite prices; negative overhead; bad
-    deadline or budget; unknown objective) raises :class:`PlanningError` naming the field. A deadline or budget that no plan can meet does not
-    raise: the returned plan has ``feasible=False``, ``violations`` naming the constraint(s), and is the plan that
-    comes closest -- the budget is kept if any plan can keep it (then it is the fastest such plan, which misses the
-    deadline by the least); otherwise it is the cheapest plan that meets the deadline, or the cheapest plan overall.
+    deadline or budget; unknown objective) raises :class:`PlanningError` naming the field. A deadline or budget that
+    no plan can meet does not raise: the returned plan has ``feasible=False``, ``violations`` naming the
+    constraint(s), and is the plan that comes closest -- the budget is kept if any plan can keep it (then it is the
+    fastest such plan, which misses the deadline by the least); otherwise it is the cheapest plan that meets the
+    deadline, or the cheapest plan overall.
 
     ``best_single`` is the best plan using one platform only (possibly several of its machines), under the same
     objective and constraints (None if no single platform meets them). ``sharding_worth_it`` is True when the plan
@@ -209,8 +255,11 @@ def plan_shards(
     W = _check_work_units(work_units)
     deadline = check_limit(deadline_s, "deadline_s")
     budget = check_limit(budget_usd, "budget_usd", zero_ok=True)  # 0: only the group's free machines
-    for name, value in (("min_improvement", min_improvement), ("makespan_rtol", makespan_rtol),
-                        ("time_limit_s", time_limit_s)):
+    for name, value in (
+        ("min_improvement", min_improvement),
+        ("makespan_rtol", makespan_rtol),
+        ("time_limit_s", time_limit_s),
+    ):
         if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
             raise PlanningError(name, f"must be a finite number >= 0, got {value!r}")
     P = prepare_platforms(platforms, confident)
@@ -233,8 +282,15 @@ def plan_shards(
     return plan
 
 
-def _solve(P: Platforms, W: int, objective: str, deadline: float | None, budget: float | None,
-           oracle: CostOracle, makespan_rtol: float) -> tuple[Allocation, str, list[str]]:
+def _solve(
+    P: Platforms,
+    W: int,
+    objective: str,
+    deadline: float | None,
+    budget: float | None,
+    oracle: CostOracle,
+    makespan_rtol: float,
+) -> tuple[Allocation, str, list[str]]:
     """The optimal allocation, or the closest one when no plan meets every constraint (see plan_shards)."""
 
     def fits(a: Allocation) -> bool:
@@ -280,27 +336,46 @@ def _solve(P: Platforms, W: int, objective: str, deadline: float | None, budget:
         assert deadline is not None  # only a deadline can make a plan late
         within = " within the budget" if budget is not None and not fits(fastest) else ""
         note = f" (without the budget: {formatting.duration(makespan_of(P, fastest))})" if within else ""
-        return alloc, method + "; closest plan: fastest", [
-            f"no plan{within} meets the deadline of {formatting.duration(deadline)}: the fastest{within} takes "
-            f"{formatting.duration(makespan_of(P, alloc))}{note}"]
+        return (
+            alloc,
+            method + "; closest plan: fastest",
+            [
+                f"no plan{within} meets the deadline of {formatting.duration(deadline)}: the fastest{within} takes "
+                f"{formatting.duration(makespan_of(P, alloc))}{note}"
+            ],
+        )
     # No plan fits the budget: the cheapest plan meeting the deadline, else the cheapest plan of all.
     assert budget is not None
     if objective == "makespan" and deadline is not None:
         meets = oracle(deadline)
     alloc = meets if meets is not None else oracle(math.inf)
     assert alloc is not None
-    return alloc, "MILP; closest plan: cheapest", [
-        f"no plan fits the budget of {formatting.usd(budget)}: "
-        f"the cheapest{' meeting the deadline' if meets is not None and deadline is not None else ''} costs "
-        f"{formatting.usd(cost_of(P, alloc))}"]
+    return (
+        alloc,
+        "MILP; closest plan: cheapest",
+        [
+            f"no plan fits the budget of {formatting.usd(budget)}: "
+            f"the cheapest{' meeting the deadline' if meets is not None and deadline is not None else ''} costs "
+            f"{formatting.usd(cost_of(P, alloc))}"
+        ],
+    )
 
 
-def _explain(plan: ShardPlan, P: Platforms, objective: str, deadline: float | None, budget: float | None,
-             min_improvement: float, context: list[str]) -> tuple[bool, str]:
+def _explain(
+    plan: ShardPlan,
+    P: Platforms,
+    objective: str,
+    deadline: float | None,
+    budget: float | None,
+    min_improvement: float,
+    context: list[str],
+) -> tuple[bool, str]:
     t, usd = plan.planned_makespan_s, plan.planned_cost_usd
     basis = " on upper-bound rates" if plan.planned_on == "upper" else ""
-    summary = (f"{plan.totals['units']:,} units on {plan.totals['machines']} machine(s) of "
-               f"{plan.totals['platforms']} platform(s): {formatting.duration(t)}, {formatting.usd(usd)}{basis}")
+    summary = (
+        f"{plan.totals['units']:,} units on {plan.totals['machines']} machine(s) of "
+        f"{plan.totals['platforms']} platform(s): {formatting.duration(t)}, {formatting.usd(usd)}{basis}"
+    )
     if not plan.feasible:
         why = "; ".join(context) if context else "; ".join(plan.violations)
         return False, f"Infeasible: {why}. Closest plan: {summary}."
@@ -310,33 +385,42 @@ def _explain(plan: ShardPlan, P: Platforms, objective: str, deadline: float | No
         return True, f"No single platform meets the {limits}; sharding does: {summary}."
     s_val, val = single.objective_value, plan.objective_value
     gain = (s_val - val) / s_val if s_val > 0 else 0.0
-    single_txt = f"{single.message}: {formatting.duration(single.planned_makespan_s)}, {formatting.usd(single.planned_cost_usd)}"
+    single_txt = (
+        f"{single.message}: {formatting.duration(single.planned_makespan_s)}, {formatting.usd(single.planned_cost_usd)}"
+    )
     if plan.totals["platforms"] <= 1:
         used = plan.shards["platform"].iloc[0]
         unused = ~np.isin(P.name, plan.shards["platform"].unique())
         if objective == "makespan":
             slow_start = unused & (P.overhead + P.rate >= t * (1 - RTOL))
             if budget == 0 and not (unused & (P.price == 0)).any():
-                reason = f"a budget of {formatting.usd(0)} rules out every paid platform, and {used} is the only free one"
+                reason = (
+                    f"a budget of {formatting.usd(0)} rules out every paid platform, and {used} is the only free one"
+                )
             elif budget is not None and budget > 0 and usd >= budget * (1 - 1e-6):
                 reason = f"the budget of {formatting.usd(budget)} is used up by {used} alone"
             elif slow_start.any():
                 k = int(np.flatnonzero(slow_start)[np.argmax(P.overhead[slow_start])])
-                reason = (f"the other platforms could not finish even one unit sooner: e.g. {P.name[k]} needs "
-                          f"{formatting.duration(P.overhead[k])} of start-up and transfer overhead")
+                reason = (
+                    f"the other platforms could not finish even one unit sooner: e.g. {P.name[k]} needs "
+                    f"{formatting.duration(P.overhead[k])} of start-up and transfer overhead"
+                )
             else:
                 reason = "no other platform would make it finish sooner"
         else:
-            reason = (f"every extra machine pays its start-up and transfer overhead, and {used} is the cheapest way to "
-                      f"do the work{' by the deadline' if deadline is not None else ''}")
+            reason = (
+                f"every extra machine pays its start-up and transfer overhead, and {used} is the cheapest way to "
+                f"do the work{' by the deadline' if deadline is not None else ''}"
+            )
         return False, f"Sharding across platforms is not worth it: {reason}. Plan: {summary}."
     pct = f"{100 * gain:.1f}% {'faster' if objective == 'makespan' else 'cheaper'}"
     if gain < min_improvement:
-        return False, (f"Sharding over {plan.totals['platforms']} platforms is only {pct} than the best single "
-                       f"platform ({single_txt}), below the {100 * min_improvement:.0f}% worth the extra "
-                       f"coordination. Sharded plan: {summary}.")
-    return True, (f"Sharding is worth it: {summary}, {pct} than the best single platform "
-                  f"({single_txt}).")
+        return False, (
+            f"Sharding over {plan.totals['platforms']} platforms is only {pct} than the best single "
+            f"platform ({single_txt}), below the {100 * min_improvement:.0f}% worth the extra "
+            f"coordination. Sharded plan: {summary}."
+        )
+    return True, (f"Sharding is worth it: {summary}, {pct} than the best single platform ({single_txt}).")
 
 
 def plan_for_task(
@@ -359,11 +443,12 @@ def plan_for_task(
 
     ``platforms`` holds platform fields of the run schema (``platform``, ``gpu_type``, ``provider``,
     ``network_speed_mbps``, ``price_per_hour_usd``, ...) plus ``count_column`` (machines available). Each platform
-    row is joined with ``task`` (task fields; the platform's own columns win on a clash) with ``work_units`` set to
-    the total, and ``predictor.predict_frame(rows)`` gives ``predicted_time_s`` and ``upper_s`` for the whole job;
-    the rates are those divided by ``work_units`` (so any fixed cost inside the prediction is spread per unit).
-    The per-shard overhead is ``startup_s`` plus :func:`~fedopt_core.planning.movement.data_movement_s` of the task's ``input_size_mb`` and
-    ``output_size_mb`` -- conservatively, every shard moves the whole task's data.
+    row is joined with ``task`` (:func:`fedopt_core.schema.task_on_platforms`: the platform owns its own fields)
+    with ``work_units`` set to the total, and ``predictor.predict_frame(rows)`` gives ``predicted_time_s`` and
+    ``upper_s`` for the whole job; the rates are those divided by ``work_units`` (so any fixed cost inside the
+    prediction is spread per unit). The per-shard overhead is ``startup_s`` plus
+    :func:`~fedopt_core.planning.movement.data_movement_s` of the task's ``input_size_mb`` and ``output_size_mb``
+    -- conservatively, every shard moves the whole task's data.
     """
     W = _check_work_units(work_units)
     if not isinstance(platforms, pd.DataFrame) or platforms.empty:
@@ -384,16 +469,24 @@ def plan_for_task(
     predicted = as_float_array(pred["predicted_time_s"].to_numpy(), "predicted_time_s", len(rows))
     upper = as_float_array(pred["upper_s"].to_numpy(), "upper_s", len(rows))
     transfer = data_movement_s(task, rows)
-    frame = pd.DataFrame({
-        "platform": rows["platform"].to_numpy(),
-        "seconds_per_unit": predicted / W,
-        "seconds_per_unit_upper": upper / W,
-        "price_per_hour_usd": rows["price_per_hour_usd"].to_numpy(),
-        "count": rows[count_column].to_numpy(),
-        "overhead_s": startup + transfer,
-    })
-    return plan_shards(W, frame, objective=objective, deadline_s=deadline_s, budget_usd=budget_usd,
-                       confident=confident, min_improvement=min_improvement, time_limit_s=time_limit_s,
-                       makespan_rtol=makespan_rtol)
-
-
+    frame = pd.DataFrame(
+        {
+            "platform": rows["platform"].to_numpy(),
+            "seconds_per_unit": predicted / W,
+            "seconds_per_unit_upper": upper / W,
+            "price_per_hour_usd": rows["price_per_hour_usd"].to_numpy(),
+            "count": rows[count_column].to_numpy(),
+            "overhead_s": startup + transfer,
+        }
+    )
+    return plan_shards(
+        W,
+        frame,
+        objective=objective,
+        deadline_s=deadline_s,
+        budget_usd=budget_usd,
+        confident=confident,
+        min_improvement=min_improvement,
+        time_limit_s=time_limit_s,
+        makespan_rtol=makespan_rtol,
+    )

@@ -13,13 +13,19 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
+from fedopt_core import formatting
 from fedopt_core.csvfiles import read_table, typed
 from fedopt_core.errors import PlanningError
-from fedopt_core import formatting
 from fedopt_core.planning.values import RTOL, as_float_array, check_limit
 
-__all__ = ["DEFAULT_RESTART_COST_S", "SPOT_MODEL", "advise_spot", "advise_spot_frame", "load_spot_prices",
-           "preemption_rate_from_sessions"]
+__all__ = [
+    "DEFAULT_RESTART_COST_S",
+    "SPOT_MODEL",
+    "advise_spot",
+    "advise_spot_frame",
+    "load_spot_prices",
+    "preemption_rate_from_sessions",
+]
 
 
 # After a spot preemption: obtaining a new instance, restoring the environment and loading the last checkpoint.
@@ -35,8 +41,14 @@ SPOT_MODEL = (
     "with that many. On-demand: no preemptions, no checkpoints."
 )
 
-_SPOT_INPUTS = ("compute_time_s", "on_demand_price_per_hour_usd", "spot_price_per_hour_usd",
-                "preemptions_per_hour", "checkpoint_cost_s", "restart_cost_s")
+_SPOT_INPUTS = (
+    "compute_time_s",
+    "on_demand_price_per_hour_usd",
+    "spot_price_per_hour_usd",
+    "preemptions_per_hour",
+    "checkpoint_cost_s",
+    "restart_cost_s",
+)
 
 
 def advise_spot_frame(
@@ -137,22 +149,34 @@ def advise_spot_frame(
     for i in range(n):  # strings for people: a handful of rows, not a hot path
         saving = 100 * (cost_od[i] - cost_spot[i]) / cost_od[i]
         if never[i]:
-            r = (f"preemptions every {formatting.duration(mtbf[i])} on average leave no time to make progress after a "
-                 f"{formatting.duration(R[i])} restart and {formatting.duration(lost[i])} of lost work")
+            r = (
+                f"preemptions every {formatting.duration(mtbf[i])} on average leave no time to make progress after a "
+                f"{formatting.duration(R[i])} restart and {formatting.duration(lost[i])} of lost work"
+            )
         elif risky[i]:
-            r = (f"spot misses the {formatting.duration(D[i])} deadline with probability up to {p_miss[i]:.0%} "
-                 f"(limit {max_miss_probability:.0%}); on-demand takes {formatting.duration(C[i])}")
+            r = (
+                f"spot misses the {formatting.duration(D[i])} deadline with probability up to {p_miss[i]:.0%} "
+                f"(limit {max_miss_probability:.0%}); on-demand takes {formatting.duration(C[i])}"
+            )
         elif not cheaper[i]:
-            r = (f"spot's expected {formatting.usd(cost_spot[i])} (with checkpoints and rework, {formatting.duration(t_spot[i])}) is "
-                 f"not below on-demand's {formatting.usd(cost_od[i])}")
+            r = (
+                f"spot's expected {formatting.usd(cost_spot[i])} (with checkpoints and rework, "
+                f"{formatting.duration(t_spot[i])}) is not below on-demand's {formatting.usd(cost_od[i])}"
+            )
         else:
-            r = (f"spot is expected to cost {formatting.usd(cost_spot[i])} against {formatting.usd(cost_od[i])} on-demand "
-                 f"({saving:.0f}% less) and take {formatting.duration(t_spot[i])} instead of {formatting.duration(C[i])} "
-                 f"({out['expected_preemptions'].iat[i]:.1f} preemptions expected)")
+            r = (
+                f"spot is expected to cost {formatting.usd(cost_spot[i])} against "
+                f"{formatting.usd(cost_od[i])} on-demand ({saving:.0f}% less) and take "
+                f"{formatting.duration(t_spot[i])} instead of {formatting.duration(C[i])} "
+                f"({out['expected_preemptions'].iat[i]:.1f} preemptions expected)"
+            )
             if has_d[i]:
                 r += f"; deadline risk up to {p_miss[i]:.1%}"
         if od_late[i]:
-            r = f"neither option meets the {formatting.duration(D[i])} deadline (on-demand alone takes {formatting.duration(C[i])}); " + r
+            r = (
+                f"neither option meets the {formatting.duration(D[i])} deadline (on-demand alone takes "
+                f"{formatting.duration(C[i])}); " + r
+            )
         reasons.append(r)
     out["reason"] = reasons
     return out
@@ -178,11 +202,16 @@ def advise_spot(
     ("spot" | "on-demand"), ``reason`` and ``model``. Spot is recommended when its expected cost is lower and,
     given a deadline that on-demand meets, its miss probability is at most ``max_miss_probability``.
     """
-    row = pd.DataFrame({
-        "compute_time_s": [compute_time_s], "on_demand_price_per_hour_usd": [on_demand_price_per_hour_usd],
-        "spot_price_per_hour_usd": [spot_price_per_hour_usd], "preemptions_per_hour": [preemptions_per_hour],
-        "checkpoint_cost_s": [checkpoint_cost_s], "restart_cost_s": [restart_cost_s],
-    })
+    row = pd.DataFrame(
+        {
+            "compute_time_s": [compute_time_s],
+            "on_demand_price_per_hour_usd": [on_demand_price_per_hour_usd],
+            "spot_price_per_hour_usd": [spot_price_per_hour_usd],
+            "preemptions_per_hour": [preemptions_per_hour],
+            "checkpoint_cost_s": [checkpoint_cost_s],
+            "restart_cost_s": [restart_cost_s],
+        }
+    )
     res = advise_spot_frame(row, deadline_s=deadline_s, max_miss_probability=max_miss_probability).iloc[0]
     out: dict[str, Any] = {}
     for key, value in res.items():
@@ -234,8 +263,14 @@ def load_spot_prices(path: str | Path) -> pd.DataFrame:
     offer is its own row (``provisioning == "spot"``, e.g. GCP), the on-demand price comes from the on-demand row of
     the same cloud, GPU and GPU count (NaN if there is none, or several disagreeing).
     """
-    required = ("cloud", "instance_type_or_product", "gpu_name", "gpu_count", "price_usd_per_hour",
-                "spot_price_usd_per_hour")
+    required = (
+        "cloud",
+        "instance_type_or_product",
+        "gpu_name",
+        "gpu_count",
+        "price_usd_per_hour",
+        "spot_price_usd_per_hour",
+    )
     table, _ = read_table(path)
     for name in required:
         if name not in table.columns:
@@ -250,8 +285,9 @@ def load_spot_prices(path: str | Path) -> pd.DataFrame:
     od_unique = od_rows["min"].where(od_rows["min"] == od_rows["max"]).rename("_paired_on_demand")
     out = df[df["spot_price_usd_per_hour"].notna()].merge(od_unique, left_on=key, right_index=True, how="left")
     out = out.reset_index(drop=True)
-    out["on_demand_price_per_hour_usd"] = np.where(out["_own_row_is_spot"], out["_paired_on_demand"],
-                                                   out["price_usd_per_hour"])
+    out["on_demand_price_per_hour_usd"] = np.where(
+        out["_own_row_is_spot"], out["_paired_on_demand"], out["price_usd_per_hour"]
+    )
     out["spot_price_per_hour_usd"] = out["spot_price_usd_per_hour"]
     out["spot_to_on_demand_ratio"] = out["spot_price_per_hour_usd"] / out["on_demand_price_per_hour_usd"]
     return out.drop(columns=["_paired_on_demand", "_own_row_is_spot"])

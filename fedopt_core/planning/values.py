@@ -19,7 +19,6 @@ from fedopt_core.errors import PlanningError
 RTOL = 1e-9
 
 
-
 def as_float_array(values: Any, name: str, n: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(pd.to_numeric(pd.Series(np.atleast_1d(values)), errors="raise"), dtype=float)
@@ -28,7 +27,6 @@ def as_float_array(values: Any, name: str, n: int | None = None) -> np.ndarray:
     if n is not None and arr.size == 1 and n != 1:
         arr = np.full(n, arr[0])
     return arr
-
 
 
 def check_limit(value: Any, name: str, *, zero_ok: bool = False) -> float | None:
@@ -42,4 +40,3 @@ def check_limit(value: Any, name: str, *, zero_ok: bool = False) -> float | None
         rule = ">= 0" if zero_ok else "positive"
         raise PlanningError(name, f"must be {rule} (or None for no limit), got {value!r}")
     return None if math.isinf(v) else v
-

@@ -11,6 +11,7 @@ set).  Nothing here imports planning, accounts or cloud.
 """
 
 from fedopt_core.errors import ModelFormatError
-from fedopt_core.prediction.estimator import CALIBRATED_LEVELS, SUSPECT_FACTOR, PerformancePredictor
+from fedopt_core.prediction.diagnostics import SUSPECT_FACTOR
+from fedopt_core.prediction.estimator import CALIBRATED_LEVELS, PerformancePredictor
 
 __all__ = ["CALIBRATED_LEVELS", "SUSPECT_FACTOR", "ModelFormatError", "PerformancePredictor"]

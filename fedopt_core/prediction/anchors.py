@@ -30,29 +30,42 @@ def collapse_runs(encoded: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     e, r = e.loc[has], r.loc[has]
     if e.empty:
         return pd.DataFrame(columns=[*ANCHOR_TEXT, *ANCHOR_NUM])
-    frame = pd.DataFrame({
-        "ctx": e["ctx"].to_numpy(object),
-        "gpu_key": e["gpu_key"].to_numpy(object),
-        "gpu_count": np.nan_to_num(e["gpu_count"].to_numpy(float), nan=0.0),
-        "y": e["y"].to_numpy(float),
-        "log_batch": e["log_batch_size"].to_numpy(float),
-        "log_vcpus": e["log_vcpus"].to_numpy(float),
-        "gpu_type": np.where(e["known_hw"].to_numpy(bool), e["gpu_name"].to_numpy(object), r["gpu_type"].to_numpy(object)),
-        **{c: r[c].to_numpy(object) for c in ("task_type", "workload", "precision", "software")},
-    })
+    frame = pd.DataFrame(
+        {
+            "ctx": e["ctx"].to_numpy(object),
+            "gpu_key": e["gpu_key"].to_numpy(object),
+            "gpu_count": np.nan_to_num(e["gpu_count"].to_numpy(float), nan=0.0),
+            "y": e["y"].to_numpy(float),
+            "log_batch": e["log_batch_size"].to_numpy(float),
+            "log_vcpus": e["log_vcpus"].to_numpy(float),
+            "gpu_type": np.where(
+                e["known_hw"].to_numpy(bool), e["gpu_name"].to_numpy(object), r["gpu_type"].to_numpy(object)
+            ),
+            **{c: r[c].to_numpy(object) for c in ("task_type", "workload", "precision", "software")},
+        }
+    )
     g = frame.groupby(["ctx", "gpu_key", "gpu_count"], sort=True, dropna=False)
-    out = g.agg(y=("y", "median"), log_batch=("log_batch", "median"), log_vcpus=("log_vcpus", "median"),
-                n_runs=("y", "size"), gpu_type=("gpu_type", "first"), task_type=("task_type", "first"),
-                workload=("workload", "first"), precision=("precision", "first"),
-                software=("software", "first")).reset_index()
-    return pd.DataFrame({
-        **{c: out[c].astype(object).to_numpy() for c in ANCHOR_TEXT},
-        "gpu_count": out["gpu_count"].to_numpy(float),
-        "batch_size": np.exp(out["log_batch"].to_numpy(float)),
-        "vcpus": np.exp(out["log_vcpus"].to_numpy(float)),
-        "execution_time_s": np.exp(out["y"].to_numpy(float)),
-        "n_runs": out["n_runs"].to_numpy(float),
-    })
+    out = g.agg(
+        y=("y", "median"),
+        log_batch=("log_batch", "median"),
+        log_vcpus=("log_vcpus", "median"),
+        n_runs=("y", "size"),
+        gpu_type=("gpu_type", "first"),
+        task_type=("task_type", "first"),
+        workload=("workload", "first"),
+        precision=("precision", "first"),
+        software=("software", "first"),
+    ).reset_index()
+    return pd.DataFrame(
+        {
+            **{c: out[c].astype(object).to_numpy() for c in ANCHOR_TEXT},
+            "gpu_count": out["gpu_count"].to_numpy(float),
+            "batch_size": np.exp(out["log_batch"].to_numpy(float)),
+            "vcpus": np.exp(out["log_vcpus"].to_numpy(float)),
+            "execution_time_s": np.exp(out["y"].to_numpy(float)),
+            "n_runs": out["n_runs"].to_numpy(float),
+        }
+    )
 
 
 def encode_anchors(table: pd.DataFrame) -> pd.DataFrame:
@@ -76,8 +89,11 @@ def borrow_software(enc: pd.DataFrame, rows: pd.DataFrame, pool: pd.DataFrame) -
     if measured.empty:
         return enc, borrowed
     ctx = enc["ctx"]
-    wanted = (rows["software"].isna().to_numpy(bool) & ctx.notna().to_numpy(bool)
-              & ~ctx.isin(set(measured["ctx"])).to_numpy(bool))
+    wanted = (
+        rows["software"].isna().to_numpy(bool)
+        & ctx.notna().to_numpy(bool)
+        & ~ctx.isin(set(measured["ctx"])).to_numpy(bool)
+    )
     if not wanted.any():
         return enc, borrowed
     # A context key ends with its software; without one it is the shared prefix.
@@ -85,7 +101,7 @@ def borrow_software(enc: pd.DataFrame, rows: pd.DataFrame, pool: pd.DataFrame) -
     prefix = runs.index.to_series().str.rsplit("\x1f", n=1).str[0] + "\x1f"
     table = pd.DataFrame({"ctx": runs.index, "prefix": prefix.to_numpy(object), "n": runs.to_numpy(float)})
     best = table.sort_values(["n", "ctx"], ascending=[False, False], kind="stable").drop_duplicates("prefix")
-    choice = ctx[wanted].map(dict(zip(best["prefix"], best["ctx"])))
+    choice = ctx[wanted].map(dict(zip(best["prefix"], best["ctx"], strict=True)))
     found = choice.notna()
     rows_found = choice.index[found.to_numpy(bool)]
     if len(rows_found):
@@ -95,11 +111,15 @@ def borrow_software(enc: pd.DataFrame, rows: pd.DataFrame, pool: pd.DataFrame) -
     return enc, borrowed
 
 
-
 def one_anchor_per_context(targets: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     """Row positions of one random run per context, preferring single-GPU runs."""
     order = rng.permutation(len(targets))
-    frame = pd.DataFrame({"ctx": targets["ctx"].to_numpy(object)[order],
-                          "multi": (targets["gpu_count"].to_numpy(float)[order] != 1.0), "pos": order})
+    frame = pd.DataFrame(
+        {
+            "ctx": targets["ctx"].to_numpy(object)[order],
+            "multi": (targets["gpu_count"].to_numpy(float)[order] != 1.0),
+            "pos": order,
+        }
+    )
     frame = frame.sort_values(["ctx", "multi"], kind="stable")
     return frame.drop_duplicates("ctx")["pos"].to_numpy(np.int64)

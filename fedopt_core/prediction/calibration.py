@@ -37,7 +37,6 @@ def has_tier(calibration: Mapping[str, Any], basis: str) -> bool:
     return basis in calibration or f"{basis}/sparse" in calibration
 
 
-
 class Residuals:
     """Out-of-fold residuals with what calibration needs (tier, spread, workload)."""
 
@@ -51,18 +50,21 @@ class Residuals:
         # each anchor row stands for n_runs measured runs: the interval is for single runs
         rep = np.where(ok, targets["n_runs"].to_numpy(float), 0).astype(int)
         tier = tier_of(est["basis"], est["n_configs"])
-        self.parts.append(pd.DataFrame({
-            "r": np.repeat(targets["y"].to_numpy(float) - est["est"], rep),
-            "mad": np.repeat(np.nan_to_num(est["mad"]), rep),
-            "workload": np.repeat(targets["workload_key"].to_numpy(object), rep),
-            "tier": np.repeat(tier, rep),
-        }))
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "r": np.repeat(targets["y"].to_numpy(float) - est["est"], rep),
+                    "mad": np.repeat(np.nan_to_num(est["mad"]), rep),
+                    "workload": np.repeat(targets["workload_key"].to_numpy(object), rep),
+                    "tier": np.repeat(tier, rep),
+                }
+            )
+        )
 
     def frame(self) -> pd.DataFrame:
         if not self.parts:
             return pd.DataFrame({"r": [], "mad": [], "workload": [], "tier": []})
         return pd.concat(self.parts, ignore_index=True)
-
 
 
 def calibrate(res: pd.DataFrame, confidence: float) -> tuple[float, dict[str, float], dict[str, Any]]:
@@ -94,15 +96,20 @@ def calibrate(res: pd.DataFrame, confidence: float) -> tuple[float, dict[str, fl
         # The same scores at other nominal levels, so with_confidence() needs no refit and the
         # Model page can draw nominal against observed coverage.
         levels = sorted(set(CALIBRATED_LEVELS) | {float(confidence)})
-        calibration[str(tier)] = {"lower": lo, "upper": hi, "n": int(len(r)),
-                                  "median_abs_log_error": float(np.median(np.abs(r))),
-                                  "levels": [[lv, *conformal_quantiles(scores, lv)] for lv in levels]}
+        calibration[str(tier)] = {
+            "lower": lo,
+            "upper": hi,
+            "n": int(len(r)),
+            "median_abs_log_error": float(np.median(np.abs(r))),
+            "levels": [[lv, *conformal_quantiles(scores, lv)] for lv in levels],
+        }
     return global_scale, workload_scale, calibration
 
 
-def difficulty(workload_keys: np.ndarray, mad: np.ndarray, workload_scale: Mapping[str, float],
-               global_scale: float | None) -> np.ndarray:
+def difficulty(
+    workload_keys: np.ndarray, mad: np.ndarray, workload_scale: Mapping[str, float], global_scale: float | None
+) -> np.ndarray:
     """Per-row scale of the conformal scores: sqrt(s_workload**2 + anchor spread**2)."""
     scale = pd.Series(workload_keys, dtype=object).map(workload_scale).astype(float)
     s = scale.fillna(global_scale or math.log(1.3)).to_numpy(float)
-    return np.sqrt(s ** 2 + np.nan_to_num(mad) ** 2)
+    return np.sqrt(s**2 + np.nan_to_num(mad) ** 2)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +63,18 @@ from fedopt_core.prediction.calibration import (
     has_tier,
     tier_of,
 )
+from fedopt_core.prediction.diagnostics import (
+    SUSPECT_FACTOR,
+    find_suspects,
+    importance_sample,
+    permutation_importances,
+)
 from fedopt_core.prediction.heuristics import heuristic_estimates
-from fedopt_core.prediction.stats import join_keys
 from fedopt_core.prediction.transfer import estimate, fit_direct, fit_scaling, fit_transfer, same_count_pairs
 from fedopt_core.prediction.trees import ArrayTrees
 
 __all__ = ["CALIBRATED_LEVELS", "SPARSE_ANCHORS", "SUSPECT_FACTOR", "ModelFormatError", "PerformancePredictor"]
 
-#: A measured configuration this many times slower or faster than the other GPUs' runs predict is listed as suspect.
-SUSPECT_FACTOR = 5.0
 #: Share of training pairs whose workload sensitivities are hidden (see _fit_transfer).
 
 _OUTPUT_COLUMNS = ["predicted_time_s", "lower_s", "upper_s", "method", "basis", "n_anchor_runs", "warning"]
@@ -93,14 +95,14 @@ def _clean_rows(rows: pd.DataFrame, *, require_outcome: bool) -> pd.DataFrame:
     return good
 
 
-
 def _add_notes(result: pd.DataFrame, where: np.ndarray, notes: pd.Series) -> None:
     """Set ``warning`` to ``notes`` on the rows ``where`` says, unless they already carry one."""
     if not where.any():
         return
     empty = result["warning"].isna().to_numpy(bool)
-    result["warning"] = pd.Series(np.where(where & empty, notes.to_numpy(object), result["warning"].to_numpy(object)),
-                                  dtype=object)
+    result["warning"] = pd.Series(
+        np.where(where & empty, notes.to_numpy(object), result["warning"].to_numpy(object)), dtype=object
+    )
 
 
 def _first_bad_position(raw: pd.DataFrame, error: schema.RowError, require_outcome: bool) -> int | None:
@@ -131,10 +133,21 @@ class PerformancePredictor:
         cores each make OpenMP spin-wait and slow everyone down many times over.
     """
 
-    def __init__(self, confidence: float = 0.9, random_state: int = 0, *, n_splits: int = 4,
-                 max_pairs: int = 12000, max_iter: int = 200, learning_rate: float = 0.08,
-                 max_leaf_nodes: int = 31, min_samples_leaf: int = 40,
-                 anchor_distance_weight: float = 1.0, min_gpu_models: int = 3, n_threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        confidence: float = 0.9,
+        random_state: int = 0,
+        *,
+        n_splits: int = 4,
+        max_pairs: int = 12000,
+        max_iter: int = 200,
+        learning_rate: float = 0.08,
+        max_leaf_nodes: int = 31,
+        min_samples_leaf: int = 40,
+        anchor_distance_weight: float = 1.0,
+        min_gpu_models: int = 3,
+        n_threads: int | None = 1,
+    ) -> None:
         self.confidence = confidence
         self.random_state = random_state
         self.n_splits = n_splits
@@ -154,9 +167,14 @@ class PerformancePredictor:
     # ------------------------------------------------------------------ fitting
 
     def _params(self) -> dict[str, Any]:
-        return {"max_iter": self.max_iter, "learning_rate": self.learning_rate,
-                "max_leaf_nodes": self.max_leaf_nodes, "min_samples_leaf": self.min_samples_leaf,
-                "l2_regularization": 1.0, "max_depth": 10}
+        return {
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_leaf_nodes": self.max_leaf_nodes,
+            "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": 1.0,
+            "max_depth": 10,
+        }
 
     def _check_params(self) -> None:
         if not (0.0 < float(self.confidence) < 1.0):
@@ -201,8 +219,10 @@ class PerformancePredictor:
         self.feature_names_ = list(TRANSFER_FEATURE_NAMES)
         reason = None
         if self.n_gpu_models_ < max(self.min_gpu_models, 2):
-            reason = (f"runs on {self.n_gpu_models_} known GPU model(s); at least "
-                      f"{max(self.min_gpu_models, 2)} are needed to learn how time moves between GPUs")
+            reason = (
+                f"runs on {self.n_gpu_models_} known GPU model(s); at least "
+                f"{max(self.min_gpu_models, 2)} are needed to learn how time moves between GPUs"
+            )
         elif len(pairs_t) < 30:
             reason = f"only {len(pairs_t)} comparable run pairs (same workload, different GPU); at least 30 are needed"
         self.method_ = "heuristic" if reason else "model"
@@ -233,10 +253,17 @@ class PerformancePredictor:
                 est = estimate(targets, sub, models, desc, mode, distance_weight=self.anchor_distance_weight)
                 collected.add(targets, est, mode)
                 if mode != "direct":  # what the other GPUs say about each held-out configuration
-                    cross_checks.append(pd.DataFrame({"anchor": np.flatnonzero(held), "est": est["est"],
-                                                      "priority": 0 if mode == "transfer" else 1}))
+                    cross_checks.append(
+                        pd.DataFrame(
+                            {
+                                "anchor": np.flatnonzero(held),
+                                "est": est["est"],
+                                "priority": 0 if mode == "transfer" else 1,
+                            }
+                        )
+                    )
             if fold == 0 and models["transfer"] is not None:
-                self._keep_importance_sample(targets, sub, models["transfer"], desc, seed)
+                self.importance_sample_ = importance_sample(targets, sub, models["transfer"], desc, seed)
         # 2. Folds grouped by workload, one anchor run each: a workload the model never saw,
         #    measured once (the user's "I ran it on my GPU in T seconds").
         wk = pool["workload_key"].to_numpy(object)
@@ -254,13 +281,18 @@ class PerformancePredictor:
                 anchors = targets.iloc[one].reset_index(drop=True)
                 rest = targets.drop(index=one).reset_index(drop=True)
                 desc = features.workload_descriptors(anchors)
-                collected.add(rest, estimate(rest, anchors, models, desc, distance_weight=self.anchor_distance_weight), "auto")
+                collected.add(
+                    rest, estimate(rest, anchors, models, desc, distance_weight=self.anchor_distance_weight), "auto"
+                )
         self._calibrate(collected)
-        self.suspects_ = self._suspects(pool, cross_checks)
+        self.suspects_ = find_suspects(pool, self.anchors_, cross_checks)
         desc = features.workload_descriptors(pool)
         final = self._fit_all(pool, desc, seed, direct="direct" in self.calibration_)
+
         # Stored models are plain arrays (see ArrayTrees): predictions never need the sklearn objects.
-        as_trees = lambda m: None if m is None else ArrayTrees.from_sklearn(m)  # noqa: E731
+        def as_trees(model: Any) -> ArrayTrees | None:
+            return None if model is None else ArrayTrees.from_sklearn(model)
+
         self.transfer_ = as_trees(final["transfer"])
         self.scaling_ = as_trees(final["scaling"]) if has_tier(self.calibration_, "transfer+scaling") else None
         self.direct_ = as_trees(final["direct"])
@@ -268,58 +300,17 @@ class PerformancePredictor:
     def _fit_all(self, pool: pd.DataFrame, desc: pd.DataFrame, seed: int, direct: bool = True) -> dict[str, Any]:
         mask = np.ones(len(pool), bool)
         params = self._params()
-        return {"transfer": fit_transfer(pool, mask, desc, seed, params, self.max_pairs),
-                "scaling": fit_scaling(pool, mask, seed, params),
-                "direct": fit_direct(pool, mask, desc, seed, params) if direct else None}
+        return {
+            "transfer": fit_transfer(pool, mask, desc, seed, params, self.max_pairs),
+            "scaling": fit_scaling(pool, mask, seed, params),
+            "direct": fit_direct(pool, mask, desc, seed, params) if direct else None,
+        }
 
     def _calibrate(self, collected: Residuals) -> None:
         self.global_scale_, self.workload_scale_, self.calibration_ = calibrate(collected.frame(), self.confidence)
 
-    def _suspects(self, pool: pd.DataFrame, cross_checks: list[pd.DataFrame]) -> list[dict[str, Any]]:
-        """Measured configurations that the other GPUs' runs of the same workload contradict by more
-        than SUSPECT_FACTOR (out of fold: the configuration's own GPU was held out).  Kept in the
-        training set -- they may be real -- but listed so someone checks them (a unit mix-up, a
-        throughput logged as a time, a failed run logged as a success)."""
-        if not cross_checks:
-            return []
-        checks = pd.concat(cross_checks, ignore_index=True)
-        checks = checks[np.isfinite(checks["est"].to_numpy(float))]
-        best = checks.sort_values(["anchor", "priority"], kind="stable").drop_duplicates("anchor")
-        rows = best["anchor"].to_numpy(int)
-        off = pool["y"].to_numpy(float)[rows] - best["est"].to_numpy(float)
-        bad = np.abs(off) > math.log(SUSPECT_FACTOR)
-        table = self.anchors_.iloc[rows[bad]]
-        expected = np.exp(best["est"].to_numpy(float)[bad])
-        out = pd.DataFrame({
-            **{c: table[c].astype(object).where(table[c].notna(), None).to_numpy() for c in
-               ("workload", "precision", "software", "gpu_type")},
-            "gpu_count": table["gpu_count"].to_numpy(float),
-            "n_runs": table["n_runs"].to_numpy(float),
-            "measured_s_per_unit": table["execution_time_s"].to_numpy(float),
-            "expected_s_per_unit": expected,
-            "factor": np.exp(off[bad]),
-        })
-        out = out.iloc[np.argsort(-np.abs(off[bad]), kind="stable")]
-        return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in out.to_dict("records")]
-
-
     def _difficulty(self, workload_keys: np.ndarray, mad: np.ndarray) -> np.ndarray:
         return difficulty(workload_keys, mad, self.workload_scale_, getattr(self, "global_scale_", None))
-
-    def _keep_importance_sample(self, targets: pd.DataFrame, pool: pd.DataFrame, model: Any,
-                                desc: pd.DataFrame, seed: int) -> None:
-        """Pairs from GPUs the fold's model never saw, for permutation importance."""
-        key_t = targets["ctx"].astype(object) + "\x1e" + targets["gpu_count"].astype(str)
-        key_a = np.where(pool["known_hw"].to_numpy(bool), pool["ctx"].astype(object) + "\x1e" + pool["gpu_count"].astype(str), None)
-        t, a = join_keys(key_t.to_numpy(object), key_a)
-        if len(t) < 20:
-            return
-        if len(t) > 1000:
-            pick = np.random.default_rng(seed).choice(len(t), 1000, replace=False)
-            t, a = t[pick], a[pick]
-        X = features.transfer_features(targets.iloc[t], pool.iloc[a], desc)
-        y = targets["y"].to_numpy(float)[t] - pool["y"].to_numpy(float)[a]
-        self.importance_sample_ = {"X": X, "y": y, "model": ArrayTrees.from_sklearn(model)}
 
     # ------------------------------------------------------------------ estimation
 
@@ -348,8 +339,11 @@ class PerformancePredictor:
     # ------------------------------------------------------------------ prediction
 
     def _models(self) -> dict[str, ArrayTrees | None]:
-        return {"transfer": getattr(self, "transfer_", None), "scaling": getattr(self, "scaling_", None),
-                "direct": getattr(self, "direct_", None)}
+        return {
+            "transfer": getattr(self, "transfer_", None),
+            "scaling": getattr(self, "scaling_", None),
+            "direct": getattr(self, "direct_", None),
+        }
 
     def predict_frame(self, rows: pd.DataFrame, anchors: pd.DataFrame | None = None) -> pd.DataFrame:
         """One prediction per row of ``rows`` (task + platform fields), in order.
@@ -366,33 +360,53 @@ class PerformancePredictor:
         clean = _clean_rows(rows, require_outcome=False)
         n = len(clean)
         if n == 0:
-            return pd.DataFrame({c: pd.Series(dtype=float if c.endswith("_s") or c == "n_anchor_runs" else object)
-                                 for c in _OUTPUT_COLUMNS})
+            return pd.DataFrame(
+                {
+                    c: pd.Series(dtype=float if c.endswith("_s") or c == "n_anchor_runs" else object)
+                    for c in _OUTPUT_COLUMNS
+                }
+            )
         enc = features.encode(clean)
         pool = self._pool(anchors)
         enc, borrowed = borrow_software(enc, clean, pool)
         # Rows that differ only in things the model ignores (platform name, price) share one estimate.
-        key_cols = ["ctx", "gpu_key", "gpu_count", "log_batch_size", "log_vcpus", "precision_class",
-                    "task_training", "task_inference"]
+        key_cols = [
+            "ctx",
+            "gpu_key",
+            "gpu_count",
+            "log_batch_size",
+            "log_vcpus",
+            "precision_class",
+            "task_training",
+            "task_inference",
+        ]
         codes, first = self._dedupe(enc[key_cols])
         uniq = enc.iloc[first].reset_index(drop=True)
         out = self._predict_unique(uniq, pool)
         units = enc["work_units"].to_numpy(float)
-        result = pd.DataFrame({
-            "predicted_time_s": np.exp(out["log_pred"][codes]) * units,
-            "lower_s": np.exp(out["log_lower"][codes]) * units,
-            "upper_s": np.exp(out["log_upper"][codes]) * units,
-            # object dtype keeps None as None (pandas would infer a string dtype and use NaN)
-            "method": pd.Series(out["method"][codes], dtype=object),
-            "basis": pd.Series(out["basis"][codes], dtype=object),
-            "n_anchor_runs": out["n_anchor"][codes].astype(float),
-            "warning": pd.Series(out["warning"][codes], dtype=object),
-        })
+        result = pd.DataFrame(
+            {
+                "predicted_time_s": np.exp(out["log_pred"][codes]) * units,
+                "lower_s": np.exp(out["log_lower"][codes]) * units,
+                "upper_s": np.exp(out["log_upper"][codes]) * units,
+                # object dtype keeps None as None (pandas would infer a string dtype and use NaN)
+                "method": pd.Series(out["method"][codes], dtype=object),
+                "basis": pd.Series(out["basis"][codes], dtype=object),
+                "n_anchor_runs": out["n_anchor"][codes].astype(float),
+                "warning": pd.Series(out["warning"][codes], dtype=object),
+            }
+        )
         # Notes for rows that have no warning of their own (the first one found is kept).
-        _add_notes(result, borrowed.notna().to_numpy(bool),
-                   "no software version given: compared with the runs under " + borrowed.astype(str))
-        _add_notes(result, enc["gpu_matched"].to_numpy(object) == "fuzzy",
-                   "GPU name matched approximately to " + enc["gpu_name"].astype(str))
+        _add_notes(
+            result,
+            borrowed.notna().to_numpy(bool),
+            "no software version given: compared with the runs under " + borrowed.astype(str),
+        )
+        _add_notes(
+            result,
+            enc["gpu_matched"].to_numpy(object) == "fuzzy",
+            "GPU name matched approximately to " + enc["gpu_name"].astype(str),
+        )
         result.index = rows.index
         return result
 
@@ -445,8 +459,15 @@ class PerformancePredictor:
             idx = np.flatnonzero(todo)
             log_pred[idx], lower[idx], upper[idx] = h["est"], h["lower"], h["upper"]
             basis[idx], n_anchor[idx], warning[idx] = h["basis"], h["n_anchor"], h["warning"]
-        return {"log_pred": log_pred, "log_lower": lower, "log_upper": upper, "method": method,
-                "basis": basis, "n_anchor": n_anchor, "warning": warning}
+        return {
+            "log_pred": log_pred,
+            "log_lower": lower,
+            "log_upper": upper,
+            "method": method,
+            "basis": basis,
+            "n_anchor": n_anchor,
+            "warning": warning,
+        }
 
     def _sparse_fallback(self, tier: str) -> dict[str, float] | None:
         """Too few sparse calibration runs: the dense quantiles, doubled (a documented guess)."""
@@ -467,21 +488,7 @@ class PerformancePredictor:
         self._require_fitted()
         if self._importances is not None and self._importances[0] == n_repeats:
             return self._importances[1].copy()
-        sample = self.importance_sample_
-        if sample is None:
-            frame = pd.DataFrame({"feature": self.feature_names_, "importance": np.nan, "std": np.nan})
-        else:
-            X, y, model = sample["X"], sample["y"], sample["model"]
-            base = np.mean(np.abs(model.predict(X) - y))
-            rng = np.random.default_rng(self.random_state)
-            imp = np.zeros((X.shape[1], n_repeats))
-            for j in range(X.shape[1]):  # one column at a time: bounded by the feature count
-                for r in range(n_repeats):
-                    Xp = X.copy()
-                    Xp[:, j] = X[rng.permutation(len(X)), j]
-                    imp[j, r] = np.mean(np.abs(model.predict(Xp) - y)) - base
-            frame = pd.DataFrame({"feature": self.feature_names_, "importance": imp.mean(1), "std": imp.std(1)})
-            frame = frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+        frame = permutation_importances(self.importance_sample_, self.feature_names_, n_repeats, self.random_state)
         self._importances = (n_repeats, frame)
         return frame.copy()
 
@@ -506,14 +513,20 @@ class PerformancePredictor:
         if not (0.0 < level < 1.0):
             raise FedoptInputError("confidence", f"{confidence!r} must be between 0 and 1")
         if self.method_ != "model":
-            raise FedoptInputError("confidence", f"no fitted model ({self.fallback_reason_}); heuristic intervals are "
-                             "fixed guesses, not calibrated at any level")
+            raise FedoptInputError(
+                "confidence",
+                f"no fitted model ({self.fallback_reason_}); heuristic intervals are "
+                "fixed guesses, not calibrated at any level",
+            )
         calibration = {}
         for tier, cal in self.calibration_.items():
             match = [lv for lv in cal.get("levels", []) if abs(lv[0] - level) < 1e-9]
             if not match:
-                raise FedoptInputError("confidence", f"this model keeps calibration for {self.calibrated_levels()} only; "
-                                 f"refit with confidence={level} for another level")
+                raise FedoptInputError(
+                    "confidence",
+                    f"this model keeps calibration for {self.calibrated_levels()} only; "
+                    f"refit with confidence={level} for another level",
+                )
             calibration[tier] = {**cal, "lower": match[0][1], "upper": match[0][2]}
         clone = copy.copy(self)
         clone.confidence = level
@@ -523,7 +536,6 @@ class PerformancePredictor:
     def _require_fitted(self) -> None:
         if not hasattr(self, "n_runs_"):
             raise RuntimeError("PerformancePredictor is not fitted: call fit(runs) first")
-
 
     # ------------------------------------------------------------------ persistence
 
@@ -536,9 +548,22 @@ class PerformancePredictor:
         return f"{persistence.ALGORITHM}-{h.hexdigest()[:12]}"
 
     def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("confidence", "random_state", "n_splits", "max_pairs", "max_iter",
-                                               "learning_rate", "max_leaf_nodes", "min_samples_leaf",
-                                               "anchor_distance_weight", "min_gpu_models", "n_threads")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "confidence",
+                "random_state",
+                "n_splits",
+                "max_pairs",
+                "max_iter",
+                "learning_rate",
+                "max_leaf_nodes",
+                "min_samples_leaf",
+                "anchor_distance_weight",
+                "min_gpu_models",
+                "n_threads",
+            )
+        }
 
     def to_bytes(self) -> bytes:
         """The fitted predictor as a zip of ``manifest.json`` + ``arrays.npz`` (no pickles)."""
@@ -563,4 +588,3 @@ class PerformancePredictor:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         return cls.from_bytes(path.read_bytes())
-

@@ -109,18 +109,42 @@ TRANSFER_FEATURE_NAMES = [*PAIR_FEATURE_NAMES, "target_log_batch_per_gpu", *DESC
 
 #: Columns :func:`encode` adds (beside the hardware features).
 ENCODED_COLUMNS = [
-    "gpu_key", "gpu_name", "gpu_matched", "known_hw", "is_cpu", "workload_key", "ctx",
-    "precision_class", "is_half_precision", "log_peak_tflops", "gpu_count", "log_gpu_count",
-    "log_batch_size", "log_vcpus", *[f"task_{t}" for t in TASK_FLAGS], "work_units", "y",
+    "gpu_key",
+    "gpu_name",
+    "gpu_matched",
+    "known_hw",
+    "is_cpu",
+    "workload_key",
+    "ctx",
+    "precision_class",
+    "is_half_precision",
+    "log_peak_tflops",
+    "gpu_count",
+    "log_gpu_count",
+    "log_batch_size",
+    "log_vcpus",
+    *[f"task_{t}" for t in TASK_FLAGS],
+    "work_units",
+    "y",
 ]
 
 # Precision labels people write, by the arithmetic they run on.  Mixed precision runs its
 # matmuls in half precision, so "fp16_amp" and "bf16" are "half".
 _PRECISION_WORDS = [
-    ("fp8", "fp8"), ("int8", "int8"), ("int4", "int8"),
-    ("bf16", "half"), ("fp16", "half"), ("half", "half"), ("amp", "half"), ("mixed", "half"),
-    ("tf32", "fp32"), ("fp32", "fp32"), ("float32", "fp32"), ("single", "fp32"),
-    ("fp64", "fp64"), ("double", "fp64"),
+    ("fp8", "fp8"),
+    ("int8", "int8"),
+    ("int4", "int8"),
+    ("bf16", "half"),
+    ("fp16", "half"),
+    ("half", "half"),
+    ("amp", "half"),
+    ("mixed", "half"),
+    ("tf32", "fp32"),
+    ("fp32", "fp32"),
+    ("float32", "fp32"),
+    ("single", "fp32"),
+    ("fp64", "fp64"),
+    ("double", "fp64"),
 ]
 
 
@@ -170,7 +194,7 @@ def hardware_facts(gpu_type: pd.Series | np.ndarray | list) -> pd.DataFrame:
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
     uniq = pd.Series(list(uniques) + [None], dtype=object)
     is_cpu = _basic_name(uniq).isin([CPU_ONLY]).fillna(False).to_numpy(bool)
-    specs = gpus.gpu_specs([u if isinstance(u, str) and not c else "" for u, c in zip(uniq, is_cpu)])
+    specs = gpus.gpu_specs([u if isinstance(u, str) and not c else "" for u, c in zip(uniq, is_cpu, strict=True)])
     facts = pd.DataFrame(index=range(len(uniq)))
     for name, column in _LOG_FACTS.items():
         facts[name] = _safe_log(specs[column])
@@ -228,9 +252,15 @@ def context_keys(rows: pd.DataFrame) -> np.ndarray:
     """
     workload = _text_key(rows["workload"])
     sep = "\x1f"  # cannot occur in a stripped name, so keys never collide
-    key = (_text_key(rows["task_type"]) + sep + workload + sep
-           + pd.Series(precision_class(rows["precision"]), index=rows.index).astype(str) + sep
-           + _text_key(rows["software"]))
+    key = (
+        _text_key(rows["task_type"])
+        + sep
+        + workload
+        + sep
+        + pd.Series(precision_class(rows["precision"]), index=rows.index).astype(str)
+        + sep
+        + _text_key(rows["software"])
+    )
     return np.where(workload.to_numpy(object) == "", None, key.to_numpy(object))
 
 
@@ -253,15 +283,17 @@ def encode(rows: pd.DataFrame) -> pd.DataFrame:
     out["gpu_count"] = count
     out["log_gpu_count"] = _safe_log(np.where(hw["is_cpu"].to_numpy(bool), np.nan, count))
     out["log_batch_size"] = _safe_log(pd.to_numeric(rows["batch_size"], errors="coerce"))
-    out["log_vcpus"] = _safe_log(pd.to_numeric(rows.get("vcpus", pd.Series(np.nan, index=rows.index)),
-                                               errors="coerce"))
+    out["log_vcpus"] = _safe_log(pd.to_numeric(rows.get("vcpus", pd.Series(np.nan, index=rows.index)), errors="coerce"))
     task = _text_key(rows["task_type"])
     for flag in TASK_FLAGS:
         out[f"task_{flag}"] = (task == flag).to_numpy(float)
     units = pd.to_numeric(rows["work_units"], errors="coerce").fillna(1.0).to_numpy(float)
     out["work_units"] = units
-    seconds = pd.to_numeric(rows["execution_time_s"], errors="coerce").to_numpy(float) \
-        if "execution_time_s" in rows else np.full(len(rows), np.nan)
+    seconds = (
+        pd.to_numeric(rows["execution_time_s"], errors="coerce").to_numpy(float)
+        if "execution_time_s" in rows
+        else np.full(len(rows), np.nan)
+    )
     out["y"] = _safe_log(seconds / units)
     return out
 
@@ -274,6 +306,11 @@ def _tasks(frame: pd.DataFrame) -> np.ndarray:
     return frame[[f"task_{t}" for t in TASK_FLAGS]].to_numpy(float)
 
 
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """One encoded column as an (n, 1) float array, for stacking into a feature matrix."""
+    return frame[name].to_numpy(float)[:, None]
+
+
 def pair_features(target: pd.DataFrame, anchor: pd.DataFrame) -> np.ndarray:
     """Transfer-model matrix for aligned (target, anchor) encoded rows; columns ``PAIR_FEATURE_NAMES``.
 
@@ -281,45 +318,48 @@ def pair_features(target: pd.DataFrame, anchor: pd.DataFrame) -> np.ndarray:
     count); ``target_log_gpu_count`` and the batch difference are taken as given.
     """
     ht, ha = _hw(target), _hw(anchor)
-    col = lambda f, name: f[name].to_numpy(float)[:, None]  # noqa: E731
-    return np.hstack([
-        ht - ha,
-        ht,
-        col(target, "log_gpu_count"),
-        col(target, "log_batch_size") - col(anchor, "log_batch_size"),
-        col(target, "is_half_precision"),
-        col(target, "log_peak_tflops") - col(anchor, "log_peak_tflops"),
-        col(target, "log_peak_tflops"),
-        _tasks(target),
-    ])
+    return np.hstack(
+        [
+            ht - ha,
+            ht,
+            _column(target, "log_gpu_count"),
+            _column(target, "log_batch_size") - _column(anchor, "log_batch_size"),
+            _column(target, "is_half_precision"),
+            _column(target, "log_peak_tflops") - _column(anchor, "log_peak_tflops"),
+            _column(target, "log_peak_tflops"),
+            _tasks(target),
+        ]
+    )
 
 
 def scaling_features(target: pd.DataFrame, source: pd.DataFrame) -> np.ndarray:
     """Scaling-model matrix: the target's GPU at the source's count -> at the target's count."""
-    col = lambda f, name: f[name].to_numpy(float)[:, None]  # noqa: E731
-    return np.hstack([
-        _hw(target),
-        col(target, "log_peak_tflops"),
-        col(source, "log_gpu_count"),
-        col(target, "log_gpu_count"),
-        col(target, "log_batch_size") - col(source, "log_batch_size"),
-        col(target, "is_half_precision"),
-        _tasks(target),
-    ])
+    return np.hstack(
+        [
+            _hw(target),
+            _column(target, "log_peak_tflops"),
+            _column(source, "log_gpu_count"),
+            _column(target, "log_gpu_count"),
+            _column(target, "log_batch_size") - _column(source, "log_batch_size"),
+            _column(target, "is_half_precision"),
+            _tasks(target),
+        ]
+    )
 
 
 def direct_features(rows: pd.DataFrame, workload_level: np.ndarray) -> np.ndarray:
     """Direct-model matrix: one run's facts plus its workload's learned level (NaN if unknown)."""
-    col = lambda name: rows[name].to_numpy(float)[:, None]  # noqa: E731
-    return np.hstack([
-        _hw(rows),
-        col("log_peak_tflops"),
-        col("log_gpu_count"),
-        col("log_batch_size") - col("log_gpu_count"),
-        col("is_half_precision"),
-        np.asarray(workload_level, dtype=float)[:, None],
-        _tasks(rows),
-    ])
+    return np.hstack(
+        [
+            _hw(rows),
+            _column(rows, "log_peak_tflops"),
+            _column(rows, "log_gpu_count"),
+            _column(rows, "log_batch_size") - _column(rows, "log_gpu_count"),
+            _column(rows, "is_half_precision"),
+            np.asarray(workload_level, dtype=float)[:, None],
+            _tasks(rows),
+        ]
+    )
 
 
 def hardware_distance(target: pd.DataFrame, anchor: pd.DataFrame) -> np.ndarray:
@@ -349,8 +389,9 @@ def workload_descriptors(pool: pd.DataFrame) -> pd.DataFrame:
     lc = p["log_gpu_count"].to_numpy(float)
     level = pd.Series(y + lc).groupby(codes).median().reindex(range(k)).to_numpy()
     bpg = pd.Series(p["log_batch_size"].to_numpy(float) - lc).groupby(codes).median().reindex(range(k)).to_numpy()
-    A = np.column_stack([np.ones(len(p)), p["log_peak_tflops"].to_numpy(float),
-                         p["log_memory_bandwidth"].to_numpy(float), lc])
+    A = np.column_stack(
+        [np.ones(len(p)), p["log_peak_tflops"].to_numpy(float), p["log_memory_bandwidth"].to_numpy(float), lc]
+    )
     A = np.nan_to_num(A)
     AtA = np.zeros((k, 4, 4))
     Aty = np.zeros((k, 4))
@@ -360,10 +401,15 @@ def workload_descriptors(pool: pd.DataFrame) -> pd.DataFrame:
     ridge = 1e-2 * np.eye(4)
     ridge[0, 0] = 0.0
     coef = np.linalg.solve(AtA + ridge[None] + 1e-9 * np.eye(4)[None], Aty[:, :, None])[:, :, 0]
-    out = pd.DataFrame({"ctx_level": level,
-                        "ctx_slope_peak": np.where(n >= 5, coef[:, 1], np.nan),
-                        "ctx_slope_bandwidth": np.where(n >= 5, coef[:, 2], np.nan),
-                        "ctx_log_batch_per_gpu": bpg}, index=pd.Index(uniq, name="ctx"))
+    out = pd.DataFrame(
+        {
+            "ctx_level": level,
+            "ctx_slope_peak": np.where(n >= 5, coef[:, 1], np.nan),
+            "ctx_slope_bandwidth": np.where(n >= 5, coef[:, 2], np.nan),
+            "ctx_log_batch_per_gpu": bpg,
+        },
+        index=pd.Index(uniq, name="ctx"),
+    )
     workload = pd.Series(p["workload_key"].to_numpy(object)).groupby(codes).first().reindex(range(k)).to_numpy(object)
     # A context with few runs (a new software version, a user's first run) borrows the
     # sensitivities its workload shows in its other contexts.

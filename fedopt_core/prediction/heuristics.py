@@ -17,8 +17,14 @@ import pandas as pd
 from fedopt_core.prediction import features
 from fedopt_core.prediction.stats import join_keys, weighted_median_and_mad, weighted_quantile_by_group
 
-__all__ = ["HALF_WIDTH", "HEURISTIC_COUNT_EXPONENT", "HEURISTIC_CPU_SLOWDOWN", "HEURISTIC_PEAK_EXPONENT",
-           "NOMINAL_SECONDS_PER_UNIT", "heuristic_estimates"]
+__all__ = [
+    "HALF_WIDTH",
+    "HEURISTIC_COUNT_EXPONENT",
+    "HEURISTIC_CPU_SLOWDOWN",
+    "HEURISTIC_PEAK_EXPONENT",
+    "NOMINAL_SECONDS_PER_UNIT",
+    "heuristic_estimates",
+]
 
 # --- heuristic constants (used only when no fitted model applies; every such number is labelled)
 #: Roofline-style exponents: time per unit ~ peak**-a * bandwidth**-(1-a) for an unknown workload.
@@ -57,10 +63,17 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
     known = T["known_hw"].to_numpy(bool)
     is_cpu = T["is_cpu"].to_numpy(bool)
 
-    def fill(rows: np.ndarray, values: np.ndarray, spread: np.ndarray, half: float, label: str,
-             message: str | np.ndarray, anchors: np.ndarray | None = None) -> None:
+    def fill(
+        rows: np.ndarray,
+        values: np.ndarray,
+        spread: np.ndarray,
+        half: float,
+        label: str,
+        message: str | np.ndarray,
+        anchors: np.ndarray | None = None,
+    ) -> None:
         est[rows] = values
-        width = np.sqrt(half ** 2 + np.nan_to_num(spread) ** 2) if np.ndim(spread) else half
+        width = np.sqrt(half**2 + np.nan_to_num(spread) ** 2) if np.ndim(spread) else half
         lo[rows] = values - width
         hi[rows] = values + width
         basis[rows] = label
@@ -68,7 +81,9 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
         if anchors is not None:
             n_anchor[rows] = anchors
 
-    def aggregate(ti: np.ndarray, values: np.ndarray, weights: np.ndarray, rows_mask: np.ndarray):
+    def aggregate(
+        ti: np.ndarray, values: np.ndarray, weights: np.ndarray, rows_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         groups, inv = np.unique(ti, return_inverse=True)
         med, mad, _ = weighted_median_and_mad(inv, values, weights, len(groups))
         runs = np.bincount(inv, weights=pool["n_runs"].to_numpy(float)[aj_all[rows_mask]], minlength=len(groups))
@@ -85,8 +100,11 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
     if m.any():
         vals = pool["y"].to_numpy(float)[aj_all[m]] - HEURISTIC_COUNT_EXPONENT * dlc[m]
         g, med, mad, runs = aggregate(ti_all[m], vals, np.ones(m.sum()), m)
-        msg = np.where(known[g], f"no fitted model ({why}); scaled from runs on the same GPU",
-                       "GPU not in the catalogue; estimate from earlier runs on the same GPU")
+        msg = np.where(
+            known[g],
+            f"no fitted model ({why}); scaled from runs on the same GPU",
+            "GPU not in the catalogue; estimate from earlier runs on the same GPU",
+        )
         fill(g, med, mad, HALF_WIDTH["same-gpu"], "same-gpu", msg, runs)
 
     # 2. Known GPU, workload measured on other known GPUs: specification ratios.
@@ -94,14 +112,24 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
     m = todo[ti_all] & known[ti_all] & p_known & ~same_key
     if m.any():
         t, a = ti_all[m], aj_all[m]
-        ratio = -(HEURISTIC_PEAK_EXPONENT * (T["log_peak_tflops"].to_numpy(float)[t] - pool["log_peak_tflops"].to_numpy(float)[a])
-                  + (1 - HEURISTIC_PEAK_EXPONENT) * (T["log_memory_bandwidth"].to_numpy(float)[t]
-                                                     - pool["log_memory_bandwidth"].to_numpy(float)[a]))
+        ratio = -(
+            HEURISTIC_PEAK_EXPONENT
+            * (T["log_peak_tflops"].to_numpy(float)[t] - pool["log_peak_tflops"].to_numpy(float)[a])
+            + (1 - HEURISTIC_PEAK_EXPONENT)
+            * (T["log_memory_bandwidth"].to_numpy(float)[t] - pool["log_memory_bandwidth"].to_numpy(float)[a])
+        )
         vals = pool["y"].to_numpy(float)[a] + np.nan_to_num(ratio) - HEURISTIC_COUNT_EXPONENT * dlc[m]
         w = np.exp(-features.hardware_distance(T.iloc[t], pool.iloc[a]))
         g, med, mad, runs = aggregate(t, vals, w, m)
-        fill(g, med, mad, HALF_WIDTH["spec-ratio"], "spec-ratio",
-             f"no fitted model for this case ({why}); scaled from measured runs by specification ratios", runs)
+        fill(
+            g,
+            med,
+            mad,
+            HALF_WIDTH["spec-ratio"],
+            "spec-ratio",
+            f"no fitted model for this case ({why}); scaled from measured runs by specification ratios",
+            runs,
+        )
 
     # 3. CPU-only platform.
     todo = ~np.isfinite(est)
@@ -110,16 +138,32 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
         t, a = ti_all[m], aj_all[m]
         dv = np.nan_to_num(T["log_vcpus"].to_numpy(float)[t] - pool["log_vcpus"].to_numpy(float)[a])
         g, med, mad, runs = aggregate(t, pool["y"].to_numpy(float)[a] - dv, np.ones(m.sum()), m)
-        fill(g, med, mad, HALF_WIDTH["cpu-runs"], "cpu-runs",
-             "CPU-only platform: from earlier CPU runs of this workload, scaled by vCPUs", runs)
+        fill(
+            g,
+            med,
+            mad,
+            HALF_WIDTH["cpu-runs"],
+            "cpu-runs",
+            "CPU-only platform: from earlier CPU runs of this workload, scaled by vCPUs",
+            runs,
+        )
     todo = ~np.isfinite(est)
     m = todo[ti_all] & is_cpu[ti_all] & p_known
     if m.any():
         t, a = ti_all[m], aj_all[m]
-        vals = pool["y"].to_numpy(float)[a] + pool["log_gpu_count"].to_numpy(float)[a] + math.log(HEURISTIC_CPU_SLOWDOWN)
+        vals = (
+            pool["y"].to_numpy(float)[a] + pool["log_gpu_count"].to_numpy(float)[a] + math.log(HEURISTIC_CPU_SLOWDOWN)
+        )
         g, med, mad, runs = aggregate(t, vals, np.ones(m.sum()), m)
-        fill(g, med, mad, HALF_WIDTH["cpu-from-gpu"], "cpu-from-gpu",
-             f"CPU-only platform: assumed {HEURISTIC_CPU_SLOWDOWN:g}x slower than one GPU; no CPU run of this workload", runs)
+        fill(
+            g,
+            med,
+            mad,
+            HALF_WIDTH["cpu-from-gpu"],
+            "cpu-from-gpu",
+            f"CPU-only platform: assumed {HEURISTIC_CPU_SLOWDOWN:g}x slower than one GPU; no CPU run of this workload",
+            runs,
+        )
 
     # 4. GPU unknown to the catalogue, workload measured elsewhere: the range of measured GPUs.
     todo = ~np.isfinite(est)
@@ -135,8 +179,11 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
         hi[g] = hi_q + HALF_WIDTH["unknown-gpu"]
         basis[g] = "unknown-gpu"
         n_anchor[g] = runs
-        warn[g] = ("GPU " + T["gpu_key"].astype(str).str.lstrip("?").to_numpy(object)[g]
-                   + " is not in the GPU catalogue: the interval spans every GPU this workload was measured on")
+        warn[g] = (
+            "GPU "
+            + T["gpu_key"].astype(str).str.lstrip("?").to_numpy(object)[g]
+            + " is not in the GPU catalogue: the interval spans every GPU this workload was measured on"
+        )
 
     # 5. Nothing measured for this workload: a prior from the other workloads, or the cold prior.
     todo = np.flatnonzero(~np.isfinite(est))
@@ -144,15 +191,26 @@ def heuristic_estimates(T: pd.DataFrame, pool: pd.DataFrame, why: str) -> dict[s
         _prior_into(T, pool, todo, est, lo, hi, basis, warn)
     return {"est": est, "lower": lo, "upper": hi, "basis": basis, "warning": warn, "n_anchor": n_anchor}
 
-def _prior_into(T: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, est: np.ndarray, lo: np.ndarray,
-                hi: np.ndarray, basis: np.ndarray, warn: np.ndarray) -> None:
+
+def _prior_into(
+    T: pd.DataFrame,
+    pool: pd.DataFrame,
+    rows: np.ndarray,
+    est: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    basis: np.ndarray,
+    warn: np.ndarray,
+) -> None:
     sub = T.iloc[rows]
     ref = features.hardware_facts([REFERENCE_GPU])
     ref_peak = features.compute_peak(ref, np.array(["half"]))[0]
     peak = sub["log_peak_tflops"].to_numpy(float)
     bw = sub["log_memory_bandwidth"].to_numpy(float)
-    hw_adj = -(HEURISTIC_PEAK_EXPONENT * (peak - ref_peak)
-               + (1 - HEURISTIC_PEAK_EXPONENT) * (bw - ref["log_memory_bandwidth"].to_numpy(float)[0]))
+    hw_adj = -(
+        HEURISTIC_PEAK_EXPONENT * (peak - ref_peak)
+        + (1 - HEURISTIC_PEAK_EXPONENT) * (bw - ref["log_memory_bandwidth"].to_numpy(float)[0])
+    )
     hw_adj = np.where(sub["is_cpu"].to_numpy(bool), math.log(HEURISTIC_CPU_SLOWDOWN), np.nan_to_num(hw_adj))
     count_adj = -HEURISTIC_COUNT_EXPONENT * np.nan_to_num(sub["log_gpu_count"].to_numpy(float))
     levels = features.workload_descriptors(pool)["ctx_level"].to_numpy(float) if len(pool) else np.zeros(0)
@@ -166,16 +224,20 @@ def _prior_into(T: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, est: np.n
         lo[rows] = est[rows] - (centre - q_lo) - HALF_WIDTH["workload-prior"]
         hi[rows] = est[rows] + (q_hi - centre) + HALF_WIDTH["workload-prior"]
         basis[rows] = "workload-prior"
-        warn[rows] = ("no measured run of this workload: the time is a prior from other workloads; "
-                      "log one run (or pass it as an anchor) for a real prediction")
+        warn[rows] = (
+            "no measured run of this workload: the time is a prior from other workloads; "
+            "log one run (or pass it as an anchor) for a real prediction"
+        )
     else:
         est[rows] = math.log(NOMINAL_SECONDS_PER_UNIT) + hw_adj + count_adj
         lo[rows] = est[rows] - HALF_WIDTH["cold-prior"]
         hi[rows] = est[rows] + HALF_WIDTH["cold-prior"]
         basis[rows] = "cold-prior"
-        warn[rows] = ("no measured run of this workload, and too few of others to judge: only the relative "
-                      "speed of platforms comes from GPU specs; the absolute time is a placeholder. "
-                      "Log one run (or pass it as an anchor).")
+        warn[rows] = (
+            "no measured run of this workload, and too few of others to judge: only the relative "
+            "speed of platforms comes from GPU specs; the absolute time is a placeholder. "
+            "Log one run (or pass it as an anchor)."
+        )
     unknown = ~sub["known_hw"].to_numpy(bool) & ~sub["is_cpu"].to_numpy(bool)
     if unknown.any():
         r = rows[unknown]

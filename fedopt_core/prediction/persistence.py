@@ -30,9 +30,20 @@ ALGORITHM = "transfer-gbm-1"
 
 #: The learned attributes a model file may set (anything else in a file is refused).
 SAVED_ATTRIBUTES = (
-    "n_runs_", "n_skipped_", "skipped_reasons_", "n_anchor_configs_", "n_gpu_models_", "n_training_pairs_",
-    "method_", "fallback_reason_", "model_version_", "feature_names_", "calibration_", "workload_scale_",
-    "global_scale_", "suspects_",
+    "n_runs_",
+    "n_skipped_",
+    "skipped_reasons_",
+    "n_anchor_configs_",
+    "n_gpu_models_",
+    "n_training_pairs_",
+    "method_",
+    "fallback_reason_",
+    "model_version_",
+    "feature_names_",
+    "calibration_",
+    "workload_scale_",
+    "global_scale_",
+    "suspects_",
 )
 
 
@@ -57,23 +68,35 @@ def to_bytes(self: Any) -> bytes:
     table = self.anchors_
     for c in ANCHOR_NUM:
         arrays[f"anchors.{c}"] = table[c].to_numpy(float)
-    anchors_text = {c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-                        for v in table[c].tolist()] for c in ANCHOR_TEXT}
+    anchors_text = {
+        c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in table[c].tolist()]
+        for c in ANCHOR_TEXT
+    }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     npz = buf.getvalue()
     manifest = {
-        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "algorithm": ALGORITHM,
-        "params": self.get_params(), "arrays_sha256": hashlib.sha256(npz).hexdigest(),
-        "trees": trees, "anchors_text": anchors_text,
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "algorithm": ALGORITHM,
+        "params": self.get_params(),
+        "arrays_sha256": hashlib.sha256(npz).hexdigest(),
+        "trees": trees,
+        "anchors_text": anchors_text,
         "attributes": {
-            "n_runs_": self.n_runs_, "n_skipped_": self.n_skipped_,
+            "n_runs_": self.n_runs_,
+            "n_skipped_": self.n_skipped_,
             "skipped_reasons_": {str(k): int(v) for k, v in self.skipped_reasons_.items()},
-            "n_anchor_configs_": self.n_anchor_configs_, "n_gpu_models_": self.n_gpu_models_,
-            "n_training_pairs_": self.n_training_pairs_, "method_": self.method_,
-            "fallback_reason_": self.fallback_reason_, "model_version_": self.model_version_,
-            "feature_names_": list(self.feature_names_), "calibration_": self.calibration_,
-            "workload_scale_": self.workload_scale_, "global_scale_": getattr(self, "global_scale_", None),
+            "n_anchor_configs_": self.n_anchor_configs_,
+            "n_gpu_models_": self.n_gpu_models_,
+            "n_training_pairs_": self.n_training_pairs_,
+            "method_": self.method_,
+            "fallback_reason_": self.fallback_reason_,
+            "model_version_": self.model_version_,
+            "feature_names_": list(self.feature_names_),
+            "calibration_": self.calibration_,
+            "workload_scale_": self.workload_scale_,
+            "global_scale_": getattr(self, "global_scale_", None),
             "suspects_": list(getattr(self, "suspects_", [])),
         },
     }
@@ -82,7 +105,6 @@ def to_bytes(self: Any) -> bytes:
         zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True, allow_nan=True))
         zf.writestr("arrays.npz", npz)
     return out.getvalue()
-
 
 
 def from_bytes(cls: type[Model], payload: bytes) -> Model:
@@ -132,8 +154,11 @@ def from_bytes(cls: type[Model], payload: bytes) -> Model:
             setattr(self, name, ArrayTrees.from_arrays(name, arrays, trees[name]) if name in trees else None)
         self.importance_sample_ = None
         if "importance_model" in trees:
-            self.importance_sample_ = {"X": arrays["importance.X"], "y": arrays["importance.y"],
-                                       "model": ArrayTrees.from_arrays("importance_model", arrays, trees["importance_model"])}
+            self.importance_sample_ = {
+                "X": arrays["importance.X"],
+                "y": arrays["importance.y"],
+                "model": ArrayTrees.from_arrays("importance_model", arrays, trees["importance_model"]),
+            }
         text = manifest["anchors_text"]
         table = pd.DataFrame({c: pd.Series(text[c], dtype=object) for c in ANCHOR_TEXT})
         for c in ANCHOR_NUM:

@@ -11,8 +11,9 @@ import pandas as pd
 __all__ = ["conformal_quantiles", "join_keys", "weighted_median_and_mad", "weighted_quantile_by_group"]
 
 
-def weighted_median_and_mad(group: np.ndarray, value: np.ndarray, weight: np.ndarray,
-                             n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def weighted_median_and_mad(
+    group: np.ndarray, value: np.ndarray, weight: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group: weighted median of ``value``, weighted median absolute deviation, count."""
     med = np.full(n_groups, np.nan)
     mad = np.full(n_groups, np.nan)
@@ -24,8 +25,9 @@ def weighted_median_and_mad(group: np.ndarray, value: np.ndarray, weight: np.nda
     return med, mad, count
 
 
-def weighted_quantile_by_group(group: np.ndarray, value: np.ndarray, weight: np.ndarray,
-                                n_groups: int, q: float) -> np.ndarray:
+def weighted_quantile_by_group(
+    group: np.ndarray, value: np.ndarray, weight: np.ndarray, n_groups: int, q: float
+) -> np.ndarray:
     order = np.lexsort((value, group))
     g, v, w = group[order], value[order], weight[order]
     total = np.bincount(g, weights=w, minlength=n_groups)

@@ -164,8 +164,10 @@ def is_at_least_as_good(candidate: dict[str, float], active: dict[str, float], c
     cand_gap = abs(candidate["coverage"] - confidence)
     active_gap = abs(active["coverage"] - confidence)
     coverage_ok = cand_gap <= active_gap + COVERAGE_TOLERANCE
-    detail = (f"median APE {candidate['median_ape']:.3f} vs active {active['median_ape']:.3f}; "
-              f"coverage {candidate['coverage']:.2f} vs active {active['coverage']:.2f} (nominal {confidence:.2f})")
+    detail = (
+        f"median APE {candidate['median_ape']:.3f} vs active {active['median_ape']:.3f}; "
+        f"coverage {candidate['coverage']:.2f} vs active {active['coverage']:.2f} (nominal {confidence:.2f})"
+    )
     if ape_ok and coverage_ok:
         return True, f"at least as good as the active model: {detail}"
     why = "higher median error" if not ape_ok else "interval coverage further from nominal"
@@ -187,8 +189,12 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | None = None,
-              progress: Callable[[str, float], None] | None = None) -> TrainResult:
+def train_now(
+    *,
+    url: str | None = None,
+    predictor_factory: Callable[[], Any] | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> TrainResult:
     """Train, score and maybe activate a candidate, holding the retrain lease; raises RetrainBusy."""
     auth.require("member", "training a model")
     holder = _holder_id()
@@ -221,8 +227,9 @@ def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | 
             active = session.exec(select(ModelVersion).where(ModelVersion.status == "active")).first()
             active_id, active_artifact = (active.id, active.artifact) if active else (None, None)
         if active_artifact is not None:
-            active_metrics = score(_load_artifact(active_artifact).predict_frame(holdout),
-                                   holdout["execution_time_s"].to_numpy(float))
+            active_metrics = score(
+                _load_artifact(active_artifact).predict_frame(holdout), holdout["execution_time_s"].to_numpy(float)
+            )
             accepted, reason = is_at_least_as_good(metrics, active_metrics, confidence)
             metrics |= {f"active_{k}": v for k, v in active_metrics.items() if k != "n_holdout"}
             metrics["compared_with_version"] = active_id
@@ -237,13 +244,20 @@ def train_now(*, url: str | None = None, predictor_factory: Callable[[], Any] | 
                 for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
                     row.status = "retired"
                     session.add(row)
-            version = ModelVersion(status="active" if accepted else "rejected", n_train_runs=len(train),
-                                   features=features, metrics=metrics, reason=reason,
-                                   artifact=artifact, activated_at=now if accepted else None)
+            version = ModelVersion(
+                status="active" if accepted else "rejected",
+                n_train_runs=len(train),
+                features=features,
+                metrics=metrics,
+                reason=reason,
+                artifact=artifact,
+                activated_at=now if accepted else None,
+            )
             session.add(version)
             session.flush()
-            auth.record("model.train", f"version {version.id}", {"status": version.status, "reason": reason},
-                        session=session)
+            auth.record(
+                "model.train", f"version {version.id}", {"status": version.status, "reason": reason}, session=session
+            )
             result = TrainResult(int(version.id), version.status, reason, metrics)
         step("done", 1.0)
         return result
@@ -270,9 +284,14 @@ def runs_since_last_version(*, url: str | None = None) -> int:
         return int(session.exec(query).one())
 
 
-def maybe_retrain_async(*, url: str | None = None, every_n_runs: int | None = None,
-                        predictor_factory: Callable[[], Any] | None = None, force: bool = False,
-                        separate_process: bool = False) -> threading.Thread | None:
+def maybe_retrain_async(
+    *,
+    url: str | None = None,
+    every_n_runs: int | None = None,
+    predictor_factory: Callable[[], Any] | None = None,
+    force: bool = False,
+    separate_process: bool = False,
+) -> threading.Thread | None:
     """Start a background retrain when N runs arrived since the last version (or when forced).
 
     Returns a thread (with ``separate_process``, the thread that waits for the child process), or
@@ -299,7 +318,7 @@ def maybe_retrain_async(*, url: str | None = None, every_n_runs: int | None = No
                 train_now(url=url, predictor_factory=predictor_factory)
             except (RetrainBusy, NotEnoughRuns) as exc:
                 log.info("retrain skipped: %s", exc)
-            except Exception:  # noqa: BLE001 - a background failure is recorded, never raised into a page
+            except Exception:
                 log.exception("retrain failed")
 
     thread = threading.Thread(target=work, name="fedopt-retrain", daemon=True)
@@ -317,8 +336,13 @@ def _retrain_in_child(actor: auth.Actor, url: str | None) -> threading.Thread:
     env[_ACTOR_ENV] = json.dumps(dataclasses.asdict(actor))
     if url is not None:
         env["DATABASE_URL"] = url
-    child = subprocess.Popen([sys.executable, "-m", "fedopt_core.prediction.training"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fedopt_core.prediction.training"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def reap() -> None:  # wait for it, so it never lingers as a zombie, and log what went wrong
         _, err = child.communicate()
@@ -348,16 +372,45 @@ def _child_main() -> int:
 def list_versions(*, url: str | None = None) -> pd.DataFrame:
     """Every model version, newest first, with its held-out metrics."""
     # Not the stored models: a few hundred kB each, and a version is kept for every retrain.
-    columns = (ModelVersion.id, ModelVersion.created_at, ModelVersion.status, ModelVersion.n_train_runs,
-               ModelVersion.metrics, ModelVersion.reason, ModelVersion.features)
+    columns = (
+        ModelVersion.id,
+        ModelVersion.created_at,
+        ModelVersion.status,
+        ModelVersion.n_train_runs,
+        ModelVersion.metrics,
+        ModelVersion.reason,
+        ModelVersion.features,
+    )
     with session_scope(url) as session:
         rows = session.exec(select(*columns).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
-        records = [{"version": r.id, "created_at": r.created_at, "status": r.status, "n_train_runs": r.n_train_runs,
-                    "median_ape": r.metrics.get("median_ape"), "coverage": r.metrics.get("coverage"),
-                    "n_holdout": r.metrics.get("n_holdout"), "reason": r.reason, "features": len(r.features or [])}
-                   for r in rows]
-    return pd.DataFrame(records, columns=["version", "created_at", "status", "n_train_runs", "median_ape",
-                                          "coverage", "n_holdout", "reason", "features"])
+        records = [
+            {
+                "version": r.id,
+                "created_at": r.created_at,
+                "status": r.status,
+                "n_train_runs": r.n_train_runs,
+                "median_ape": r.metrics.get("median_ape"),
+                "coverage": r.metrics.get("coverage"),
+                "n_holdout": r.metrics.get("n_holdout"),
+                "reason": r.reason,
+                "features": len(r.features or []),
+            }
+            for r in rows
+        ]
+    return pd.DataFrame(
+        records,
+        columns=[
+            "version",
+            "created_at",
+            "status",
+            "n_train_runs",
+            "median_ape",
+            "coverage",
+            "n_holdout",
+            "reason",
+            "features",
+        ],
+    )
 
 
 def activate_version(version_id: int, *, url: str | None = None) -> None:
@@ -386,12 +439,19 @@ def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] 
     """
     url = url or get_settings().database_url
     with session_scope(url) as session:
-        row = session.exec(select(ModelVersion.id, ModelVersion.created_at, ModelVersion.n_train_runs,
-                                  ModelVersion.metrics).where(ModelVersion.status == "active")).first()
+        row = session.exec(
+            select(ModelVersion.id, ModelVersion.created_at, ModelVersion.n_train_runs, ModelVersion.metrics).where(
+                ModelVersion.status == "active"
+            )
+        ).first()
         if row is None:
             return None, None
-        facts = {"version": row.id, "created_at": row.created_at, "n_train_runs": row.n_train_runs,
-                 "metrics": dict(row.metrics)}
+        facts = {
+            "version": row.id,
+            "created_at": row.created_at,
+            "n_train_runs": row.n_train_runs,
+            "metrics": dict(row.metrics),
+        }
         key = (url, int(row.id))
         with _loaded_lock:
             if key not in _loaded:  # the stored model is read only the first time this process needs it
@@ -439,8 +499,17 @@ def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-SUSPECT_COLUMNS = ["workload", "precision", "software", "gpu_type", "gpu_count", "n_runs",
-                   "measured_s_per_unit", "expected_s_per_unit", "measured_vs_expected"]
+SUSPECT_COLUMNS = [
+    "workload",
+    "precision",
+    "software",
+    "gpu_type",
+    "gpu_count",
+    "n_runs",
+    "measured_s_per_unit",
+    "expected_s_per_unit",
+    "measured_vs_expected",
+]
 
 
 def suspect_configurations(model: Any) -> pd.DataFrame:

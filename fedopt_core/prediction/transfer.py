@@ -23,8 +23,15 @@ from fedopt_core.prediction import features
 from fedopt_core.prediction.calibration import SPARSE_ANCHORS
 from fedopt_core.prediction.stats import join_keys, weighted_median_and_mad
 
-__all__ = ["MASK_DESCRIPTOR_FRACTION", "estimate", "fit_direct", "fit_scaling", "fit_transfer", "same_count_pairs",
-           "workload_levels"]
+__all__ = [
+    "MASK_DESCRIPTOR_FRACTION",
+    "estimate",
+    "fit_direct",
+    "fit_scaling",
+    "fit_transfer",
+    "same_count_pairs",
+    "workload_levels",
+]
 
 #: Share of training pairs whose workload sensitivities are hidden (see fit_transfer).
 MASK_DESCRIPTOR_FRACTION = 0.2  # hardware facts only: the scale of the cold prior
@@ -35,15 +42,16 @@ def _gbm(params: dict[str, Any], random_state: int) -> HistGradientBoostingRegre
     return HistGradientBoostingRegressor(random_state=random_state, **params)
 
 
-
 def same_count_pairs(pool: pd.DataFrame, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key = np.where(usable, pool["ctx"].astype(object) + "\x1e" + pool["gpu_count"].astype(str), None)
     t, a = join_keys(key, key)
     keep = pool["gpu_key"].to_numpy(object)[t] != pool["gpu_key"].to_numpy(object)[a]
     return t[keep], a[keep]
 
-def fit_transfer(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: int, params: dict[str, Any],
-                 max_pairs: int) -> Any:
+
+def fit_transfer(
+    pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: int, params: dict[str, Any], max_pairs: int
+) -> Any:
     """The model of log t_target - log t_anchor for pairs of runs of one context at one GPU count."""
     t, a = same_count_pairs(pool, mask)
     if len(t) < 30:
@@ -62,6 +70,7 @@ def fit_transfer(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed:
         warnings.simplefilter("ignore")
         return _gbm(params, seed).fit(X, y)
 
+
 def fit_scaling(pool: pd.DataFrame, mask: np.ndarray, seed: int, params: dict[str, Any]) -> Any:
     """The model of how log time moves with the GPU count, on one GPU and context."""
     key = np.where(mask, pool["ctx"].astype(object) + "\x1e" + pool["gpu_key"].astype(str), None)
@@ -76,6 +85,7 @@ def fit_scaling(pool: pd.DataFrame, mask: np.ndarray, seed: int, params: dict[st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _gbm(params, seed).fit(X, y)
+
 
 def workload_levels(pool: pd.DataFrame, desc: pd.DataFrame) -> np.ndarray:
     """Per pool row: mean level of the *other* contexts of its workload (NaN if none), i.e.
@@ -92,6 +102,7 @@ def workload_levels(pool: pd.DataFrame, desc: pd.DataFrame) -> np.ndarray:
     others[~np.isfinite(others)] = np.nan
     return others
 
+
 def fit_direct(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: int, params: dict[str, Any]) -> Any:
     """The model of log time from hardware facts and the workload's level in its other contexts."""
     others = workload_levels(pool, desc)
@@ -99,16 +110,27 @@ def fit_direct(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: i
     if ok.sum() < 30:
         return None
     X = features.direct_features(pool.loc[ok], others[ok])
-    params = {**params, "max_leaf_nodes": 15, "min_samples_leaf": 20, "max_iter": min(params["max_iter"], 100),
-              "learning_rate": 0.1}
+    params = {
+        **params,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 20,
+        "max_iter": min(params["max_iter"], 100),
+        "learning_rate": 0.1,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _gbm(params, seed).fit(X, pool["y"].to_numpy(float)[ok])
 
 
-
-def estimate(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[str, Any], desc: pd.DataFrame,
-             mode: str = "auto", *, distance_weight: float = 1.0) -> dict[str, np.ndarray]:
+def estimate(
+    targets: pd.DataFrame,
+    pool: pd.DataFrame,
+    models: Mapping[str, Any],
+    desc: pd.DataFrame,
+    mode: str = "auto",
+    *,
+    distance_weight: float = 1.0,
+) -> dict[str, np.ndarray]:
     """Model estimates (log seconds per unit) for encoded targets.
 
     mode ``auto`` picks the best basis per row; ``transfer`` / ``transfer+scaling`` / ``direct``
@@ -156,8 +178,9 @@ def estimate(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[str, Any
             out = (est, mad, n_anchor, n_configs, basis)
             _transfer_into(targets, pool, models, desc, ti[use_a], ai[use_a], False, out, "transfer", distance_weight)
             if models.get("scaling") is not None and use_b.any():
-                _transfer_into(targets, pool, models, desc, ti[use_b], ai[use_b], True, out, "transfer+scaling",
-                               distance_weight)
+                _transfer_into(
+                    targets, pool, models, desc, ti[use_b], ai[use_b], True, out, "transfer+scaling", distance_weight
+                )
     if mode in ("auto", "direct") and models.get("direct") is not None:
         todo = np.flatnonzero(~np.isfinite(est) & targets["known_hw"].to_numpy(bool))
         if len(todo):
@@ -170,6 +193,7 @@ def estimate(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[str, Any
                 mad[rows] = 0.0
                 basis[rows] = "direct"
     return {"est": est, "mad": mad, "n_anchor": n_anchor, "n_configs": n_configs, "basis": basis}
+
 
 def _target_workload_levels(targets: pd.DataFrame, desc: pd.DataFrame, exclude_own: bool) -> np.ndarray:
     """Mean level of the workload's measured contexts (the target's own excluded if asked)."""
@@ -189,9 +213,19 @@ def _target_workload_levels(targets: pd.DataFrame, desc: pd.DataFrame, exclude_o
     out[~np.isfinite(out)] = np.nan
     return out
 
-def _transfer_into(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[str, Any], desc: pd.DataFrame,
-                   ti: np.ndarray, ai: np.ndarray, cross: bool, out: tuple[np.ndarray, ...], label: str,
-                   distance_weight: float) -> None:
+
+def _transfer_into(
+    targets: pd.DataFrame,
+    pool: pd.DataFrame,
+    models: Mapping[str, Any],
+    desc: pd.DataFrame,
+    ti: np.ndarray,
+    ai: np.ndarray,
+    cross: bool,
+    out: tuple[np.ndarray, ...],
+    label: str,
+    distance_weight: float,
+) -> None:
     if len(ti) == 0:
         return
     est, mad, n_anchor, n_configs, basis = out
@@ -202,8 +236,11 @@ def _transfer_into(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[st
         V = T.copy()
         V["log_gpu_count"] = A["log_gpu_count"].to_numpy(float)
         V["gpu_count"] = A["gpu_count"].to_numpy(float)
-        V["log_batch_size"] = (T["log_batch_size"].to_numpy(float) - T["log_gpu_count"].to_numpy(float)
-                               + A["log_gpu_count"].to_numpy(float))
+        V["log_batch_size"] = (
+            T["log_batch_size"].to_numpy(float)
+            - T["log_gpu_count"].to_numpy(float)
+            + A["log_gpu_count"].to_numpy(float)
+        )
         ratio = models["transfer"].predict(features.transfer_features(V, A, desc))
         ratio = ratio + models["scaling"].predict(features.scaling_features(T, V))
     else:
@@ -217,4 +254,3 @@ def _transfer_into(targets: pd.DataFrame, pool: pd.DataFrame, models: Mapping[st
     n_anchor[groups] = np.bincount(inverse, weights=A["n_runs"].to_numpy(float), minlength=len(groups))
     n_configs[groups] = count
     basis[groups] = label
-

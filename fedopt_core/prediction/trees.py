@@ -24,9 +24,19 @@ class ArrayTrees:
     at once.  Leaves point to themselves so every row walks exactly ``depth`` steps.
     """
 
-    def __init__(self, baseline: float, roots: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
-                 missing_left: np.ndarray, left: np.ndarray, right: np.ndarray, value: np.ndarray,
-                 depth: int, n_features: int) -> None:
+    def __init__(
+        self,
+        baseline: float,
+        roots: np.ndarray,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        missing_left: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        value: np.ndarray,
+        depth: int,
+        n_features: int,
+    ) -> None:
         self.baseline = float(baseline)
         self.roots = np.asarray(roots, dtype=np.int64)
         self.feature = np.asarray(feature, dtype=np.int64)
@@ -66,10 +76,22 @@ class ArrayTrees:
             val.append(np.where(leaf, nodes["value"], 0.0))
             depth = max(depth, int(nodes["depth"].max()))
             offset += len(nodes)
-        cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))  # noqa: E731
-        return cls(float(np.ravel(model._baseline_prediction)[0]), np.asarray(roots, np.int64),
-                   cat(feats, np.int64), cat(thr, np.float64), cat(miss, bool), cat(left, np.int64),
-                   cat(right, np.int64), cat(val, np.float64), depth, model.n_features_in_)
+
+        def cat(parts: list[np.ndarray], dt: type) -> np.ndarray:
+            return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
+        return cls(
+            float(np.ravel(model._baseline_prediction)[0]),
+            np.asarray(roots, np.int64),
+            cat(feats, np.int64),
+            cat(thr, np.float64),
+            cat(miss, bool),
+            cat(left, np.int64),
+            cat(right, np.int64),
+            cat(val, np.float64),
+            depth,
+            model.n_features_in_,
+        )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -81,26 +103,30 @@ class ArrayTrees:
             return out
         chunk = max(1, 500_000 // n_trees)  # bounds the (rows x trees) work arrays to ~4 MB each
         for start in range(0, len(X), chunk):
-            block = X[start:start + chunk]
+            block = X[start : start + chunk]
             rows = np.arange(len(block))[:, None]
             node = np.broadcast_to(self.roots, (len(block), n_trees)).copy()
             for _ in range(self.depth):
                 x = block[rows, self.feature[node]]
                 go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
                 node = np.where(go_left, self.left[node], self.right[node])
-            out[start:start + chunk] += self.value[node].sum(axis=1)
+            out[start : start + chunk] += self.value[node].sum(axis=1)
         return out
 
     def to_arrays(self, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {f"{prefix}.{k}": getattr(self, k)
-                  for k in ("roots", "feature", "threshold", "missing_left", "left", "right", "value")}
+        arrays = {
+            f"{prefix}.{k}": getattr(self, k)
+            for k in ("roots", "feature", "threshold", "missing_left", "left", "right", "value")
+        }
         return arrays, {"baseline": self.baseline, "depth": self.depth, "n_features": self.n_features}
 
     @classmethod
     def from_arrays(cls, prefix: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> ArrayTrees:
         try:
-            parts = {k: arrays[f"{prefix}.{k}"]
-                     for k in ("roots", "feature", "threshold", "missing_left", "left", "right", "value")}
+            parts = {
+                k: arrays[f"{prefix}.{k}"]
+                for k in ("roots", "feature", "threshold", "missing_left", "left", "right", "value")
+            }
             return cls(float(meta["baseline"]), depth=int(meta["depth"]), n_features=int(meta["n_features"]), **parts)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelFormatError):

@@ -22,9 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from fedopt_core import auth
+from fedopt_core import auth, csvfiles
 from fedopt_core.catalog.datasets import lambda_benchmark_runs
-from fedopt_core import csvfiles
 from fedopt_core.csvfiles import CsvFormatError, Source, to_safe_csv
 from fedopt_core.runs.queries import list_runs
 from fedopt_core.runs.store import DEFAULT_BATCH_SIZE, ImportAborted, ImportResult, ProgressCallback, store_runs
@@ -95,13 +94,21 @@ def import_csv(
                 progress(min(chunk_lines[done - 1] - header_line, total_lines), total_lines)
 
         try:
-            part = store_runs(mapped, source=stored_source, line_numbers=lines, batch_size=batch_size,
-                              progress=chunk_progress, url=url, fmt=fmt)
+            part = store_runs(
+                mapped,
+                source=stored_source,
+                line_numbers=lines,
+                batch_size=batch_size,
+                progress=chunk_progress,
+                url=url,
+                fmt=fmt,
+            )
         except ImportAborted as exc:
             result._add(exc.partial)
             raise ImportAborted(
                 f"stopped at line {lines[0]}; {result.inserted} runs from earlier lines are stored "
-                f"(whole batches of {batch_size}): {exc.__cause__}", result,
+                f"(whole batches of {batch_size}): {exc.__cause__}",
+                result,
             ) from exc.__cause__
         result._add(part)
         rows.clear()
@@ -124,8 +131,12 @@ def import_csv(
     if result.rows == 0:
         result.warnings.append("the file has a header but no data rows")
     if result.inserted:
-        auth.record("runs.import", getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else None),
-                    {"format": fmt, "inserted": result.inserted, "refused": result.refused}, url=url)
+        auth.record(
+            "runs.import",
+            getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else None),
+            {"format": fmt, "inserted": result.inserted, "refused": result.refused},
+            url=url,
+        )
     return result
 
 
@@ -172,7 +183,6 @@ def _map_lambda_benchmark(raw: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``gpu_benchmarks.csv`` as runs (the mapping's one home is fedopt_core.datasets)."""
     mapped = lambda_benchmark_runs(raw)
     return mapped[[name for name in RUN_FIELDS if name in mapped.columns]]
-
 
 
 def export_csv(path: str | os.PathLike[str] | None = None, *, url: str | None = None, **filters: Any) -> str:

@@ -81,20 +81,25 @@ def record_predictions(
         if repeat_window is not None:
             recent = conn.execute(
                 select(table.c.id, table.c.task_key, table.c.method, table.c.model_version_id, table.c.predicted_time_s)
-                .where(table.c.run_id.is_(None), table.c.created_at >= records[0]["created_at"] - repeat_window,
-                       table.c.task_key.in_(sorted({r["task_key"] for r in records})))
+                .where(
+                    table.c.run_id.is_(None),
+                    table.c.created_at >= records[0]["created_at"] - repeat_window,
+                    table.c.task_key.in_(sorted({r["task_key"] for r in records})),
+                )
                 .order_by(table.c.id)
             ).all()
             known = {signature(*row[1:]): int(row[0]) for row in recent}
-        signatures = [signature(r["task_key"], r["method"], r["model_version_id"], r["predicted_time_s"]) for r in records]
+        signatures = [
+            signature(r["task_key"], r["method"], r["model_version_id"], r["predicted_time_s"]) for r in records
+        ]
         fresh: dict[tuple, dict[str, Any]] = {}
-        for sig, record in zip(signatures, records):
+        for sig, record in zip(signatures, records, strict=True):
             if sig not in known and sig not in fresh:
                 fresh[sig] = record
         if fresh:
             statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
             ids = conn.execute(statement, list(fresh.values())).scalars().all()
-            known.update(zip(fresh.keys(), (int(i) for i in ids)))
+            known.update(zip(fresh.keys(), (int(i) for i in ids), strict=True))
     return [known[sig] for sig in signatures]
 
 
@@ -108,11 +113,15 @@ def weekly_accuracy(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pd.DataFrame(columns=columns)
     week = pd.to_datetime(pairs["run_at"], utc=True).dt.tz_localize(None).dt.to_period("W").dt.start_time
-    inside = pd.to_numeric(pairs["within_interval"].astype(object).where(pairs["within_interval"].notna()),
-                           errors="coerce")
+    inside = pd.to_numeric(
+        pairs["within_interval"].astype(object).where(pairs["within_interval"].notna()), errors="coerce"
+    )
     frame = pd.DataFrame({"week": week, "ape": pairs["abs_pct_error"].astype(float), "inside": inside})
-    out = frame.groupby("week").agg(median_ape=("ape", "median"), coverage=("inside", "mean"),
-                                    runs=("ape", "size")).reset_index()
+    out = (
+        frame.groupby("week")
+        .agg(median_ape=("ape", "median"), coverage=("inside", "mean"), runs=("ape", "size"))
+        .reset_index()
+    )
     return out[columns]
 
 
@@ -148,8 +157,22 @@ def prediction_pairs(*, url: str | None = None) -> pd.DataFrame:
     )
     with get_engine(url).connect() as conn:
         rows = conn.execute(statement).all()
-    columns = ["prediction_id", "predicted_at", "run_id", "workload", "gpu_type", "gpu_count", "platform",
-               "predicted_time_s", "lower_s", "upper_s", "method", "model_version_id", "execution_time_s", "run_at"]
+    columns = [
+        "prediction_id",
+        "predicted_at",
+        "run_id",
+        "workload",
+        "gpu_type",
+        "gpu_count",
+        "platform",
+        "predicted_time_s",
+        "lower_s",
+        "upper_s",
+        "method",
+        "model_version_id",
+        "execution_time_s",
+        "run_at",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     for name in ["predicted_time_s", "lower_s", "upper_s", "execution_time_s"]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
@@ -162,5 +185,3 @@ def prediction_pairs(*, url: str | None = None) -> pd.DataFrame:
     frame["within_interval"] = inside.astype(object).where(has_interval, None)
     frame["log_ratio"] = np.log(frame["predicted_time_s"] / actual)
     return frame
-
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,6 @@ class RunNotFoundError(LookupError):
     """No run has this id."""
 
 
-
 def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
     if value is None:
         return None
@@ -35,8 +35,8 @@ def _as_utc(value: date | datetime, *, end_of_day: bool = False) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("give datetimes with a time zone (fedopt stores UTC)")
-        return value.astimezone(timezone.utc)
-    moment = datetime.combine(value, dtime.min, tzinfo=timezone.utc)
+        return value.astimezone(UTC)
+    moment = datetime.combine(value, dtime.min, tzinfo=UTC)
     return moment + timedelta(days=1) if end_of_day else moment
 
 
@@ -108,7 +108,7 @@ def get_run(run_id: int, *, url: str | None = None) -> dict[str, Any]:
         row = conn.execute(select(*[table.c[n] for n in LIST_COLUMNS]).where(table.c.id == int(run_id))).first()
     if row is None:
         raise RunNotFoundError(f"no run with id {run_id}")
-    return dict(zip(LIST_COLUMNS, row))
+    return dict(zip(LIST_COLUMNS, row, strict=True))
 
 
 def latest_run(*, url: str | None = None) -> dict[str, Any] | None:
@@ -172,5 +172,3 @@ def count_runs_since(
         if successful_only:
             statement = statement.where(table.c.success.is_(True))
         return int(conn.execute(statement).scalar_one())
-
-

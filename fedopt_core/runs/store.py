@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timezone
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,6 @@ _FORMULA_START = ("=", "+", "@", "\t", "\r")
 _FORMULA_CHECKED = [*STRING_FIELDS, "logged_by"]
 
 ProgressCallback = Callable[[int, int], None]
-
 
 
 # --------------------------------------------------------------------------- results
@@ -105,7 +105,7 @@ class ImportAborted(RuntimeError):
     """A write stopped part-way (database error, crash of a step).  ``partial`` says what was stored:
     whole batches only, since each batch is one transaction."""
 
-    def __init__(self, message: str, partial: ImportResult):
+    def __init__(self, message: str, partial: ImportResult) -> None:
         super().__init__(message)
         self.partial = partial
 
@@ -240,8 +240,11 @@ def _check_meta_and_formulas(good: pd.DataFrame) -> tuple[pd.DataFrame, list[Row
     given = good["started_at"]
     given_mask = given.notna() & (given.astype(str).str.strip() != "")
     parsed = _parse_timestamps(given.where(given_mask.to_numpy(), None))
-    refuse((given_mask & parsed.isna()).to_numpy(bool), "started_at",
-           "is not a date and time (use ISO 8601, e.g. 2025-03-01T14:30:00Z)")
+    refuse(
+        (given_mask & parsed.isna()).to_numpy(bool),
+        "started_at",
+        "is not a date and time (use ISO 8601, e.g. 2025-03-01T14:30:00Z)",
+    )
     good["started_at"] = parsed
     bad = sorted(errors)
     return good.drop(index=bad).reset_index(drop=True), [errors[p] for p in bad]
@@ -267,9 +270,9 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 
 def _one_timestamp(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime.combine(value, dtime.min, tzinfo=timezone.utc)
+        return datetime.combine(value, dtime.min, tzinfo=UTC)
     return pd.NaT
 
 
@@ -304,7 +307,7 @@ def _records(good: pd.DataFrame, source: str) -> list[dict[str, Any]]:
     columns["source"] = [source] * len(good)
     columns["created_at"] = [now] * len(good)
     names = list(columns)
-    return [dict(zip(names, row)) for row in zip(*columns.values())]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _insert_new(conn: Connection, records: list[dict[str, Any]]) -> tuple[int, list[tuple[str, int]]]:
@@ -330,8 +333,8 @@ def _insert_new(conn: Connection, records: list[dict[str, Any]]) -> tuple[int, l
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=["run_key"]).returning(
-        table.c.run_key, table.c.id
+    statement = (
+        dialect_insert(table).on_conflict_do_nothing(index_elements=["run_key"]).returning(table.c.run_key, table.c.id)
     )
     rows = conn.execute(statement, fresh).all()
     return len(rows), [(row[0], int(row[1])) for row in rows]
@@ -373,9 +376,9 @@ def _link_predictions(conn: Connection, new: pd.DataFrame) -> dict[int, int]:
         .where(table.c.id == bindparam("b_pid"), table.c.run_id.is_(None))
         .values(run_id=bindparam("b_rid"))
     )
-    params = [{"b_pid": int(p), "b_rid": int(r)} for p, r in zip(pairs["prediction_id"], pairs["run_id"])]
+    params = [{"b_pid": int(p), "b_rid": int(r)} for p, r in zip(pairs["prediction_id"], pairs["run_id"], strict=True)]
     conn.execute(statement, params)
-    return dict(zip(pairs["run_id"].astype(int).tolist(), pairs["prediction_id"].astype(int).tolist()))
+    return dict(zip(pairs["run_id"].astype(int).tolist(), pairs["prediction_id"].astype(int).tolist(), strict=True))
 
 
 # --------------------------------------------------------------------------- one run
@@ -414,7 +417,6 @@ def _existing_id(values: Mapping[str, Any], url: str | None) -> int:
     key = schema.run_keys(good, extra=_timestamp_text(good["started_at"])).iloc[0]
     with get_engine(url).connect() as conn:
         return int(conn.execute(select(Run.__table__.c.id).where(Run.__table__.c.run_key == key)).scalar_one())
-
 
 
 # --------------------------------------------------------------------------- changing and exporting
@@ -470,8 +472,9 @@ def delete_run(run_id: int, *, url: str | None = None) -> bool:
     auth.require("admin", "deleting a run")
     table = Run.__table__
     with session_scope(url) as session:
-        row = session.execute(select(table.c.workload, table.c.gpu_type, table.c.execution_time_s)
-                              .where(table.c.id == int(run_id))).first()
+        row = session.execute(
+            select(table.c.workload, table.c.gpu_type, table.c.execution_time_s).where(table.c.id == int(run_id))
+        ).first()
         if row is None:
             return False
         prediction = Prediction.__table__
@@ -479,7 +482,10 @@ def delete_run(run_id: int, *, url: str | None = None) -> bool:
         session.execute(update(prediction).where(prediction.c.run_id == int(run_id)).values(run_id=None))
         session.execute(update(usage).where(usage.c.run_id == int(run_id)).values(run_id=None))
         session.execute(delete(table).where(table.c.id == int(run_id)))
-        auth.record("run.delete", f"run {int(run_id)}",
-                    {"workload": row[0], "gpu_type": row[1], "execution_time_s": row[2]}, session=session)
+        auth.record(
+            "run.delete",
+            f"run {int(run_id)}",
+            {"workload": row[0], "gpu_type": row[1], "execution_time_s": row[2]},
+            session=session,
+        )
     return True
-

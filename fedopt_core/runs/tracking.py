@@ -142,5 +142,3 @@ def _record_tracked(handle: TrackedRun, values: dict[str, Any], url: str | None)
 def _warn(message: str) -> None:
     logger.warning("fedopt.track: %s", message)
     warnings.warn(f"fedopt.track: {message}", RuntimeWarning, stacklevel=4)
-
-

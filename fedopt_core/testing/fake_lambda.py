@@ -41,14 +41,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.server
 import json
 import logging
 import math
 import re
 import secrets
-import socket
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -965,7 +966,7 @@ def _make_handler(server: FakeLambdaServer) -> type[http.server.BaseHTTPRequestH
             # add ~40 ms to every keep-alive request.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             # Request lines only (never headers): the API key must stay out of logs.
             logger.debug("fake lambda: " + format, *args)
 
@@ -998,10 +999,9 @@ def _make_handler(server: FakeLambdaServer) -> type[http.server.BaseHTTPRequestH
                     }
                     self._json(record, injection.status, {"error": error})
                     return
-                if injection.kind == "slow":
-                    if server._stop.wait(injection.delay_s):
-                        self._drop()
-                        return
+                if injection.kind == "slow" and server._stop.wait(injection.delay_s):
+                    self._drop()
+                    return
                 drop_after = injection.kind in ("process_then_drop", "launch_then_drop")
 
             wait_s = server._rate_limited(auth, method == "POST" and path == f"{API_PREFIX}/instance-operations/launch")
@@ -1030,10 +1030,8 @@ def _make_handler(server: FakeLambdaServer) -> type[http.server.BaseHTTPRequestH
 
         def _drop(self) -> None:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
         def _send(
             self, record: RequestRecord, status: int, content_type: str, data: bytes, headers: Mapping[str, str]
@@ -1056,7 +1054,8 @@ def _make_handler(server: FakeLambdaServer) -> type[http.server.BaseHTTPRequestH
         def _text(self, record: RequestRecord, status: int, text: str, headers: Mapping[str, str]) -> None:
             self._send(record, status, "text/plain; charset=utf-8", text.encode(), headers)
 
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch
+        # BaseHTTPRequestHandler finds its handlers by these names.
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch  # noqa: N815
 
     return Handler
 

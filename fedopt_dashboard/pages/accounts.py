@@ -1,6 +1,6 @@
 """Accounts: the accounts and allocations that pay, their limits, masked keys and usage sessions."""
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 import streamlit as st
 
@@ -42,9 +42,27 @@ if table.empty:
     st.info("No accounts yet. Add one with the form below.")
 else:
     st.dataframe(
-        table[["username", "status", "provider", "institution", "email", "eligibility", "email_check_reason",
-               "api_key", "monthly_quota_hours", "hours_this_month", "hours_left", "monthly_budget_usd",
-               "cost_this_month_usd", "budget_left_usd", "ends_on", "project", "notes"]],
+        table[
+            [
+                "username",
+                "status",
+                "provider",
+                "institution",
+                "email",
+                "eligibility",
+                "email_check_reason",
+                "api_key",
+                "monthly_quota_hours",
+                "hours_this_month",
+                "hours_left",
+                "monthly_budget_usd",
+                "cost_this_month_usd",
+                "budget_left_usd",
+                "ends_on",
+                "project",
+                "notes",
+            ]
+        ],
         hide_index=True,
         width="stretch",
         column_config={
@@ -69,8 +87,9 @@ with st.expander("Which account would pay for a job?"):
     need_hours = c1.number_input("Expected hours", min_value=0.0, value=None, step=1.0, key="choose_hours")
     need_cost = c2.number_input("Expected cost (USD)", min_value=0.0, value=None, step=10.0, key="choose_cost")
     need_provider = c3.text_input("Provider (empty = any)", key="choose_provider")
-    choice = accounts.choose_account({"expected_hours": need_hours, "expected_cost_usd": need_cost,
-                                      "provider": need_provider or None})
+    choice = accounts.choose_account(
+        {"expected_hours": need_hours, "expected_cost_usd": need_cost, "provider": need_provider or None}
+    )
     (st.success if choice.ok else st.warning)(plain(choice.reason))
 
 st.subheader("Add or update an account")
@@ -93,8 +112,16 @@ with st.form("account_form", clear_on_submit=True):
 if add_clicked:
     try:
         created = accounts.register_academic_account(
-            username, api_key or None, institution, email, provider=provider, monthly_quota_hours=quota,
-            monthly_budget_usd=budget, ends_on=ends_on, project=project, notes=notes,
+            username,
+            api_key or None,
+            institution,
+            email,
+            provider=provider,
+            monthly_quota_hours=quota,
+            monthly_budget_usd=budget,
+            ends_on=ends_on,
+            project=project,
+            notes=notes,
         )
     except (FedoptInputError, auth.PermissionDenied, crypto.SecretKeyError) as exc:
         forget_keys()
@@ -113,7 +140,7 @@ else:
         who = c1.selectbox("Account", active_names)
         platform = c2.selectbox("Platform (instance type)", platform_names)
         c1, c2, c3 = st.columns(3)
-        start_day = c1.date_input("Start date (UTC)", value=datetime.now(timezone.utc).date())
+        start_day = c1.date_input("Start date (UTC)", value=datetime.now(UTC).date())
         start_time = c2.time_input("Start time (UTC)", value=time(9, 0))
         hours = c3.number_input("Hours", min_value=0.0, value=1.0, step=0.5)
         c1, c2 = st.columns(2)
@@ -126,9 +153,18 @@ else:
         session_clicked = st.form_submit_button("Record session")
     if session_clicked:
         try:
-            started = datetime.combine(start_day, start_time, tzinfo=timezone.utc)
-            accounts.add_usage_session(who, platform, started, hours=hours, cost_usd=cost, success=succeeded,
-                                       person=person, workload=workload, notes=session_notes)
+            started = datetime.combine(start_day, start_time, tzinfo=UTC)
+            accounts.add_usage_session(
+                who,
+                platform,
+                started,
+                hours=hours,
+                cost_usd=cost,
+                success=succeeded,
+                person=person,
+                workload=workload,
+                notes=session_notes,
+            )
         except (FedoptInputError, auth.PermissionDenied) as exc:
             st.error(f"Not recorded: {plain(exc)}")
         else:
@@ -167,8 +203,22 @@ if sessions.empty:
     st.info("No usage recorded this month.")
 else:
     st.dataframe(
-        sessions[["session_id", "username", "platform", "person", "workload", "started_at", "ended_at",
-                  "hours_in_window", "cost_in_window_usd", "outcome", "source", "notes"]],
+        sessions[
+            [
+                "session_id",
+                "username",
+                "platform",
+                "person",
+                "workload",
+                "started_at",
+                "ended_at",
+                "hours_in_window",
+                "cost_in_window_usd",
+                "outcome",
+                "source",
+                "notes",
+            ]
+        ],
         hide_index=True,
         width="stretch",
         column_config={

@@ -17,12 +17,18 @@ if shown.empty:
     st.info("Nothing recorded yet. Changes to accounts, keys, quotas, platforms, launches and deletions appear here.")
 else:
     st.dataframe(shown.astype({"details": str}), hide_index=True, width="stretch")
-st.download_button("Export the audit log (CSV)", to_safe_csv(shown.astype({"details": str})),
-                   file_name="fedopt-audit.csv", mime="text/csv")
+st.download_button(
+    "Export the audit log (CSV)",
+    to_safe_csv(shown.astype({"details": str})),
+    file_name="fedopt-audit.csv",
+    mime="text/csv",
+)
 
 st.subheader("Roles")
-st.caption("viewer: pages and predictions · member: also logs runs and usage · admin: also accounts, keys, "
-           "quotas, launches and deleting. Anyone without a row here is a viewer.")
+st.caption(
+    "viewer: pages and predictions · member: also logs runs and usage · admin: also accounts, keys, "
+    "quotas, launches and deleting. Anyone without a row here is a viewer."
+)
 with st.form("role_form"):
     email = st.text_input("E-mail")
     role = st.selectbox("Role", list(auth.ROLES))

@@ -8,8 +8,10 @@ from fedopt_dashboard.ui import clear_caches, money_column, platforms, require_r
 
 require_role("admin")
 st.title("Machines")
-st.caption("Launch and terminate Lambda Cloud machines. Every launch opens a usage session at the price of "
-           "the moment; terminating closes it. Machines started or stopped elsewhere are picked up by sync.")
+st.caption(
+    "Launch and terminate Lambda Cloud machines. Every launch opens a usage session at the price of "
+    "the moment; terminating closes it. Machines started or stopped elsewhere are picked up by sync."
+)
 
 lambda_accounts = accounts.list_accounts()
 lambda_accounts = lambda_accounts[(lambda_accounts["provider"] == "lambda") & (lambda_accounts["api_key"] != "")]
@@ -24,27 +26,35 @@ if st.button("Sync now"):
 if not synced.ok:
     st.warning(f"Could not sync with Lambda: {synced.error}")
 elif not synced.skipped and (synced.opened or synced.closed):
-    st.info(f"Sync: {len(synced.opened)} machine(s) found running outside fedopt, "
-            f"{len(synced.closed)} found terminated elsewhere.")
+    st.info(
+        f"Sync: {len(synced.opened)} machine(s) found running outside fedopt, "
+        f"{len(synced.closed)} found terminated elsewhere."
+    )
 
 st.subheader("Running")
 running = lambda_ops.running_machines(username)
 if running.empty:
     st.caption("Nothing running on this account.")
 else:
-    st.dataframe(running, hide_index=True, width="stretch",
-                 column_config={"price_per_hour_usd": money_column("USD / hour"),
-                                "cost_so_far_usd": money_column("Cost so far")})
+    st.dataframe(
+        running,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "price_per_hour_usd": money_column("USD / hour"),
+            "cost_so_far_usd": money_column("Cost so far"),
+        },
+    )
     to_stop = st.multiselect("Terminate", running["instance_id"].tolist())
-    if to_stop and st.checkbox(f"Yes, terminate {len(to_stop)} machine(s) now"):
-        if st.button("Terminate", type="primary"):
-            try:
-                lambda_ops.terminate(username, to_stop)
-            except lambda_ops.LambdaOperationError as exc:
-                st.error(str(exc))
-            else:
-                clear_caches()
-                st.rerun()
+    confirmed = bool(to_stop) and st.checkbox(f"Yes, terminate {len(to_stop)} machine(s) now")
+    if confirmed and st.button("Terminate", type="primary"):
+        try:
+            lambda_ops.terminate(username, to_stop)
+        except lambda_ops.LambdaOperationError as exc:
+            st.error(str(exc))
+        else:
+            clear_caches()
+            st.rerun()
 
 st.subheader("Launch")
 catalogue = platforms()
@@ -54,17 +64,25 @@ row = offered[offered["instance_type"] == choice].iloc[0]
 regions = row["regions_with_capacity"] if row["regions_with_capacity"] else row["regions"]
 region = st.selectbox("Region", regions or ["(refresh the catalogue to see capacity)"])
 ssh_keys = st.text_input("SSH key names (comma-separated)")
-max_price = st.number_input("Maximum USD per hour you accept", min_value=0.0,
-                            value=float(row["price_per_hour_usd"] or 0.0), step=0.5)
-st.caption(f"Catalogue price: ${row['price_per_hour_usd']:.2f}/h (as of {row['as_of']}). The live price is "
-           "checked again at launch and the launch is refused above your maximum.")
-if st.checkbox(f"Yes, launch one {choice} in {region}, billed by the hour until terminated"):
-    if st.button("Launch", type="primary"):
-        try:
-            outcome = lambda_ops.launch(username, choice, region, [k.strip() for k in ssh_keys.split(",") if k.strip()],
-                                        max_price_per_hour_usd=max_price)
-        except lambda_ops.LambdaOperationError as exc:
-            st.error(str(exc))
-        else:
-            clear_caches()
-            st.success(f"Launched {', '.join(outcome.instance_ids)} at ${outcome.price_per_hour_usd:.2f}/h.")
+max_price = st.number_input(
+    "Maximum USD per hour you accept", min_value=0.0, value=float(row["price_per_hour_usd"] or 0.0), step=0.5
+)
+st.caption(
+    f"Catalogue price: ${row['price_per_hour_usd']:.2f}/h (as of {row['as_of']}). The live price is "
+    "checked again at launch and the launch is refused above your maximum."
+)
+confirmed = st.checkbox(f"Yes, launch one {choice} in {region}, billed by the hour until terminated")
+if confirmed and st.button("Launch", type="primary"):
+    try:
+        outcome = lambda_ops.launch(
+            username,
+            choice,
+            region,
+            [k.strip() for k in ssh_keys.split(",") if k.strip()],
+            max_price_per_hour_usd=max_price,
+        )
+    except lambda_ops.LambdaOperationError as exc:
+        st.error(str(exc))
+    else:
+        clear_caches()
+        st.success(f"Launched {', '.join(outcome.instance_ids)} at ${outcome.price_per_hour_usd:.2f}/h.")

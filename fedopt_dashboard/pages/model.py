@@ -12,8 +12,10 @@ from fedopt_dashboard.ui import clear_caches, counts, require_role
 
 require_role("viewer")
 st.title("Model")
-st.caption("Each trained model is a version, scored on the newest runs it did not see. A new version becomes "
-           "active only if it is at least as good as the active one on the same runs.")
+st.caption(
+    "Each trained model is a version, scored on the newest runs it did not see. A new version becomes "
+    "active only if it is at least as good as the active one on the same runs."
+)
 
 
 @st.fragment(run_every=2)
@@ -34,8 +36,10 @@ def training_panel() -> None:
         st.error(f"The last retrain failed: {status.get('error')}")
     else:
         due = training.runs_since_last_version()
-        st.caption(f"{due} run(s) logged since the last version; a retrain starts in the background after "
-                   f"{training.retrain_threshold()} new runs.")
+        st.caption(
+            f"{due} run(s) logged since the last version; a retrain starts in the background after "
+            f"{training.retrain_threshold()} new runs."
+        )
 
 
 training_panel()
@@ -47,9 +51,15 @@ versions = training.list_versions()
 if versions.empty:
     st.info("No model yet: predictions are heuristic. Log runs (Runs page) and press Train now.")
 else:
-    st.dataframe(versions, hide_index=True, width="stretch",
-                 column_config={"median_ape": st.column_config.NumberColumn("Median APE", format="%.3f"),
-                                "coverage": st.column_config.NumberColumn("Interval coverage", format="%.2f")})
+    st.dataframe(
+        versions,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "median_ape": st.column_config.NumberColumn("Median APE", format="%.3f"),
+            "coverage": st.column_config.NumberColumn("Interval coverage", format="%.2f"),
+        },
+    )
     stored = versions[versions["status"] != "active"]["version"].tolist()
     if stored and auth.current_actor().can("member"):
         c1, c2 = st.columns([2, 1])
@@ -66,15 +76,27 @@ else:
 st.subheader("Accuracy on real outcomes")
 pairs = runs.prediction_pairs()
 if pairs.empty:
-    st.caption("No prediction has been followed by an actual run yet. Predictions made on the Predict page are "
-               "kept, and scored when the matching run is logged.")
+    st.caption(
+        "No prediction has been followed by an actual run yet. Predictions made on the Predict page are "
+        "kept, and scored when the matching run is logged."
+    )
 else:
     weekly = runs.weekly_accuracy(pairs)
-    st.plotly_chart(px.line(weekly, x="week", y=["median_ape", "coverage"], markers=True,
-                            title="Median absolute % error and interval coverage, by week"), width="stretch")
+    st.plotly_chart(
+        px.line(
+            weekly,
+            x="week",
+            y=["median_ape", "coverage"],
+            markers=True,
+            title="Median absolute % error and interval coverage, by week",
+        ),
+        width="stretch",
+    )
     by = st.radio("Residuals by", ["gpu_type", "workload"], horizontal=True)
-    st.plotly_chart(px.box(pairs, x=by, y="log_ratio", points="all",
-                           labels={"log_ratio": "log(predicted / actual)"}), width="stretch")
+    st.plotly_chart(
+        px.box(pairs, x=by, y="log_ratio", points="all", labels={"log_ratio": "log(predicted / actual)"}),
+        width="stretch",
+    )
 
 
 @st.cache_data(ttl=300, show_spinner="Scoring the intervals at each level…")
@@ -91,26 +113,47 @@ if model is not None:
     if curve.empty:
         st.caption("Calibration needs held-out runs; log more runs.")
     else:
-        figure = go.Figure([go.Scatter(x=curve["nominal"], y=curve["observed"], mode="lines+markers", name="model"),
-                            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"dash": "dot"})])
-        figure.update_layout(xaxis_title="nominal coverage", yaxis_title="observed coverage on the newest runs",
-                             xaxis_range=[0.45, 1.0], yaxis_range=[0.0, 1.02])
+        figure = go.Figure(
+            [
+                go.Scatter(x=curve["nominal"], y=curve["observed"], mode="lines+markers", name="model"),
+                go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"dash": "dot"}),
+            ]
+        )
+        figure.update_layout(
+            xaxis_title="nominal coverage",
+            yaxis_title="observed coverage on the newest runs",
+            xaxis_range=[0.45, 1.0],
+            yaxis_range=[0.0, 1.02],
+        )
         st.plotly_chart(figure, width="stretch")
-        st.caption(f"Intervals of version {facts['version']} at each nominal level, scored on the "
-                   f"{int(curve['n'].iloc[0])} newest runs it did not train on. Above the diagonal: wider than "
-                   "needed; below: overconfident.")
+        st.caption(
+            f"Intervals of version {facts['version']} at each nominal level, scored on the "
+            f"{int(curve['n'].iloc[0])} newest runs it did not train on. Above the diagonal: wider than "
+            "needed; below: overconfident."
+        )
     suspects = training.suspect_configurations(model)
     if not suspects.empty:
         st.subheader("Runs to check")
-        st.caption(f"Measured times that the other GPUs' runs of the same workload contradict by more than "
-                   f"{SUSPECT_FACTOR:g}x (each judged with its own GPU held out). They are still used for training; "
-                   "check them for a unit mix-up, a throughput logged as a time, or a failed run logged as a success.")
-        st.dataframe(suspects, hide_index=True, width="stretch", column_config={
-            "measured_s_per_unit": st.column_config.NumberColumn("measured (s/unit)", format="%.3g"),
-            "expected_s_per_unit": st.column_config.NumberColumn("other GPUs say (s/unit)", format="%.3g"),
-            "measured_vs_expected": st.column_config.NumberColumn("measured / expected", format="%.3gx"),
-        })
+        st.caption(
+            f"Measured times that the other GPUs' runs of the same workload contradict by more than "
+            f"{SUSPECT_FACTOR:g}x (each judged with its own GPU held out). They are still used for training; "
+            "check them for a unit mix-up, a throughput logged as a time, or a failed run logged as a success."
+        )
+        st.dataframe(
+            suspects,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "measured_s_per_unit": st.column_config.NumberColumn("measured (s/unit)", format="%.3g"),
+                "expected_s_per_unit": st.column_config.NumberColumn("other GPUs say (s/unit)", format="%.3g"),
+                "measured_vs_expected": st.column_config.NumberColumn("measured / expected", format="%.3gx"),
+            },
+        )
     st.subheader("Feature importances of the active model")
     importances = training.active_importances()
-    st.plotly_chart(px.bar(importances.sort_values("importance").tail(15), x="importance", y="feature",
-                           error_x="std", orientation="h"), width="stretch")
+    st.plotly_chart(
+        px.bar(
+            importances.sort_values("importance").tail(15), x="importance", y="feature", error_x="std", orientation="h"
+        ),
+        width="stretch",
+    )

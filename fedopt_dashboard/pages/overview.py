@@ -21,5 +21,11 @@ c3.metric("Logged runs", numbers["runs"], help="Actual runs the predictor learns
 c4.metric("Techniques", numbers["techniques"])
 
 st.subheader("Where to go")
-st.page_link("pages/platforms.py", label="Platforms — the catalogue, prices per GPU-hour, your own machines", icon=":material/dns:")
-st.page_link("pages/techniques.py", label="Techniques — academic access and ways to cut cost", icon=":material/lightbulb:")
+st.page_link(
+    "pages/platforms.py",
+    label="Platforms — the catalogue, prices per GPU-hour, your own machines",
+    icon=":material/dns:",
+)
+st.page_link(
+    "pages/techniques.py", label="Techniques — academic access and ways to cut cost", icon=":material/lightbulb:"
+)

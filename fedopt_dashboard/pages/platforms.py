@@ -1,5 +1,7 @@
 """Platforms: the catalogue, filtered and sorted, with a price chart and custom platforms."""
 
+from typing import Any
+
 import plotly.express as px
 import streamlit as st
 
@@ -19,7 +21,11 @@ with st.sidebar:
     providers = st.multiselect("Provider", sorted(all_platforms["provider"].dropna().unique()))
     gpu_types = st.multiselect("GPU model", sorted(all_platforms["gpu_type"].dropna().unique()))
     min_gpus = st.number_input("At least this many GPUs", min_value=0, max_value=64, value=0, step=1)
-    ceiling = float(max(1.0, round(all_platforms["price_per_hour_usd"].max(skipna=True) + 0.5))) if len(all_platforms) else 1.0
+    ceiling = (
+        float(max(1.0, round(all_platforms["price_per_hour_usd"].max(skipna=True) + 0.5)))
+        if len(all_platforms)
+        else 1.0
+    )
     max_price = st.slider("Max USD per hour", 0.0, ceiling, ceiling, step=0.5)
 
 shown = catalog.filter_platforms(
@@ -36,8 +42,21 @@ if shown.empty:
 else:
     st.caption(f"{len(shown)} of {len(all_platforms)} platforms. Click a column header to sort.")
     st.dataframe(
-        shown[["provider", "instance_type", "gpu_type", "gpu_count", "gpu_memory_gb", "vcpus", "ram_gb",
-               "price_per_hour_usd", "price_per_gpu_hour_usd", "as_of", "origin"]],
+        shown[
+            [
+                "provider",
+                "instance_type",
+                "gpu_type",
+                "gpu_count",
+                "gpu_memory_gb",
+                "vcpus",
+                "ram_gb",
+                "price_per_hour_usd",
+                "price_per_gpu_hour_usd",
+                "as_of",
+                "origin",
+            ]
+        ],
         hide_index=True,
         width="stretch",
         column_config={
@@ -49,7 +68,9 @@ else:
     )
     gpu_rows = shown[shown["gpu_count"] > 0].copy()
     if not gpu_rows.empty:
-        axis = st.radio("Chart price against", ["Total GPU memory (GB)", "Speed score (datasheet TFLOPS)"], horizontal=True)
+        axis = st.radio(
+            "Chart price against", ["Total GPU memory (GB)", "Speed score (datasheet TFLOPS)"], horizontal=True
+        )
         if axis.startswith("Speed"):
             gpu_rows["x"] = catalog.speed_scores(gpu_rows["gpu_type"], gpu_rows["gpu_count"])
             x_label = "Dense FP16 tensor TFLOPS x GPUs (datasheet peak, not measured)"
@@ -57,19 +78,28 @@ else:
             gpu_rows["x"] = gpu_rows["total_gpu_memory_gb"]
             x_label = "Total GPU memory (GB)"
         figure = px.scatter(
-            gpu_rows, x="x", y="price_per_hour_usd", color="gpu_type", size="gpu_count",
-            hover_name="instance_type", labels={"x": x_label, "price_per_hour_usd": "USD per hour"},
+            gpu_rows,
+            x="x",
+            y="price_per_hour_usd",
+            color="gpu_type",
+            size="gpu_count",
+            hover_name="instance_type",
+            labels={"x": x_label, "price_per_hour_usd": "USD per hour"},
         )
         st.plotly_chart(figure, width="stretch")
 
 st.subheader("Add or edit a platform")
 st.caption("Your own server, another cloud, or a corrected price. Edits survive catalogue reloads.")
-choices = {"➕ New platform": None} | {f"{r.provider} / {r.instance_type}": int(r.id) for r in all_platforms.itertuples()}
+choices = {"➕ New platform": None} | {
+    f"{r.provider} / {r.instance_type}": int(r.id) for r in all_platforms.itertuples()
+}
 picked = st.selectbox("Platform", list(choices))
 current = all_platforms[all_platforms["id"] == choices[picked]].iloc[0] if choices[picked] else None
 
-def _value(name, default=None):
+
+def _value(name: str, default: Any = None) -> Any:
     return default if current is None or current[name] is None or current[name] != current[name] else current[name]
+
 
 with st.form("platform_form"):
     c1, c2 = st.columns(2)
@@ -80,17 +110,28 @@ with st.form("platform_form"):
     price = c1.number_input("USD per hour", min_value=0.0, value=float(_value("price_per_hour_usd", 0.0)), step=0.1)
     vcpus = c2.number_input("vCPUs", min_value=0, value=int(_value("vcpus", 0) or 0))
     ram = c1.number_input("RAM (GB)", min_value=0.0, value=float(_value("ram_gb", 0.0) or 0.0))
-    network = c2.number_input("Network (Mbit/s, 0 = unknown)", min_value=0.0, value=float(_value("network_speed_mbps", 0.0) or 0.0))
+    network = c2.number_input(
+        "Network (Mbit/s, 0 = unknown)", min_value=0.0, value=float(_value("network_speed_mbps", 0.0) or 0.0)
+    )
     notes = st.text_input("Notes", value=_value("notes", "") or "")
     submitted = st.form_submit_button("Save platform")
 
 if submitted:
     try:
         catalog.save_platform(
-            {"provider": provider, "instance_type": instance_type, "gpu_type": gpu_type, "gpu_count": gpu_count,
-             "price_per_hour_usd": price, "vcpus": vcpus or None, "ram_gb": ram or None,
-             "network_speed_mbps": network or None, "notes": notes,
-             "gpu_memory_gb": _value("gpu_memory_gb"), "regions": _value("regions", [])},
+            {
+                "provider": provider,
+                "instance_type": instance_type,
+                "gpu_type": gpu_type,
+                "gpu_count": gpu_count,
+                "price_per_hour_usd": price,
+                "vcpus": vcpus or None,
+                "ram_gb": ram or None,
+                "network_speed_mbps": network or None,
+                "notes": notes,
+                "gpu_memory_gb": _value("gpu_memory_gb"),
+                "regions": _value("regions", []),
+            },
             platform_id=choices[picked],
         )
     except FedoptInputError as exc:
@@ -103,8 +144,10 @@ if submitted:
 st.subheader("Live prices from Lambda")
 refreshed = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)
 if refreshed.get("last_success_at"):
-    st.caption(f"Last refreshed {refreshed['last_success_at'][:16].replace('T', ' ')} UTC with account "
-               f"{refreshed.get('account')}. Prices without a refresh are the shipped snapshot (see 'Price as of').")
+    st.caption(
+        f"Last refreshed {refreshed['last_success_at'][:16].replace('T', ' ')} UTC with account "
+        f"{refreshed.get('account')}. Prices without a refresh are the shipped snapshot (see 'Price as of')."
+    )
 else:
     st.caption("Never refreshed: prices are the snapshot shipped with fedopt (see 'Price as of').")
 if refreshed.get("ok") is False:
@@ -120,8 +163,10 @@ if auth.current_actor().can("admin"):
             report = lambda_ops.refresh_catalogue(refresh_account)
             clear_caches()
             if report.ok:
-                st.success(f"{report.seen} types: {len(report.price_changed)} price changes, "
-                           f"{len(report.added)} new, {len(report.disappeared)} no longer offered.")
+                st.success(
+                    f"{report.seen} types: {len(report.price_changed)} price changes, "
+                    f"{len(report.added)} new, {len(report.disappeared)} no longer offered."
+                )
             else:
                 st.error(f"Refresh failed; the snapshot stays: {report.error}")
 
@@ -129,8 +174,15 @@ history_type = st.selectbox("Price history of", all_platforms["instance_type"].t
 history_id = int(all_platforms.loc[all_platforms["instance_type"] == history_type, "id"].iloc[0])
 history = catalog.price_history(history_id)
 if len(history) > 1:
-    st.plotly_chart(px.line(history, x="observed_at", y="price_per_hour_usd", markers=True,
-                            labels={"price_per_hour_usd": "USD per hour", "observed_at": "observed"}),
-                    width="stretch")
+    st.plotly_chart(
+        px.line(
+            history,
+            x="observed_at",
+            y="price_per_hour_usd",
+            markers=True,
+            labels={"price_per_hour_usd": "USD per hour", "observed_at": "observed"},
+        ),
+        width="stretch",
+    )
 else:
     st.caption("One observation so far; each refresh adds one.")

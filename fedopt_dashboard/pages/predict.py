@@ -13,8 +13,10 @@ from fedopt_dashboard.ui import available_gpu_platforms, money_column, require_r
 
 require_role("viewer")
 st.title("Predict & compare")
-st.caption("Predicted run time and cost per platform, with a prediction interval. Every figure says whether it "
-           "comes from the trained model or from the hardware heuristic used before there are runs.")
+st.caption(
+    "Predicted run time and cost per platform, with a prediction interval. Every figure says whether it "
+    "comes from the trained model or from the hardware heuristic used before there are runs."
+)
 
 gpu_platforms = available_gpu_platforms()
 
@@ -29,9 +31,12 @@ with st.form("task"):
     input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0)
     output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0)
     gpu_mem = c2.number_input("GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0)
-    software = c3.text_input("Software (optional)", key="task_software",
-                             help="Framework or container version, as in your logged runs. Empty: the version "
-                                  "with the most measured runs of this workload.")
+    software = c3.text_input(
+        "Software (optional)",
+        key="task_software",
+        help="Framework or container version, as in your logged runs. Empty: the version "
+        "with the most measured runs of this workload.",
+    )
     st.markdown("**Already ran it?** Give one measured run and the prediction scales from it.")
     a1, a2, a3 = st.columns(3)
     anchor_gpu = a1.selectbox("On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()))
@@ -45,84 +50,158 @@ with st.form("task"):
     deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
     budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0)
     levels, own_level = advisor.interval_levels()
-    level = f3.select_slider("Interval level", options=levels or [0.9], value=own_level or 0.9,
-                             format_func=lambda v: f"{v:.0%}", disabled=not levels, key="interval_level",
-                             help="How sure the interval (and the deadline check on its upper bound) should be. "
-                                  "Levels come from the trained model's calibration; none before a model exists.")
+    level = f3.select_slider(
+        "Interval level",
+        options=levels or [0.9],
+        value=own_level or 0.9,
+        format_func=lambda v: f"{v:.0%}",
+        disabled=not levels,
+        key="interval_level",
+        help="How sure the interval (and the deadline check on its upper bound) should be. "
+        "Levels come from the trained model's calibration; none before a model exists.",
+    )
     submitted = st.form_submit_button("Predict", type="primary")
 
 if submitted or "comparison_task" not in st.session_state:
     st.session_state["comparison_task"] = {
-        "task_type": task_type, "workload": workload.strip() or None, "precision": precision,
-        "batch_size": batch_size, "work_units": work_units, "input_size_mb": input_mb or None,
-        "output_size_mb": output_mb or None, "gpu_memory_required_gb": gpu_mem or None,
+        "task_type": task_type,
+        "workload": workload.strip() or None,
+        "precision": precision,
+        "batch_size": batch_size,
+        "work_units": work_units,
+        "input_size_mb": input_mb or None,
+        "output_size_mb": output_mb or None,
+        "gpu_memory_required_gb": gpu_mem or None,
         "software": software.strip() or None,
     }
     st.session_state["comparison_goal"] = {
-        "providers": providers, "max_price": max_price or None, "objective": objective,
-        "deadline_s": deadline_h * 3600 or None, "budget_usd": budget or None,
+        "providers": providers,
+        "max_price": max_price or None,
+        "objective": objective,
+        "deadline_s": deadline_h * 3600 or None,
+        "budget_usd": budget or None,
         "confidence": level if levels else None,
-        "anchor": None if anchor_gpu == "(none)" or anchor_s <= 0 else
-        {"gpu_type": anchor_gpu, "gpu_count": anchor_count, "execution_time_s": anchor_s},
+        "anchor": None
+        if anchor_gpu == "(none)" or anchor_s <= 0
+        else {"gpu_type": anchor_gpu, "gpu_count": anchor_count, "execution_time_s": anchor_s},
     }
 task, goal = st.session_state["comparison_task"], st.session_state["comparison_goal"]
 
-candidates = catalog.filter_platforms(gpu_platforms, provider=goal["providers"] or None,
-                                      max_price_per_hour_usd=goal["max_price"])
+candidates = catalog.filter_platforms(
+    gpu_platforms, provider=goal["providers"] or None, max_price_per_hour_usd=goal["max_price"]
+)
 if candidates.empty:
     st.info("No platform matches these filters. Widen the providers or the price limit.")
     st.stop()
 
 try:
-    result = advisor.compare(task, candidates, objective=goal["objective"], deadline_s=goal["deadline_s"],
-                             budget_usd=goal["budget_usd"], anchor=goal["anchor"], record=submitted,
-                             confidence=goal.get("confidence"))
+    result = advisor.compare(
+        task,
+        candidates,
+        objective=goal["objective"],
+        deadline_s=goal["deadline_s"],
+        budget_usd=goal["budget_usd"],
+        anchor=goal["anchor"],
+        record=submitted,
+        confidence=goal.get("confidence"),
+    )
 except FedoptInputError as exc:
     st.error(f"Cannot predict: {exc}")
     st.stop()
 
 ranked = result.ranking
 if result.method == "model":
-    st.success(f"Model version {result.model_version}, trained on {result.n_training_runs} runs; "
-               f"{result.confidence:.0%} intervals.")
+    st.success(
+        f"Model version {result.model_version}, trained on {result.n_training_runs} runs; "
+        f"{result.confidence:.0%} intervals."
+    )
 else:
-    st.warning("No trained model yet: these are **heuristic** estimates from GPU datasheets (and your measured "
-               "run, if given), with wide intervals. Log actual runs on the Runs page to train a model.")
+    st.warning(
+        "No trained model yet: these are **heuristic** estimates from GPU datasheets (and your measured "
+        "run, if given), with wide intervals. Log actual runs on the Runs page to train a model."
+    )
 for warning in result.warnings:
     st.warning(warning)
 
 st.subheader("Recommendation")
 st.text(result.reason)
-payer = accounts.paying_accounts(pd.DataFrame([{
-    "provider": result.recommendation["provider"], "expected_hours": result.recommendation["predicted_time_s"] / 3600,
-    "expected_cost_usd": result.recommendation["cost_usd"]}]))
+payer = accounts.paying_accounts(
+    pd.DataFrame(
+        [
+            {
+                "provider": result.recommendation["provider"],
+                "expected_hours": result.recommendation["predicted_time_s"] / 3600,
+                "expected_cost_usd": result.recommendation["cost_usd"],
+            }
+        ]
+    )
+)
 st.caption(f"Who would pay: {payer['paying_account'].iloc[0] or 'no account can'} — {payer['paying_reason'].iloc[0]}")
 
-shown = ranked.assign(predicted_h=ranked["predicted_time_s"] / 3600, lower_h=ranked["lower_s"] / 3600,
-                      upper_h=ranked["upper_s"] / 3600)
-columns = [c for c in ["platform", "provider", "gpu_type", "gpu_count", "predicted_h", "lower_h", "upper_h",
-                       "cost_usd", "cost_lower_usd", "cost_upper_usd", "meets_deadline", "within_budget",
-                       "pareto_optimal", "method"] if c in shown.columns]
-st.dataframe(shown[columns], hide_index=True, width="stretch",
-             column_config={"predicted_h": st.column_config.NumberColumn("Predicted (h)", format="%.2f"),
-                            "lower_h": st.column_config.NumberColumn("Lower (h)", format="%.2f"),
-                            "upper_h": st.column_config.NumberColumn("Upper (h)", format="%.2f"),
-                            "cost_usd": money_column("Cost"),
-                            "cost_lower_usd": money_column("Cost low"),
-                            "cost_upper_usd": money_column("Cost high")})
+shown = ranked.assign(
+    predicted_h=ranked["predicted_time_s"] / 3600, lower_h=ranked["lower_s"] / 3600, upper_h=ranked["upper_s"] / 3600
+)
+columns = [
+    c
+    for c in [
+        "platform",
+        "provider",
+        "gpu_type",
+        "gpu_count",
+        "predicted_h",
+        "lower_h",
+        "upper_h",
+        "cost_usd",
+        "cost_lower_usd",
+        "cost_upper_usd",
+        "meets_deadline",
+        "within_budget",
+        "pareto_optimal",
+        "method",
+    ]
+    if c in shown.columns
+]
+st.dataframe(
+    shown[columns],
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "predicted_h": st.column_config.NumberColumn("Predicted (h)", format="%.2f"),
+        "lower_h": st.column_config.NumberColumn("Lower (h)", format="%.2f"),
+        "upper_h": st.column_config.NumberColumn("Upper (h)", format="%.2f"),
+        "cost_usd": money_column("Cost"),
+        "cost_lower_usd": money_column("Cost low"),
+        "cost_upper_usd": money_column("Cost high"),
+    },
+)
 
 top = shown.head(20).iloc[::-1]
-interval = go.Figure(go.Scatter(
-    x=top["predicted_h"], y=top["platform"], mode="markers",
-    error_x={"type": "data", "symmetric": False, "array": top["upper_h"] - top["predicted_h"],
-             "arrayminus": top["predicted_h"] - top["lower_h"]},
-    marker={"color": top["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})}))
+interval = go.Figure(
+    go.Scatter(
+        x=top["predicted_h"],
+        y=top["platform"],
+        mode="markers",
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": top["upper_h"] - top["predicted_h"],
+            "arrayminus": top["predicted_h"] - top["lower_h"],
+        },
+        marker={"color": top["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})},
+    )
+)
 interval.update_layout(title="Predicted hours with the interval", xaxis_title="hours", height=120 + 22 * len(top))
 st.plotly_chart(interval, width="stretch")
 
-pareto = px.scatter(shown, x="predicted_h", y="cost_usd", color="pareto_optimal", hover_name="platform",
-                    labels={"predicted_h": "predicted hours", "cost_usd": "predicted cost (USD)"},
-                    title="Time against cost (the Pareto front is highlighted)")
+pareto = px.scatter(
+    shown,
+    x="predicted_h",
+    y="cost_usd",
+    color="pareto_optimal",
+    hover_name="platform",
+    labels={"predicted_h": "predicted hours", "cost_usd": "predicted cost (USD)"},
+    title="Time against cost (the Pareto front is highlighted)",
+)
 front = shown[shown["pareto_optimal"]].sort_values("predicted_h")
 pareto.add_trace(go.Scatter(x=front["predicted_h"], y=front["cost_usd"], mode="lines", name="Pareto front"))
 st.plotly_chart(pareto, width="stretch")
@@ -140,15 +219,31 @@ def what_if() -> None:
         st.caption("Pick at least one GPU count.")
         return
     price_per_gpu = catalog.filter_platforms(gpu_platforms, gpu_type=gpu)["price_per_gpu_hour_usd"].median()
-    configs = pd.DataFrame({"platform": [f"{n}x {gpu}" for n in counts], "provider": "what-if", "gpu_type": gpu,
-                            "gpu_count": counts, "price_per_hour_usd": [price_per_gpu * n for n in counts]})
+    configs = pd.DataFrame(
+        {
+            "platform": [f"{n}x {gpu}" for n in counts],
+            "provider": "what-if",
+            "gpu_type": gpu,
+            "gpu_count": counts,
+            "price_per_hour_usd": [price_per_gpu * n for n in counts],
+        }
+    )
     changed = dict(task, precision=precision_choice, work_units=task["work_units"] * scale)
     answer = advisor.what_if(changed, configs, anchor=goal["anchor"])
     answer = answer.assign(predicted_h=answer["predicted_time_s"] / 3600)
-    st.plotly_chart(px.bar(answer, x="platform", y="predicted_h", color="method",
-                           error_y=answer["upper_s"] / 3600 - answer["predicted_h"],
-                           error_y_minus=answer["predicted_h"] - answer["lower_s"] / 3600,
-                           hover_data=["cost_usd"], labels={"predicted_h": "predicted hours"}), width="stretch")
+    st.plotly_chart(
+        px.bar(
+            answer,
+            x="platform",
+            y="predicted_h",
+            color="method",
+            error_y=answer["upper_s"] / 3600 - answer["predicted_h"],
+            error_y_minus=answer["predicted_h"] - answer["lower_s"] / 3600,
+            hover_data=["cost_usd"],
+            labels={"predicted_h": "predicted hours"},
+        ),
+        width="stretch",
+    )
 
 
 what_if()
@@ -158,12 +253,25 @@ importances = training.active_importances()
 if importances.empty:
     st.caption("Feature importances appear once a model is trained.")
 else:
-    st.plotly_chart(px.bar(importances.sort_values("importance").tail(15), x="importance", y="feature",
-                           error_x="std", orientation="h", title="Permutation importance on held-out runs"),
-                    width="stretch")
+    st.plotly_chart(
+        px.bar(
+            importances.sort_values("importance").tail(15),
+            x="importance",
+            y="feature",
+            error_x="std",
+            orientation="h",
+            title="Permutation importance on held-out runs",
+        ),
+        width="stretch",
+    )
 
 if st.button("Log the actual run of this job…"):
     best = result.recommendation
-    st.session_state["prefill_run"] = {**task, "platform": best["platform"], "provider": best["provider"],
-                                       "gpu_type": best["gpu_type"], "gpu_count": best["gpu_count"]}
+    st.session_state["prefill_run"] = {
+        **task,
+        "platform": best["platform"],
+        "provider": best["provider"],
+        "gpu_type": best["gpu_type"],
+        "gpu_count": best["gpu_count"],
+    }
     st.switch_page("pages/runs.py")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -95,19 +95,35 @@ with tab_log:
         c1, c2 = st.columns(2)
         text_values = {}
         for i, (name, label) in enumerate(TEXT_FIELDS.items()):
-            text_values[name] = (c1 if i % 2 == 0 else c2).text_input(label, value=_text(prefill, name), key=f"log_{name}")
+            text_values[name] = (c1 if i % 2 == 0 else c2).text_input(
+                label, value=_text(prefill, name), key=f"log_{name}"
+            )
         last_count = _number(prefill, "gpu_count")  # 0 is a real count: a CPU-only run
-        gpu_count = c1.number_input("GPU count", min_value=0, max_value=4096, step=1,
-                                    value=1 if last_count is None else int(last_count), key="log_gpu_count")
-        batch_size = c2.number_input("Global batch size", min_value=0.0, value=_number(prefill, "batch_size"),
-                                     step=1.0, key="log_batch_size")
-        work_units = c1.number_input("Work units (samples, steps …)", min_value=0.0,
-                                     value=_number(prefill, "work_units"), key="log_work_units")
-        price = c2.number_input("Price (USD per hour)", min_value=0.0, value=_number(prefill, "price_per_hour_usd"),
-                                step=0.1, key="log_price_per_hour_usd")
+        gpu_count = c1.number_input(
+            "GPU count",
+            min_value=0,
+            max_value=4096,
+            step=1,
+            value=1 if last_count is None else int(last_count),
+            key="log_gpu_count",
+        )
+        batch_size = c2.number_input(
+            "Global batch size", min_value=0.0, value=_number(prefill, "batch_size"), step=1.0, key="log_batch_size"
+        )
+        work_units = c1.number_input(
+            "Work units (samples, steps …)", min_value=0.0, value=_number(prefill, "work_units"), key="log_work_units"
+        )
+        price = c2.number_input(
+            "Price (USD per hour)",
+            min_value=0.0,
+            value=_number(prefill, "price_per_hour_usd"),
+            step=0.1,
+            key="log_price_per_hour_usd",
+        )
         t1, t2, t3 = st.columns([2, 1, 1])
-        measured = t1.number_input("Measured time", min_value=0.0, value=None, key="log_time",
-                                   help="Wall-clock time the job took.")
+        measured = t1.number_input(
+            "Measured time", min_value=0.0, value=None, key="log_time", help="Wall-clock time the job took."
+        )
         unit = t2.selectbox("Unit", list(TIME_UNITS), key="log_time_unit")
         succeeded = t3.checkbox("Succeeded", value=True, key="log_success")
         d1, d2 = st.columns(2)
@@ -118,7 +134,8 @@ with tab_log:
             more = {}
             for i, (name, label) in enumerate(MORE_NUMBERS.items()):
                 more[name] = (m1 if i % 2 == 0 else m2).number_input(
-                    label, min_value=0.0, value=_number(prefill, name), key=f"log_{name}")
+                    label, min_value=0.0, value=_number(prefill, name), key=f"log_{name}"
+                )
             cpu_type = m1.text_input("CPU model", value=_text(prefill, "cpu_type"), key="log_cpu_type")
             batch_flag = m2.selectbox("Batch processing", ["unknown", "yes", "no"], key="log_is_batch_processing")
         notes = st.text_input("Notes", key="log_notes")
@@ -126,14 +143,21 @@ with tab_log:
 
     if submitted:
         values = {name: _blank_to_none(v) for name, v in text_values.items()}
-        values |= {"gpu_count": gpu_count, "batch_size": batch_size, "work_units": work_units,
-                   "price_per_hour_usd": price, "cpu_type": _blank_to_none(cpu_type), "notes": _blank_to_none(notes),
-                   "success": succeeded, **more}
+        values |= {
+            "gpu_count": gpu_count,
+            "batch_size": batch_size,
+            "work_units": work_units,
+            "price_per_hour_usd": price,
+            "cpu_type": _blank_to_none(cpu_type),
+            "notes": _blank_to_none(notes),
+            "success": succeeded,
+            **more,
+        }
         values["is_batch_processing"] = {"yes": True, "no": False}.get(batch_flag)
         values["execution_time_s"] = None if measured is None else measured * TIME_UNITS[unit]
         if started_on is not None:
             moment = datetime.combine(started_on, started_time or datetime.min.time())
-            values["started_at"] = moment.replace(tzinfo=timezone.utc)
+            values["started_at"] = moment.replace(tzinfo=UTC)
         try:
             logged = runs.log_run(values, source="form")
         except FedoptInputError as exc:
@@ -158,16 +182,23 @@ with tab_import:
         f"public benchmark table (`gpu_benchmarks.csv`). Comma-separated, UTF-8, at most {limit_mb} MB. "
         "Bad rows are listed with their line and reason; the others are imported. Importing a file twice adds nothing."
     )
-    st.download_button("Download an empty template", runs.template_csv(), file_name="fedopt-runs-template.csv",
-                       mime="text/csv", key="template_download")
+    st.download_button(
+        "Download an empty template",
+        runs.template_csv(),
+        file_name="fedopt-runs-template.csv",
+        mime="text/csv",
+        key="template_download",
+    )
     uploaded = st.file_uploader("CSV file", type=["csv", "txt"], key="import_file", max_upload_size=limit_mb)
     benchmark = get_settings().shared_data_dir / "gpu_benchmarks.csv"
     source = None
     if st.button("Import", key="import_go", disabled=uploaded is None or not can_write):
         source = uploaded
     if benchmark.is_file():
-        st.caption(f"No runs of your own yet? Lambda's public benchmark ({benchmark}) gives the model real "
-                   "measurements of 30 GPU models to start from; your own runs are added to them.")
+        st.caption(
+            f"No runs of your own yet? Lambda's public benchmark ({benchmark}) gives the model real "
+            "measurements of 30 GPU models to start from; your own runs are added to them."
+        )
         if st.button("Import the public benchmark", key="import_benchmark", disabled=not can_write):
             source = benchmark
     if source is not None:
@@ -189,15 +220,18 @@ with tab_import:
         bar.empty()
         if result is not None:
             after_runs_logged()
-            message = (f"{result.inserted:,} runs imported ({result.format.replace('_', ' ')} format), "
-                       f"{result.duplicates:,} already present, {result.refused:,} refused.")
+            message = (
+                f"{result.inserted:,} runs imported ({result.format.replace('_', ' ')} format), "
+                f"{result.duplicates:,} already present, {result.refused:,} refused."
+            )
             (st.success if result.inserted else st.info)(message)
             for warning in result.warnings:
                 st.warning(warning)
             if result.errors:
                 st.dataframe(
                     pd.DataFrame([{"line": e.line, "field": e.field, "reason": e.message} for e in result.errors]),
-                    hide_index=True, width="stretch",
+                    hide_index=True,
+                    width="stretch",
                 )
 
 # --------------------------------------------------------------------------- history
@@ -222,15 +256,38 @@ with tab_history:
     shown = runs.list_runs(limit=HISTORY_LIMIT, **filters)
 
     if shown.empty:
-        st.info("No runs match these filters." if any(v is not None for v in filters.values())
-                else "No runs yet. Log one above, import a CSV, or use `fedopt runs log` / `track()`.")
+        st.info(
+            "No runs match these filters."
+            if any(v is not None for v in filters.values())
+            else "No runs yet. Log one above, import a CSV, or use `fedopt runs log` / `track()`."
+        )
     else:
-        more_note = f" (the newest {HISTORY_LIMIT:,}; narrow the filters or export to see all)" if len(shown) == HISTORY_LIMIT else ""
+        more_note = (
+            f" (the newest {HISTORY_LIMIT:,}; narrow the filters or export to see all)"
+            if len(shown) == HISTORY_LIMIT
+            else ""
+        )
         st.caption(f"{len(shown):,} runs{more_note}.")
         st.dataframe(
-            shown[["id", "started_at", "created_at", "workload", "gpu_type", "gpu_count", "platform",
-                   "execution_time_s", "success", "price_per_hour_usd", "source", "logged_by", "notes"]],
-            hide_index=True, width="stretch",
+            shown[
+                [
+                    "id",
+                    "started_at",
+                    "created_at",
+                    "workload",
+                    "gpu_type",
+                    "gpu_count",
+                    "platform",
+                    "execution_time_s",
+                    "success",
+                    "price_per_hour_usd",
+                    "source",
+                    "logged_by",
+                    "notes",
+                ]
+            ],
+            hide_index=True,
+            width="stretch",
             column_config={
                 "execution_time_s": st.column_config.NumberColumn("Seconds", format="%.1f"),
                 "price_per_hour_usd": money_column("USD / hour"),
@@ -239,31 +296,58 @@ with tab_history:
             },
         )
         export_filters = dict(filters)
-        st.download_button("Export these runs (CSV)", lambda: runs.export_csv(None, **export_filters),
-                           file_name="fedopt-runs.csv", mime="text/csv", key="export_runs")
+        st.download_button(
+            "Export these runs (CSV)",
+            lambda: runs.export_csv(None, **export_filters),
+            file_name="fedopt-runs.csv",
+            mime="text/csv",
+            key="export_runs",
+        )
 
         if can_write:
             st.subheader("Edit or delete a run")
-            labels = {int(r.id): f"#{r.id} · {r.workload or '?'} · {r.gpu_count}× {r.gpu_type} · {r.execution_time_s:,.1f} s"
-                      for r in shown.itertuples()}
+            labels = {
+                int(r.id): f"#{r.id} · {r.workload or '?'} · {r.gpu_count}× {r.gpu_type} · {r.execution_time_s:,.1f} s"
+                for r in shown.itertuples()
+            }
             run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="edit_pick")
             current = shown[shown["id"] == run_id].iloc[0].to_dict()
             with st.form("edit_run_form"):
                 e1, e2 = st.columns(2)
                 edits = {}
                 for i, (name, label) in enumerate(TEXT_FIELDS.items()):
-                    edits[name] = (e1 if i % 2 == 0 else e2).text_input(label, value=_text(current, name),
-                                                                        key=f"edit_{name}_{run_id}")
-                edits["gpu_count"] = e1.number_input("GPU count", min_value=0, max_value=4096, step=1,
-                                                     value=int(current["gpu_count"]), key=f"edit_gpu_count_{run_id}")
-                edits["execution_time_s"] = e2.number_input("Seconds", min_value=0.0, value=float(current["execution_time_s"]),
-                                                            key=f"edit_execution_time_s_{run_id}")
-                edits["batch_size"] = e1.number_input("Global batch size", min_value=0.0,
-                                                      value=_number(current, "batch_size"), key=f"edit_batch_size_{run_id}")
-                edits["price_per_hour_usd"] = e2.number_input("Price (USD per hour)", min_value=0.0,
-                                                              value=_number(current, "price_per_hour_usd"),
-                                                              key=f"edit_price_{run_id}")
-                edits["success"] = e1.checkbox("Succeeded", value=bool(current["success"]), key=f"edit_success_{run_id}")
+                    edits[name] = (e1 if i % 2 == 0 else e2).text_input(
+                        label, value=_text(current, name), key=f"edit_{name}_{run_id}"
+                    )
+                edits["gpu_count"] = e1.number_input(
+                    "GPU count",
+                    min_value=0,
+                    max_value=4096,
+                    step=1,
+                    value=int(current["gpu_count"]),
+                    key=f"edit_gpu_count_{run_id}",
+                )
+                edits["execution_time_s"] = e2.number_input(
+                    "Seconds",
+                    min_value=0.0,
+                    value=float(current["execution_time_s"]),
+                    key=f"edit_execution_time_s_{run_id}",
+                )
+                edits["batch_size"] = e1.number_input(
+                    "Global batch size",
+                    min_value=0.0,
+                    value=_number(current, "batch_size"),
+                    key=f"edit_batch_size_{run_id}",
+                )
+                edits["price_per_hour_usd"] = e2.number_input(
+                    "Price (USD per hour)",
+                    min_value=0.0,
+                    value=_number(current, "price_per_hour_usd"),
+                    key=f"edit_price_{run_id}",
+                )
+                edits["success"] = e1.checkbox(
+                    "Succeeded", value=bool(current["success"]), key=f"edit_success_{run_id}"
+                )
                 edits["notes"] = st.text_input("Notes", value=_text(current, "notes"), key=f"edit_notes_{run_id}")
                 save = st.form_submit_button("Save changes", key="edit_submit")
             if save:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fedopt_core import catalog
-from fedopt_core.accounts import reports
+from fedopt_core.accounts.savings import technique_savings
 from fedopt_dashboard.ui import require_role, techniques
 
 require_role("viewer")
@@ -12,7 +12,7 @@ require_role("viewer")
 @st.cache_data(ttl=300, show_spinner=False)
 def last_month_savings() -> dict[str, dict]:
     """Per technique slug, what it would have saved last month on the group's own sessions."""
-    return reports.technique_savings().set_index("slug").to_dict("index")
+    return technique_savings().set_index("slug").to_dict("index")
 
 
 st.title("Techniques")
@@ -27,8 +27,11 @@ all_platforms = sorted({p for ps in catalogue["platforms"] for p in ps})
 platform = c4.multiselect("Platform", all_platforms)
 
 shown = catalog.filter_techniques(
-    catalogue, search=search, kind=None if kind == "all" else kind,
-    effectiveness=None if level == "all" else level, platform=platform or None,
+    catalogue,
+    search=search,
+    kind=None if kind == "all" else kind,
+    effectiveness=None if level == "all" else level,
+    platform=platform or None,
 )
 
 savings = last_month_savings()
@@ -46,8 +49,10 @@ for row in shown.itertuples():
         estimate = savings.get(row.slug) if row.kind == "optimisation" else None
         if estimate is not None and estimate["month_cost_usd"] > 0:
             # A bare $ starts LaTeX in Streamlit Markdown, hence the backslashes.
-            text = (f"On your own usage in {estimate['month']} (\\${estimate['month_cost_usd']:,.2f} spent): would have "
-                    f"saved about \\${estimate['saving_usd']:,.2f}. How: " + estimate["assumptions"].replace("$", "\\$"))
+            text = (
+                f"On your own usage in {estimate['month']} (\\${estimate['month_cost_usd']:,.2f} spent): would have "
+                f"saved about \\${estimate['saving_usd']:,.2f}. How: " + estimate["assumptions"].replace("$", "\\$")
+            )
             st.caption(text)
         if row.source_url:
             st.markdown(f"[Source]({row.source_url})")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fedopt_core import accounts
-from fedopt_core.accounts import reports
+from fedopt_core.accounts import reports, review_export
 from fedopt_dashboard.ui import money_column, plain, require_role
 
 require_role("member")
@@ -13,7 +13,9 @@ st.title("Usage review")
 months = [accounts.month_label()]
 for _ in range(11):
     months.append(accounts.previous_month(months[-1]))
-month = st.selectbox("Month", months, help="Calendar months in UTC; sessions crossing the month's edge are split by their hours.")
+month = st.selectbox(
+    "Month", months, help="Calendar months in UTC; sessions crossing the month's edge are split by their hours."
+)
 review = reports.monthly_review(month)
 totals = review.totals
 
@@ -35,17 +37,32 @@ if review.accounts.empty:
     st.info("No accounts yet. Add them on the Accounts page, then record usage sessions.")
 else:
     st.subheader("Burn-down against each account's limit")
-    st.plotly_chart(reports.burn_down_figure(review), width="stretch")
+    st.plotly_chart(review_export.burn_down_figure(review), width="stretch")
     st.caption(
         "Forecast (dashed) is a heuristic: the month so far extrapolated at its average daily rate; the bar is a "
         "90% band from the day-to-day variation of the complete days (none with fewer than two days). "
         "Accounts with an hour quota are drawn against it, others against their budget."
     )
     st.dataframe(
-        review.accounts[["username", "status", "monthly_quota_hours", "hours_used", "quota_used_pct", "forecast_hours",
-                         "forecast_hours_low", "forecast_hours_high", "monthly_budget_usd", "cost_used_usd",
-                         "budget_used_pct", "forecast_cost_usd", "forecast_cost_usd_low", "forecast_cost_usd_high",
-                         "warning"]],
+        review.accounts[
+            [
+                "username",
+                "status",
+                "monthly_quota_hours",
+                "hours_used",
+                "quota_used_pct",
+                "forecast_hours",
+                "forecast_hours_low",
+                "forecast_hours_high",
+                "monthly_budget_usd",
+                "cost_used_usd",
+                "budget_used_pct",
+                "forecast_cost_usd",
+                "forecast_cost_usd_low",
+                "forecast_cost_usd_high",
+                "warning",
+            ]
+        ],
         hide_index=True,
         width="stretch",
         column_config={
@@ -71,7 +88,7 @@ else:
     tabs = st.tabs(["By person", "By project / workload", "By platform"])
     for tab, by in zip(tabs, ["person", "project", "platform"], strict=True):
         with tab:
-            st.plotly_chart(reports.breakdown_figure(review, by), width="stretch", key=f"breakdown_{by}")
+            st.plotly_chart(review_export.breakdown_figure(review, by), width="stretch", key=f"breakdown_{by}")
             st.dataframe(review.breakdown(by), hide_index=True, width="stretch")
 
     st.subheader("Most expensive sessions")
@@ -87,8 +104,18 @@ else:
 
 st.subheader("Export")
 c1, c2 = st.columns(2)
-c1.download_button("Sessions of the month (CSV)", reports.review_csv(review), file_name=f"fedopt-usage-{month}.csv",
-                   mime="text/csv", on_click="ignore")
+c1.download_button(
+    "Sessions of the month (CSV)",
+    review_export.review_csv(review),
+    file_name=f"fedopt-usage-{month}.csv",
+    mime="text/csv",
+    on_click="ignore",
+)
 # Built only when clicked: the report inlines plotly.js (~4.6 MB) so that it opens offline.
-c2.download_button("Printable report (HTML)", lambda: reports.review_html(review),
-                   file_name=f"fedopt-usage-{month}.html", mime="text/html", on_click="ignore")
+c2.download_button(
+    "Printable report (HTML)",
+    lambda: review_export.review_html(review),
+    file_name=f"fedopt-usage-{month}.html",
+    mime="text/html",
+    on_click="ignore",
+)

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ from fedopt_core import accounts, auth, compat, crypto
 from fedopt_core.db import session_scope
 from fedopt_core.models import Account, AuditEvent, Platform, PlatformPrice, UsageSession, utcnow
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def _no_outer_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEDOPT_SECRET_KEY", raising=False)
 
 
-def _count(model) -> int:  # noqa: ANN001
+def _count(model) -> int:
     with session_scope() as session:
         return int(session.exec(select(func.count()).select_from(model)).one())
 
@@ -43,8 +43,12 @@ def _this_month_start() -> datetime:
 
 
 def test_register_creates_then_updates_without_duplicating(loaded_db: str) -> None:
-    assert accounts.register_academic_account("grant-a", "secret_first_key_0001", "Uni A", "pi@uni-a.edu",
-                                              monthly_quota_hours=100, project="vision") is True
+    assert (
+        accounts.register_academic_account(
+            "grant-a", "secret_first_key_0001", "Uni A", "pi@uni-a.edu", monthly_quota_hours=100, project="vision"
+        )
+        is True
+    )
     assert accounts.register_academic_account("grant-a", None, "Uni A (renamed)", None, monthly_budget_usd=250) is False
     frame = accounts.list_accounts()
     assert frame["username"].tolist() == ["grant-a"]
@@ -72,18 +76,21 @@ def test_an_account_without_quota_or_budget_has_no_limit(loaded_db: str) -> None
     assert choice.username == "free" and "no monthly limit" in choice.reason
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"email": "not-an-address"}, "email"),
-    ({"email": "two@@at.edu"}, "email"),
-    ({"username": "   "}, "username"),
-    ({"monthly_quota_hours": -1}, "monthly_quota_hours"),
-    ({"monthly_budget_usd": -0.01}, "monthly_budget_usd"),
-    ({"monthly_quota_hours": "lots"}, "monthly_quota_hours"),
-    ({"ends_on": "next spring"}, "ends_on"),
-    ({"status": "frozen"}, "status"),
-    ({"api_key": "has space_in_it_1234"}, "api_key"),
-    ({"provider": ""}, "provider"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"email": "not-an-address"}, "email"),
+        ({"email": "two@@at.edu"}, "email"),
+        ({"username": "   "}, "username"),
+        ({"monthly_quota_hours": -1}, "monthly_quota_hours"),
+        ({"monthly_budget_usd": -0.01}, "monthly_budget_usd"),
+        ({"monthly_quota_hours": "lots"}, "monthly_quota_hours"),
+        ({"ends_on": "next spring"}, "ends_on"),
+        ({"status": "frozen"}, "status"),
+        ({"api_key": "has space_in_it_1234"}, "api_key"),
+        ({"provider": ""}, "provider"),
+    ],
+)
 def test_bad_account_input_names_the_field_and_writes_nothing(loaded_db: str, kwargs: dict, field: str) -> None:
     args = {"username": "lab", "api_key": "secret_valid_key_9999", "institution": "Uni", "email": "a@uni.edu"} | kwargs
     positional = [args.pop(k) for k in ("username", "api_key", "institution", "email")]
@@ -95,16 +102,19 @@ def test_bad_account_input_names_the_field_and_writes_nothing(loaded_db: str, kw
     assert _count(Account) == 0 and _count(AuditEvent) == 0
 
 
-@pytest.mark.parametrize(("email", "verified", "in_reason"), [
-    ("pi@cs.stanford.edu", True, ".edu"),
-    ("student@ox.ac.uk", True, ".ac.uk"),
-    ("someone@unimelb.edu.au", True, ".edu.au"),
-    ("r@u-tokyo.ac.jp", True, ".ac.jp"),
-    ("postdoc@student.ethz.ch", True, "ETH Zurich"),
-    ("me@gmail.com", False, "public mail service"),
-    ("boss@startup.io", False, "startup.io"),
-    (None, False, "no e-mail"),
-])
+@pytest.mark.parametrize(
+    ("email", "verified", "in_reason"),
+    [
+        ("pi@cs.stanford.edu", True, ".edu"),
+        ("student@ox.ac.uk", True, ".ac.uk"),
+        ("someone@unimelb.edu.au", True, ".edu.au"),
+        ("r@u-tokyo.ac.jp", True, ".ac.jp"),
+        ("postdoc@student.ethz.ch", True, "ETH Zurich"),
+        ("me@gmail.com", False, "public mail service"),
+        ("boss@startup.io", False, "startup.io"),
+        (None, False, "no e-mail"),
+    ],
+)
 def test_institutional_email_check(email: str | None, verified: bool, in_reason: str) -> None:
     check = accounts.check_institutional_email(email)
     assert check.verified is verified
@@ -123,7 +133,9 @@ def test_email_check_is_stored_and_shown_without_locking_out(loaded_db: str) -> 
 # --------------------------------------------------------------------------- secrets
 
 
-def test_api_key_is_encrypted_at_rest_and_never_leaks(loaded_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_is_encrypted_at_rest_and_never_leaks(
+    loaded_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     key = "secret_LEAKCHECK_7f3a9c2e11d04b88"
     caplog.set_level(logging.DEBUG)
     accounts.register_academic_account("leaky", key, "Uni", "x@uni.edu", notes="the key is elsewhere")
@@ -222,9 +234,8 @@ def test_an_account_past_its_end_date_shows_as_expired(loaded_db: str) -> None:
 def test_writes_check_the_acting_users_role(loaded_db: str) -> None:
     accounts.register_academic_account("lab", None, None, None)
     start = _this_month_start()
-    with auth.acting_as(auth.Actor(name="v", role="viewer")):
-        with pytest.raises(auth.PermissionDenied):
-            accounts.add_usage_session("lab", "gpu_1x_a10", start, hours=1)
+    with auth.acting_as(auth.Actor(name="v", role="viewer")), pytest.raises(auth.PermissionDenied):
+        accounts.add_usage_session("lab", "gpu_1x_a10", start, hours=1)
     with auth.acting_as(auth.Actor(name="m", role="member")):
         accounts.add_usage_session("lab", "gpu_1x_a10", start, hours=1)
         with pytest.raises(auth.PermissionDenied):
@@ -258,21 +269,24 @@ def test_session_cost_uses_the_price_at_the_time(loaded_db: str) -> None:
     assert cost[given] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"username": "ghost"}, "username"),
-    ({"username": ""}, "username"),
-    ({"hours": -2}, "hours"),
-    ({"hours": None, "ended_at": "2026-11-02T09:00+00:00"}, "ended_at"),  # before its start
-    ({"cost_usd": -1}, "cost_usd"),
-    ({"started_at": "2026-11-02T10:00"}, "started_at"),  # no time zone
-    ({"started_at": "yesterday-ish"}, "started_at"),
-    ({"platform": "no-such-box"}, "platform"),  # no catalogue price and no cost
-    ({"platform": ""}, "platform"),
-    ({"source": "guess"}, "source"),
-    ({"hours": 1, "ended_at": "2026-11-02T12:00+00:00"}, "hours"),  # both
-    ({"run_id": 999}, "run_id"),  # no such run
-    ({"success": "yes"}, "success"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"username": "ghost"}, "username"),
+        ({"username": ""}, "username"),
+        ({"hours": -2}, "hours"),
+        ({"hours": None, "ended_at": "2026-11-02T09:00+00:00"}, "ended_at"),  # before its start
+        ({"cost_usd": -1}, "cost_usd"),
+        ({"started_at": "2026-11-02T10:00"}, "started_at"),  # no time zone
+        ({"started_at": "yesterday-ish"}, "started_at"),
+        ({"platform": "no-such-box"}, "platform"),  # no catalogue price and no cost
+        ({"platform": ""}, "platform"),
+        ({"source": "guess"}, "source"),
+        ({"hours": 1, "ended_at": "2026-11-02T12:00+00:00"}, "hours"),  # both
+        ({"run_id": 999}, "run_id"),  # no such run
+        ({"success": "yes"}, "success"),
+    ],
+)
 def test_bad_session_input_names_the_field_and_writes_nothing(loaded_db: str, change: dict, field: str) -> None:
     accounts.register_academic_account("lab", None, None, None)
     args = {"username": "lab", "platform": "gpu_1x_a10", "started_at": "2026-11-02T10:00+00:00", "hours": 2} | change
@@ -308,8 +322,12 @@ def test_concurrent_recording_loses_nothing(loaded_db: str) -> None:
             gate.wait()
             for i in range(250):
                 session_id = accounts.add_usage_session(
-                    "busy", "gpu_1x_a10", start + timedelta(hours=i), hours=0.25 * (thread + 1),
-                    success=thread % 2 == 0, person=f"p{thread}",
+                    "busy",
+                    "gpu_1x_a10",
+                    start + timedelta(hours=i),
+                    hours=0.25 * (thread + 1),
+                    success=thread % 2 == 0,
+                    person=f"p{thread}",
                 )
                 with ids_lock:
                     ids.append(session_id)
@@ -334,7 +352,9 @@ def test_concurrent_recording_loses_nothing(loaded_db: str) -> None:
 
 def test_a_session_crossing_the_month_end_is_split(loaded_db: str) -> None:
     accounts.register_academic_account("night", None, None, None)
-    accounts.add_usage_session("night", "gpu_1x_a10", "2026-10-31T22:00:00+00:00", "2026-11-01T03:00:00+00:00", cost_usd=50)
+    accounts.add_usage_session(
+        "night", "gpu_1x_a10", "2026-10-31T22:00:00+00:00", "2026-11-01T03:00:00+00:00", cost_usd=50
+    )
     october = accounts.usage_stats("night", "2026-10")
     november = accounts.usage_stats("night", "2026-11")
     assert october["monthly_hours"] == pytest.approx(2.0) and november["monthly_hours"] == pytest.approx(3.0)
@@ -367,14 +387,16 @@ def test_bad_month_names_the_field(text: str) -> None:
 
 
 def _use(username: str, hours: float, cost: float | None = None) -> None:
-    accounts.add_usage_session(username, "gpu_1x_a10", _this_month_start() + timedelta(minutes=30), hours=hours, cost_usd=cost)
+    accounts.add_usage_session(
+        username, "gpu_1x_a10", _this_month_start() + timedelta(minutes=30), hours=hours, cost_usd=cost
+    )
 
 
 def test_choice_by_hour_headroom(loaded_db: str) -> None:
     accounts.register_academic_account("small", None, None, None, monthly_quota_hours=100)
     accounts.register_academic_account("big", None, None, None, monthly_quota_hours=1000)
-    _use("small", 90)   # 10 h left
-    _use("big", 600)    # 400 h left, 40%
+    _use("small", 90)  # 10 h left
+    _use("big", 600)  # 400 h left, 40%
     choice = accounts.choose_account({"expected_hours": 20})
     assert choice.username == "big"
     assert choice.hours_left == pytest.approx(400) and choice.headroom_after_job_pct == pytest.approx(38.0)
@@ -389,7 +411,7 @@ def test_choice_prefers_the_larger_share_left(loaded_db: str) -> None:
     accounts.register_academic_account("a", None, None, None, monthly_quota_hours=1000)
     accounts.register_academic_account("b", None, None, None, monthly_quota_hours=50)
     _use("a", 900)  # 10 % left
-    _use("b", 10)   # 80 % left
+    _use("b", 10)  # 80 % left
     choice = accounts.choose_account({"expected_hours": 5})
     assert choice.username == "b" and "the most headroom of 2 accounts" in choice.reason
 
@@ -440,11 +462,14 @@ def test_no_accounts_at_all(loaded_db: str) -> None:
     assert choice.username is None and "no accounts" in choice.reason
 
 
-@pytest.mark.parametrize(("requirements", "field"), [
-    ({"expected_hours": -1}, "expected_hours"),
-    ({"expected_cost_usd": "a lot"}, "expected_cost_usd"),
-    ({"gpu": "H100"}, "requirements"),
-])
+@pytest.mark.parametrize(
+    ("requirements", "field"),
+    [
+        ({"expected_hours": -1}, "expected_hours"),
+        ({"expected_cost_usd": "a lot"}, "expected_cost_usd"),
+        ({"gpu": "H100"}, "requirements"),
+    ],
+)
 def test_bad_requirements_name_the_field(loaded_db: str, requirements: dict, field: str) -> None:
     with pytest.raises(accounts.AccountInputError) as info:
         accounts.choose_account(requirements)
@@ -456,11 +481,13 @@ def test_paying_accounts_matches_choose_account_row_by_row(loaded_db: str) -> No
     accounts.register_academic_account("usd", None, None, None, monthly_budget_usd=50)
     accounts.register_academic_account("gcp", None, None, None, provider="gcp", monthly_quota_hours=5)
     _use("h", 70)
-    jobs = pd.DataFrame({
-        "provider": ["lambda", "lambda", "lambda", "gcp", None],
-        "expected_hours": [10, 40, 10, 6, 1],
-        "expected_cost_usd": [10, 10, 60, 1, None],
-    })
+    jobs = pd.DataFrame(
+        {
+            "provider": ["lambda", "lambda", "lambda", "gcp", None],
+            "expected_hours": [10, 40, 10, 6, 1],
+            "expected_cost_usd": [10, 10, 60, 1, None],
+        }
+    )
     out = accounts.paying_accounts(jobs)
     expected = []
     for row in jobs.to_dict("records"):
@@ -475,28 +502,59 @@ def test_paying_accounts_matches_choose_account_row_by_row(loaded_db: str) -> No
 
 
 def _cli(*args: str, home: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}"} | (env or {})
+    environment = (
+        os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}"} | (env or {})
+    )
     environment.pop("FEDOPT_SECRET_KEY", None)
-    return subprocess.run([sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True,
-                          env=environment, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True, env=environment, timeout=120
+    )
 
 
 def test_cli_accounts_add_list_archive_never_print_the_key(loaded_db: str, tmp_path: Path) -> None:
     key = "secret_CLI_0123456789abcdef"
     key_file = tmp_path / "key.txt"
     key_file.write_text(key + "\n")
-    added = _cli("accounts", "add", "cli-grant", "--email", "a@b.ac.uk", "--quota-hours", "20",
-                 "--api-key-file", str(key_file), "--json", home=tmp_path)
+    added = _cli(
+        "accounts",
+        "add",
+        "cli-grant",
+        "--email",
+        "a@b.ac.uk",
+        "--quota-hours",
+        "20",
+        "--api-key-file",
+        str(key_file),
+        "--json",
+        home=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["api_key"] == "••••cdef"
-    from_env = _cli("accounts", "add", "env-grant", "--api-key-env", "MY_LAMBDA_KEY", home=tmp_path,
-                    env={"MY_LAMBDA_KEY": "secret_ENV_fedcba9876543210"})
+    from_env = _cli(
+        "accounts",
+        "add",
+        "env-grant",
+        "--api-key-env",
+        "MY_LAMBDA_KEY",
+        home=tmp_path,
+        env={"MY_LAMBDA_KEY": "secret_ENV_fedcba9876543210"},
+    )
     assert from_env.returncode == 0, from_env.stderr
     listed = _cli("accounts", "list", "--json", home=tmp_path)
     rows = {r["username"]: r for r in json.loads(listed.stdout)}
     assert rows["cli-grant"]["api_key"] == "••••cdef" and rows["env-grant"]["api_key"] == "••••3210"
-    bad = _cli("usage", "add", "cli-grant", "--platform", "gpu_1x_a10", "--start", "2026-11-02T10:00", "--hours", "-1",
-               home=tmp_path)
+    bad = _cli(
+        "usage",
+        "add",
+        "cli-grant",
+        "--platform",
+        "gpu_1x_a10",
+        "--start",
+        "2026-11-02T10:00",
+        "--hours",
+        "-1",
+        home=tmp_path,
+    )
     assert bad.returncode == 1 and "hours" in bad.stderr
     archived = _cli("accounts", "archive", "cli-grant", "--json", home=tmp_path)
     assert json.loads(archived.stdout) == {"username": "cli-grant", "status": "archived"}

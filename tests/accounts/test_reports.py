@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from fedopt_core import accounts, catalog
-from fedopt_core.accounts import reports
+from fedopt_core.accounts import reports, review_export, savings
 from fedopt_core.db import session_scope
 from fedopt_core.models import Run
 
-UTC = timezone.utc
+UTC = UTC
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -30,12 +30,24 @@ def _no_outer_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEDOPT_SECRET_KEY", raising=False)
 
 
-def _run(platform: str | None, started_at: datetime | None, seconds: float, created_at: datetime | None = None,
-         gpu_memory_required_gb: float | None = None) -> int:
+def _run(
+    platform: str | None,
+    started_at: datetime | None,
+    seconds: float,
+    created_at: datetime | None = None,
+    gpu_memory_required_gb: float | None = None,
+) -> int:
     with session_scope() as session:
-        run = Run(run_key=f"test-{platform}-{started_at}-{created_at}-{seconds}", platform=platform, gpu_type="A10",
-                  gpu_count=1, execution_time_s=seconds, started_at=started_at,
-                  gpu_memory_required_gb=gpu_memory_required_gb, **({"created_at": created_at} if created_at else {}))
+        run = Run(
+            run_key=f"test-{platform}-{started_at}-{created_at}-{seconds}",
+            platform=platform,
+            gpu_type="A10",
+            gpu_count=1,
+            execution_time_s=seconds,
+            started_at=started_at,
+            gpu_memory_required_gb=gpu_memory_required_gb,
+            **({"created_at": created_at} if created_at else {}),
+        )
         session.add(run)
         session.flush()
         return int(run.id)
@@ -55,7 +67,7 @@ def test_month_end_session_is_split_between_the_two_reviews(loaded_db: str) -> N
     assert november.daily["hours"].sum() == pytest.approx(3.0)
     assert november.daily["day"].min() == pd.Timestamp("2026-11-01", tz="UTC")
     assert october.daily["day"].max() == pd.Timestamp("2026-10-31", tz="UTC")
-    exported = list(csv.DictReader(io.StringIO(reports.review_csv(november))))
+    exported = list(csv.DictReader(io.StringIO(review_export.review_csv(november))))
     assert [float(r["hours_in_month"]) for r in exported] == [3.0] and float(exported[0]["hours"]) == 5.0
 
 
@@ -123,7 +135,11 @@ def test_warnings_at_80_and_100_percent_and_on_course(loaded_db: str) -> None:
     levels = {(w.username, w.level) for w in review.warnings}
     assert levels == {("close", "warning"), ("over", "over"), ("racing", "forecast"), ("cash", "over")}
     assert review.accounts.set_index("username")["warning"].to_dict() == {
-        "calm": "", "close": "warning", "over": "over", "racing": "", "cash": "over",
+        "calm": "",
+        "close": "warning",
+        "over": "over",
+        "racing": "",
+        "cash": "over",
     }
     assert any("85%" in w.message for w in review.warnings if w.username == "close")
     finished = reports.monthly_review("2026-11", now=DEC + timedelta(days=1))
@@ -158,7 +174,10 @@ def test_idle_sessions_are_those_without_any_logged_run(loaded_db: str) -> None:
 def test_overlap_search_agrees_with_brute_force() -> None:
     rng = np.random.default_rng(7)
     base = np.datetime64("2026-11-01T00:00:00", "ns")
-    minutes = lambda a: base + (a * 60e9).astype("timedelta64[ns]")  # noqa: E731
+
+    def minutes(a):
+        return base + (a * 60e9).astype("timedelta64[ns]")
+
     s_begin = rng.uniform(0, 10_000, 300)
     s_end = s_begin + rng.uniform(0, 200, 300)
     r_begin = rng.uniform(0, 10_000, 120)
@@ -179,14 +198,15 @@ def last_month(loaded_db: str) -> reports.MonthlyReview:
     accounts.register_academic_account("grant", None, None, None, monthly_quota_hours=100, project="proteins")
     accounts.register_academic_account("course", None, None, None, monthly_budget_usd=40)
     rows = [
-        ("grant", "gpu_1x_a10", 5, "ana", "bert", "=HYPERLINK(\"http://evil\")"),
+        ("grant", "gpu_1x_a10", 5, "ana", "bert", '=HYPERLINK("http://evil")'),
         ("grant", "gpu_1x_a100", 3, "ana", None, None),
         ("grant", "gpu_1x_a100", 10, "<script>alert(1)</script>", "+cmd", "**bold** [x](http://e)"),
         ("course", "gpu_1x_a10", 20, "bo", "-homework", "@SUM(1)"),
     ]
     for i, (who, platform, hours, person, workload, notes) in enumerate(rows):
-        accounts.add_usage_session(who, platform, start + timedelta(days=i + 1), hours=hours, person=person,
-                                   workload=workload, notes=notes)
+        accounts.add_usage_session(
+            who, platform, start + timedelta(days=i + 1), hours=hours, person=person, workload=workload, notes=notes
+        )
     return reports.monthly_review(accounts.previous_month(), top_n=3)
 
 
@@ -208,19 +228,19 @@ def test_breakdowns_add_up_and_top_sessions_are_the_costliest(last_month: report
 
 def test_csv_export_neutralises_formulas(last_month: reports.MonthlyReview, tmp_path: Path) -> None:
     path = tmp_path / "month.csv"
-    text = reports.review_csv(last_month, path)
+    text = review_export.review_csv(last_month, path)
     assert path.read_text(encoding="utf-8") == text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 4
     notes = {r["notes"] for r in rows}
-    assert "'=HYPERLINK(\"http://evil\")" in notes and "'@SUM(1)" in notes
+    assert '\'=HYPERLINK("http://evil")' in notes and "'@SUM(1)" in notes
     assert {r["workload"] for r in rows} >= {"'+cmd", "'-homework"}
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
     assert sum(float(r["cost_in_month_usd"]) for r in rows) == pytest.approx(last_month.totals["cost_usd"])
 
 
 def test_html_report_is_self_contained_and_escapes_user_text(last_month: reports.MonthlyReview) -> None:
-    page = reports.review_html(last_month)
+    page = review_export.review_html(last_month)
     assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts from elsewhere"
     assert not re.search(r"<link[^>]+href=", page)
     assert page.count("plotly.js v") == 1  # the library inlined exactly once
@@ -236,8 +256,9 @@ def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tm
     env.pop("FEDOPT_SECRET_KEY", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True,
-                              env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     month = last_month.month
     html_out, csv_out = tmp_path / "out" / "month.html", tmp_path / "out" / "month.csv"
@@ -245,12 +266,15 @@ def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tm
     assert result.returncode == 0, result.stderr
     written = html_out.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]+src=", written) and written.count("plotly.js v") == 1
-    expected = reports.review_html(reports.monthly_review(month))  # the CLI's default top_n
-    strip = lambda text: re.sub(r"generated [0-9: -]+ UTC|\"[0-9a-f-]{36}\"|id=\"[0-9a-f-]{36}\"", "", text)  # noqa: E731
+    expected = review_export.review_html(reports.monthly_review(month))  # the CLI's default top_n
+
+    def strip(text):
+        return re.sub(r"generated [0-9: -]+ UTC|\"[0-9a-f-]{36}\"|id=\"[0-9a-f-]{36}\"", "", text)
+
     assert strip(written) == strip(expected)
     result = cli("usage", "report", "--month", month, "--out", str(csv_out), "--csv")
     assert result.returncode == 0, result.stderr
-    assert csv_out.read_text(encoding="utf-8") == reports.review_csv(last_month)
+    assert csv_out.read_text(encoding="utf-8") == review_export.review_csv(last_month)
     bad = cli("usage", "report", "--month", "2026-13", "--out", str(csv_out))
     assert bad.returncode == 1 and "month" in bad.stderr
 
@@ -259,38 +283,53 @@ def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tm
 
 
 def test_technique_savings_from_the_groups_own_sessions(loaded_db: str) -> None:
-    catalog.save_platform({"provider": "nebius", "instance_type": "h100-1", "gpu_type": "H100 SXM5 80GB",
-                           "gpu_count": 1, "price_per_hour_usd": 2.95, "spot_price_per_hour_usd": 1.25})
-    catalog.save_platform({"provider": "gcp", "instance_type": "a3-1g", "gpu_type": "H100 SXM5 80GB",
-                           "gpu_count": 1, "price_per_hour_usd": 10.0})
+    catalog.save_platform(
+        {
+            "provider": "nebius",
+            "instance_type": "h100-1",
+            "gpu_type": "H100 SXM5 80GB",
+            "gpu_count": 1,
+            "price_per_hour_usd": 2.95,
+            "spot_price_per_hour_usd": 1.25,
+        }
+    )
+    catalog.save_platform(
+        {
+            "provider": "gcp",
+            "instance_type": "a3-1g",
+            "gpu_type": "H100 SXM5 80GB",
+            "gpu_count": 1,
+            "price_per_hour_usd": 10.0,
+        }
+    )
     accounts.register_academic_account("lab", None, None, None)
     accounts.register_academic_account("cloud", None, None, None, provider="nebius")
     t = NOV + timedelta(days=2)
-    accounts.add_usage_session("cloud", "h100-1", t, hours=10)                      # $29.50, catalogue spot 1.25
-    accounts.add_usage_session("cloud", "a3-1g", t, hours=1, provider="gcp")        # $10, typical ratio 0.60
-    big_run = _run("gpu_8x_a100", t, 3600, gpu_memory_required_gb=60)              # 60 GB of 8 x 40 GB: 2 GPUs
-    accounts.add_usage_session("lab", "gpu_8x_a100", t, hours=1, run_id=big_run)    # $15.92
+    accounts.add_usage_session("cloud", "h100-1", t, hours=10)  # $29.50, catalogue spot 1.25
+    accounts.add_usage_session("cloud", "a3-1g", t, hours=1, provider="gcp")  # $10, typical ratio 0.60
+    big_run = _run("gpu_8x_a100", t, 3600, gpu_memory_required_gb=60)  # 60 GB of 8 x 40 GB: 2 GPUs
+    accounts.add_usage_session("lab", "gpu_8x_a100", t, hours=1, run_id=big_run)  # $15.92
     accounts.add_usage_session("lab", "gpu_1x_a10", t + timedelta(days=1), hours=2)  # idle, $2.58
-    savings = reports.technique_savings("2026-11", now=DEC).set_index("slug")
-    spot = savings.loc["spot-instances"]
+    estimates = savings.technique_savings("2026-11", now=DEC).set_index("slug")
+    spot = estimates.loc["spot-instances"]
     assert spot["saving_usd"] == pytest.approx(29.5 * (1 - 1.25 / 2.95) + 10.0 * 0.4)
     assert "Lambda" in spot["assumptions"] and "$18.50 was on Lambda" in spot["assumptions"]
     # Every session without a logged run: the nebius and gcp ones and the A10 one.
-    assert savings.loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(29.5 + 10 + 2.58)
-    assert savings.loc["right-sizing", "saving_usd"] == pytest.approx(15.92 * (1 - 2 / 8))
-    assert (savings["month"] == "2026-11").all()
-    assert savings["month_cost_usd"].iloc[0] == pytest.approx(29.5 + 10 + 15.92 + 2.58)
-    assert savings["assumptions"].str.len().min() > 40
+    assert estimates.loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(29.5 + 10 + 2.58)
+    assert estimates.loc["right-sizing", "saving_usd"] == pytest.approx(15.92 * (1 - 2 / 8))
+    assert (estimates["month"] == "2026-11").all()
+    assert estimates["month_cost_usd"].iloc[0] == pytest.approx(29.5 + 10 + 15.92 + 2.58)
+    assert estimates["assumptions"].str.len().min() > 40
 
 
 def test_technique_savings_default_to_last_month(loaded_db: str) -> None:
     accounts.register_academic_account("lab", None, None, None)
     start, _ = accounts.month_bounds(accounts.previous_month())
     accounts.add_usage_session("lab", "gpu_1x_a10", start + timedelta(days=1), hours=4)
-    savings = reports.technique_savings()
-    assert (savings["month"] == accounts.previous_month()).all()
-    assert savings.set_index("slug").loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(4 * 1.29)
-    assert savings.set_index("slug").loc["spot-instances", "saving_usd"] == 0.0  # Lambda has no spot market
+    estimates = savings.technique_savings()
+    assert (estimates["month"] == accounts.previous_month()).all()
+    assert estimates.set_index("slug").loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(4 * 1.29)
+    assert estimates.set_index("slug").loc["spot-instances", "saving_usd"] == 0.0  # Lambda has no spot market
 
 
 def test_a_zero_quota_warns_only_once_used(loaded_db: str) -> None:

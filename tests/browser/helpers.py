@@ -15,8 +15,16 @@ from tests.support import REPO_ROOT
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium tries to reach Google at start-up, which
 # this closed network refuses.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def free_port() -> int:
@@ -29,9 +37,22 @@ def start_dashboard(home: Path, port: int, env: dict, extra_args: list[str] = ()
     """`fedopt dashboard` on ``port`` (as `make run` starts it); returns the process once /_stcore/health answers."""
     log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in stop_dashboard
     server = subprocess.Popen(
-        [sys.executable, "-m", "fedopt_core.cli", "dashboard", "--port", str(port), "--address", address,
-         "--", *extra_args],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "fedopt_core.cli",
+            "dashboard",
+            "--port",
+            str(port),
+            "--address",
+            address,
+            "--",
+            *extra_args,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     server.log = log  # type: ignore[attr-defined]
     deadline = time.monotonic() + 90
@@ -46,7 +67,7 @@ def start_dashboard(home: Path, port: int, env: dict, extra_args: list[str] = ()
     raise RuntimeError("streamlit did not start: " + (home / "streamlit.log").read_text())
 
 
-def stop_dashboard(server) -> None:  # noqa: ANN001 - Popen
+def stop_dashboard(server) -> None:
     server.terminate()
     try:
         server.wait(timeout=10)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.support import REPO_ROOT
 from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -45,9 +45,7 @@ def open_page(browser, url: str, heading: str):
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
     # Let the script run finish: Streamlit shows a running indicator while it works.
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
-    )
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     # Element code is loaded lazily; wait for those scripts so the screenshot shows real widgets.
     page.wait_for_load_state("networkidle", timeout=60_000)
     page.wait_for_timeout(500)

@@ -180,7 +180,7 @@ def test_form_logs_a_run_into_the_database_and_the_history(upload: Upload, dashb
     # The history (newest first) shows it at the top.
     page.get_by_role("tab", name="History").click()
     header, rows = grid_content(page.get_by_role("tabpanel", name="History").get_by_test_id("stDataFrame"))
-    top = dict(zip(header, rows[0]))
+    top = dict(zip(header, rows[0], strict=True))
     assert top["id"] == str(run_id), (header, rows[:2])
     assert top["workload"] == "bert_base_squad"
     assert page.locator("[data-testid='stException']").count() == 0
@@ -212,7 +212,7 @@ def test_train_now_makes_an_active_version_shown_on_the_model_page(upload: Uploa
     page.get_by_role("heading", name="Feature importances of the active model").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_for_script(page)
     header, rows = grid_content(page.get_by_test_id("stDataFrame").first)
-    shown = [dict(zip(header, row)) for row in rows]
+    shown = [dict(zip(header, row, strict=True)) for row in rows]
     assert [(r["version"], r["status"]) for r in shown] == [(str(version["version"]), "active")], shown
     assert page.get_by_text("No model yet").count() == 0
     assert page.locator("[data-testid='stException']").count() == 0

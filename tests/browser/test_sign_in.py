@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.browser.helpers import CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard
+from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +30,10 @@ def identity_provider():
     users = [
         User(sub=MEMBER, claims={"email": MEMBER, "email_verified": True, "name": "Mia", "fedopt_role": "member"}),
         User(sub=ADMIN, claims={"email": ADMIN, "email_verified": True, "name": "Ada"}),
-        User(sub=VIEWER_WITH_FORGED_CLAIM, claims={"email": VIEWER_WITH_FORGED_CLAIM, "name": "Eve",
-                                                  "fedopt_role": "superuser"}),
+        User(
+            sub=VIEWER_WITH_FORGED_CLAIM,
+            claims={"email": VIEWER_WITH_FORGED_CLAIM, "name": "Eve", "fedopt_role": "superuser"},
+        ),
     ]
     with run_server_in_thread(port=free_port(), user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
@@ -57,13 +59,19 @@ def signed_in_dashboard(tmp_path_factory: pytest.TempPathFactory, identity_provi
         "FEDOPT_ROLE_CLAIM": "fedopt_role",
     }
     # The CLI acts as the local admin: it is how the first admin of a deployment is named.
-    for command in (["setup"], ["roles", "set", ADMIN, "admin"],
-                    ["accounts", "add", "lab-lambda", "--email", ADMIN, "--api-key-env", "LAB_KEY"]):
-        done = subprocess.run([sys.executable, "-m", "fedopt_core.cli", *command], env=env | {"LAB_KEY": LAB_KEY},
-                              capture_output=True, text=True)
+    for command in (
+        ["setup"],
+        ["roles", "set", ADMIN, "admin"],
+        ["accounts", "add", "lab-lambda", "--email", ADMIN, "--api-key-env", "LAB_KEY"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "fedopt_core.cli", *command],
+            env=env | {"LAB_KEY": LAB_KEY},
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
-    server = start_dashboard(home, port, env, extra_args=["--secrets.files", str(secrets_file)],
-                             address="localhost")
+    server = start_dashboard(home, port, env, extra_args=["--secrets.files", str(secrets_file)], address="localhost")
     yield f"http://localhost:{port}"
     stop_dashboard(server)
 
@@ -82,7 +90,8 @@ def sign_in(context, base: str, who: str):
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name=who).click()  # the provider's one-click user
     page.get_by_text(f"({'admin' if who == ADMIN else 'member' if who == MEMBER else 'viewer'})").wait_for(
-        timeout=60_000)
+        timeout=60_000
+    )
     return page
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -51,13 +50,23 @@ def test_user_edits_and_added_platforms_survive_a_reload(loaded_db: str) -> None
     frame = catalog.list_platforms(search="gpu_1x_a10")
     row = frame[frame["instance_type"] == "gpu_1x_a10"].iloc[0]
     catalog.save_platform(
-        {"provider": "lambda", "instance_type": "gpu_1x_a10", "gpu_type": row["gpu_type"], "gpu_count": 1,
-         "price_per_hour_usd": 0.01},
+        {
+            "provider": "lambda",
+            "instance_type": "gpu_1x_a10",
+            "gpu_type": row["gpu_type"],
+            "gpu_count": 1,
+            "price_per_hour_usd": 0.01,
+        },
         platform_id=int(row["id"]),
     )
     own_id = catalog.save_platform(
-        {"provider": "on-prem", "instance_type": "lab-dgx", "gpu_type": "NVIDIA A100-SXM4-80GB", "gpu_count": 8,
-         "price_per_hour_usd": 0}
+        {
+            "provider": "on-prem",
+            "instance_type": "lab-dgx",
+            "gpu_type": "NVIDIA A100-SXM4-80GB",
+            "gpu_count": 8,
+            "price_per_hour_usd": 0,
+        }
     )
     report = catalog.load_all()
     assert report.kept_user_edits >= 1
@@ -76,10 +85,15 @@ def test_user_edits_and_added_platforms_survive_a_reload(loaded_db: str) -> None
         ({"provider": "", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1}, "provider"),
         ({"provider": "p", "instance_type": "", "gpu_type": "A10", "gpu_count": 1}, "instance_type"),
         ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 0}, "gpu_count"),
-        ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "price_per_hour_usd": -2}, "price_per_hour_usd"),
+        (
+            {"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "price_per_hour_usd": -2},
+            "price_per_hour_usd",
+        ),
         ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "ram_gb": "lots"}, "ram_gb"),
-        ({"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "spot_price_per_hour_usd": -0.5},
-         "spot_price_per_hour_usd"),
+        (
+            {"provider": "p", "instance_type": "x", "gpu_type": "A10", "gpu_count": 1, "spot_price_per_hour_usd": -0.5},
+            "spot_price_per_hour_usd",
+        ),
     ],
 )
 def test_bad_platform_input_names_the_field_and_writes_nothing(loaded_db: str, values: dict, field: str) -> None:

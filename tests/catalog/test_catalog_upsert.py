@@ -9,10 +9,14 @@ import pytest
 
 from fedopt_core import catalog
 
-LAMBDA_HEADER = "instance_type,description,gpu_type,gpu_count,gpu_memory_gb,vcpus,ram_gb,storage_gb," \
-                "network_speed_mbps,price_per_hour_usd,regions,as_of,source"
-CLOUD_HEADER = "cloud,instance_type_or_product,gpu_name,gpu_memory_gb,gpu_count,vcpus,ram_gib,price_usd_per_hour," \
-               "spot_price_usd_per_hour,regions,as_of,source,notes"
+LAMBDA_HEADER = (
+    "instance_type,description,gpu_type,gpu_count,gpu_memory_gb,vcpus,ram_gb,storage_gb,"
+    "network_speed_mbps,price_per_hour_usd,regions,as_of,source"
+)
+CLOUD_HEADER = (
+    "cloud,instance_type_or_product,gpu_name,gpu_memory_gb,gpu_count,vcpus,ram_gib,price_usd_per_hour,"
+    "spot_price_usd_per_hour,regions,as_of,source,notes"
+)
 
 
 def _write_lambda(path: Path, prices: list[tuple[str, float]]) -> Callable[[], catalog.LoadReport]:
@@ -32,14 +36,15 @@ def _write_cloud(path: Path, prices: list[tuple[str, float]]) -> Callable[[], ca
 CHANNELS = {"lambda": (_write_lambda, "lambda", "catalogue"), "runpod": (_write_cloud, "runpod", "import")}
 
 
-def _row(provider: str, instance_type: str):  # noqa: ANN202 - a Series
+def _row(provider: str, instance_type: str):
     frame = catalog.list_platforms(provider=provider)
     return frame[frame["instance_type"] == instance_type].iloc[0]
 
 
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
-def test_reloads_are_idempotent_record_price_changes_and_keep_user_edits(empty_db: str, tmp_path: Path,
-                                                                         channel: str) -> None:
+def test_reloads_are_idempotent_record_price_changes_and_keep_user_edits(
+    empty_db: str, tmp_path: Path, channel: str
+) -> None:
     write, provider, source = CHANNELS[channel]
     path = tmp_path / "prices.csv"
     load = write(path, [("box_a", 1.0), ("box_b", 2.0)])
@@ -54,8 +59,10 @@ def test_reloads_are_idempotent_record_price_changes_and_keep_user_edits(empty_d
     assert len(catalog.price_history(a_id)) == 1
 
     b = _row(provider, "box_b")
-    catalog.save_platform({"provider": provider, "instance_type": "box_b", "gpu_type": "A10", "gpu_count": 1,
-                           "price_per_hour_usd": 0.5}, platform_id=int(b["id"]))
+    catalog.save_platform(
+        {"provider": provider, "instance_type": "box_b", "gpu_type": "A10", "gpu_count": 1, "price_per_hour_usd": 0.5},
+        platform_id=int(b["id"]),
+    )
     load = write(path, [("box_a", 1.5), ("box_b", 9.0)])
     changed = load()
     assert (changed.inserted, changed.updated, changed.kept_user_edits) == (0, 1, 1)
@@ -67,8 +74,9 @@ def test_reloads_are_idempotent_record_price_changes_and_keep_user_edits(empty_d
 
 
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
-def test_a_key_repeated_in_one_file_gives_one_row_with_the_later_values(empty_db: str, tmp_path: Path,
-                                                                         channel: str) -> None:
+def test_a_key_repeated_in_one_file_gives_one_row_with_the_later_values(
+    empty_db: str, tmp_path: Path, channel: str
+) -> None:
     write, provider, _ = CHANNELS[channel]
     report = write(tmp_path / "prices.csv", [("box_a", 1.0), ("box_a", 3.0)])()
     assert (report.inserted, report.updated) == (1, 1) and not report.errors

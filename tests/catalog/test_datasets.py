@@ -61,8 +61,16 @@ def test_provider_is_lambda_for_lambda_cloud_rows(raw: pd.DataFrame, runs: pd.Da
 
 
 def test_lambda_provider_rules_and_unknown_kinds() -> None:
-    kinds = pd.Series(["Lambda Cloud (on-demand instance)", "Lambda 1-Click Cluster node", "Linode cloud",
-                       "OEM server tested by Lambda", "CoreWeave cloud", None])
+    kinds = pd.Series(
+        [
+            "Lambda Cloud (on-demand instance)",
+            "Lambda 1-Click Cluster node",
+            "Linode cloud",
+            "OEM server tested by Lambda",
+            "CoreWeave cloud",
+            None,
+        ]
+    )
     assert lambda_provider(kinds).tolist() == ["lambda", "lambda", "linode", "oem", "coreweave", None]
 
 

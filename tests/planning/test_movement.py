@@ -14,7 +14,6 @@ from fedopt_core.planning import (
     transfer_time_s,
 )
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Data movement
 # ---------------------------------------------------------------------------------------------------------------
@@ -61,12 +60,18 @@ def test_transfer_time_bad_input_names_field(args, field):
 
 
 def test_data_movement_uses_each_platforms_speed_or_its_providers_default():
-    platforms = pd.DataFrame({"platform": ["a", "b", "c"], "provider": ["lambda", "aws", None],
-                              "network_speed_mbps": [np.nan, 1000.0, np.nan]})
+    platforms = pd.DataFrame(
+        {
+            "platform": ["a", "b", "c"],
+            "provider": ["lambda", "aws", None],
+            "network_speed_mbps": [np.nan, 1000.0, np.nan],
+        }
+    )
     task = {"input_size_mb": 4500.0, "output_size_mb": 500.0}
     before = platforms.copy()
     seconds = data_movement_s(task, platforms)
     pd.testing.assert_frame_equal(platforms, before)  # input untouched
-    assert seconds.tolist() == pytest.approx([5000 * 8 / DEFAULT_NETWORK_SPEED_MBPS["lambda"], 5000 * 8 / 1000.0,
-                                              5000 * 8 / FALLBACK_NETWORK_SPEED_MBPS])
+    assert seconds.tolist() == pytest.approx(
+        [5000 * 8 / DEFAULT_NETWORK_SPEED_MBPS["lambda"], 5000 * 8 / 1000.0, 5000 * 8 / FALLBACK_NETWORK_SPEED_MBPS]
+    )
     assert data_movement_s({}, platforms).tolist() == [0.0, 0.0, 0.0]  # nothing known to move

@@ -22,9 +22,18 @@ class StubPredictor:
     def predict_frame(self, rows: pd.DataFrame, anchors: pd.DataFrame | None = None) -> pd.DataFrame:
         self.calls += 1
         t = rows["gpu_type"].map(self.seconds).to_numpy(float) * rows["work_units"].to_numpy(float)
-        return pd.DataFrame({"predicted_time_s": t, "lower_s": 0.8 * t, "upper_s": 1.5 * t,
-                             "method": "model", "basis": "transfer", "n_anchor_runs": 3.0, "warning": None},
-                            index=rows.index)
+        return pd.DataFrame(
+            {
+                "predicted_time_s": t,
+                "lower_s": 0.8 * t,
+                "upper_s": 1.5 * t,
+                "method": "model",
+                "basis": "transfer",
+                "n_anchor_runs": 3.0,
+                "warning": None,
+            },
+            index=rows.index,
+        )
 
 
 TASK = {"task_type": "training", "workload": "w", "precision": "fp16", "work_units": 1.0}
@@ -32,13 +41,15 @@ TASK = {"task_type": "training", "workload": "w", "precision": "fp16", "work_uni
 
 @pytest.fixture
 def platforms() -> pd.DataFrame:
-    return pd.DataFrame({
-        "platform": ["fast-dear", "slow-cheap", "mid", "dominated", "no-price"],
-        "provider": ["x"] * 5,
-        "gpu_type": ["A", "B", "C", "D", "E"],
-        "gpu_count": [1, 1, 1, 1, 1],
-        "price_per_hour_usd": [36.0, 1.8, 7.2, 36.0, np.nan],
-    })
+    return pd.DataFrame(
+        {
+            "platform": ["fast-dear", "slow-cheap", "mid", "dominated", "no-price"],
+            "provider": ["x"] * 5,
+            "gpu_type": ["A", "B", "C", "D", "E"],
+            "gpu_count": [1, 1, 1, 1, 1],
+            "price_per_hour_usd": [36.0, 1.8, 7.2, 36.0, np.nan],
+        }
+    )
 
 
 @pytest.fixture
@@ -76,10 +87,18 @@ def test_balanced_objective_trades_time_against_cost(platforms: pd.DataFrame, st
     assert out["platform"].iloc[-1] == "no-price"
 
 
-def test_balanced_counts_a_free_machine_as_the_cheapest_not_as_infinitely_good(platforms: pd.DataFrame,
-                                                                               stub: StubPredictor) -> None:
-    own = pd.DataFrame({"platform": ["own-slow"], "provider": ["on-prem"], "gpu_type": ["B"], "gpu_count": [1],
-                        "price_per_hour_usd": [0.0]})
+def test_balanced_counts_a_free_machine_as_the_cheapest_not_as_infinitely_good(
+    platforms: pd.DataFrame, stub: StubPredictor
+) -> None:
+    own = pd.DataFrame(
+        {
+            "platform": ["own-slow"],
+            "provider": ["on-prem"],
+            "gpu_type": ["B"],
+            "gpu_count": [1],
+            "price_per_hour_usd": [0.0],
+        }
+    )
     out = rank_platforms(TASK, pd.concat([platforms, own], ignore_index=True), objective="balanced", predictor=stub)
     # own-slow: log(1000/100) + log(1) = 2.30, as balanced as slow-cheap; fast-dear (0.69) and mid (1.86) stay ahead
     assert out["platform"].tolist()[:2] == ["fast-dear", "mid"]
@@ -116,7 +135,12 @@ def test_budget_uses_the_upper_cost_and_refuses_unknown_prices(platforms: pd.Dat
 def test_pareto_flags_in_the_ranking(platforms: pd.DataFrame, stub: StubPredictor) -> None:
     out = rank_platforms(TASK, platforms, predictor=stub).set_index("platform")
     assert out["pareto_optimal"].to_dict() == {
-        "no-price": False, "fast-dear": True, "mid": True, "dominated": False, "slow-cheap": True}
+        "no-price": False,
+        "fast-dear": True,
+        "mid": True,
+        "dominated": False,
+        "slow-cheap": True,
+    }
 
 
 def test_input_position_maps_back_and_work_units_scale(platforms: pd.DataFrame, stub: StubPredictor) -> None:
@@ -191,15 +215,22 @@ def test_pareto_front_edge_cases() -> None:
 
 
 def test_data_movement_is_reported_apart_and_counted_in_time_cost_and_deadline() -> None:
-    from fedopt_core.prediction.estimator import PerformancePredictor
     from fedopt_core.planning.ranking import rank_platforms
+    from fedopt_core.prediction.estimator import PerformancePredictor
 
-    platforms = pd.DataFrame({"platform": ["fast-net", "slow-net"], "provider": ["x", "x"], "gpu_type": ["A10", "A10"],
-                              "gpu_count": [1, 1], "price_per_hour_usd": [1.0, 1.0],
-                              "network_speed_mbps": [8000.0, 80.0]})
+    platforms = pd.DataFrame(
+        {
+            "platform": ["fast-net", "slow-net"],
+            "provider": ["x", "x"],
+            "gpu_type": ["A10", "A10"],
+            "gpu_count": [1, 1],
+            "price_per_hour_usd": [1.0, 1.0],
+            "network_speed_mbps": [8000.0, 80.0],
+        }
+    )
     task = {"workload": "job", "work_units": 1000, "input_size_mb": 10_000.0, "output_size_mb": 0.0}
     ranked = rank_platforms(task, platforms, objective="time", predictor=PerformancePredictor()).set_index("platform")
-    assert ranked.loc["fast-net", "data_movement_s"] == pytest.approx(10.0)   # 10 GB at 8 Gbit/s
+    assert ranked.loc["fast-net", "data_movement_s"] == pytest.approx(10.0)  # 10 GB at 8 Gbit/s
     assert ranked.loc["slow-net", "data_movement_s"] == pytest.approx(1000.0)  # at 80 Mbit/s
     compute = ranked["compute_time_s"]
     assert (ranked["predicted_time_s"] - compute - ranked["data_movement_s"]).abs().max() < 1e-6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,17 +16,18 @@ FAST = settings(max_examples=30, deadline=None, database=None, suppress_health_c
 
 def frame(rates, prices=None, counts=None, overheads=None, uppers=None, names=None) -> pd.DataFrame:
     n = len(rates)
-    df = pd.DataFrame({
-        "platform": names or [f"p{i}" for i in range(n)],
-        "seconds_per_unit": rates,
-        "price_per_hour_usd": prices or [1.0] * n,
-        "count": counts or [1] * n,
-        "overhead_s": overheads or [0.0] * n,
-    })
+    df = pd.DataFrame(
+        {
+            "platform": names or [f"p{i}" for i in range(n)],
+            "seconds_per_unit": rates,
+            "price_per_hour_usd": prices or [1.0] * n,
+            "count": counts or [1] * n,
+            "overhead_s": overheads or [0.0] * n,
+        }
+    )
     if uppers is not None:
         df["seconds_per_unit_upper"] = uppers
     return df
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -228,8 +228,13 @@ def test_empty_platforms_rejected():
 
 
 @FAST
-@given(k=st.integers(1, 6), count=st.integers(1, 3), rate=st.floats(0.01, 10), overhead=st.floats(0, 100),
-       work=st.integers(1, 5000))
+@given(
+    k=st.integers(1, 6),
+    count=st.integers(1, 3),
+    rate=st.floats(0.01, 10),
+    overhead=st.floats(0, 100),
+    work=st.integers(1, 5000),
+)
 def test_identical_platforms_get_equal_shares(k, count, rate, overhead, work):
     df = frame([rate] * k, counts=[count] * k, overheads=[overhead] * k)
     plan = plan_shards(work, df)
@@ -288,9 +293,13 @@ def build(rows) -> pd.DataFrame:
 
 
 @FAST
-@given(rows=st.lists(platform_rows, min_size=1, max_size=4), work=st.integers(1, 400),
-       objective=st.sampled_from(["makespan", "cost"]),
-       deadline=st.one_of(st.none(), st.floats(1.0, 500.0)), budget=st.one_of(st.none(), st.floats(0.001, 5.0)))
+@given(
+    rows=st.lists(platform_rows, min_size=1, max_size=4),
+    work=st.integers(1, 400),
+    objective=st.sampled_from(["makespan", "cost"]),
+    deadline=st.one_of(st.none(), st.floats(1.0, 500.0)),
+    budget=st.one_of(st.none(), st.floats(0.001, 5.0)),
+)
 def test_plan_never_breaks_deadline_or_budget_on_upper_bounds(rows, work, objective, deadline, budget):
     df = build(rows)
     plan = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, confident=True)
@@ -318,16 +327,22 @@ def test_plan_never_breaks_deadline_or_budget_on_upper_bounds(rows, work, object
 
 
 @FAST
-@given(rows=st.lists(platform_rows, min_size=2, max_size=4), work=st.integers(1, 300),
-       objective=st.sampled_from(["makespan", "cost"]), drop=st.integers(0, 3),
-       deadline=st.one_of(st.none(), st.floats(1.0, 300.0)), budget=st.one_of(st.none(), st.floats(0.001, 3.0)))
+@given(
+    rows=st.lists(platform_rows, min_size=2, max_size=4),
+    work=st.integers(1, 300),
+    objective=st.sampled_from(["makespan", "cost"]),
+    drop=st.integers(0, 3),
+    deadline=st.one_of(st.none(), st.floats(1.0, 300.0)),
+    budget=st.one_of(st.none(), st.floats(0.001, 3.0)),
+)
 def test_removing_a_platform_never_improves_the_plan(rows, work, objective, drop, deadline, budget):
     df = build(rows)
     reduced_df = df.drop(index=drop % len(df)).reset_index(drop=True)
     # makespan_rtol=0: the budgeted makespan search must stop on its exact criterion
     full = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, makespan_rtol=0)
-    reduced = plan_shards(work, reduced_df, objective=objective, deadline_s=deadline, budget_usd=budget,
-                          makespan_rtol=0)
+    reduced = plan_shards(
+        work, reduced_df, objective=objective, deadline_s=deadline, budget_usd=budget, makespan_rtol=0
+    )
     if reduced.feasible:
         assert full.feasible
         assert full.objective_value <= reduced.objective_value * (1 + RTOL)
@@ -335,8 +350,11 @@ def test_removing_a_platform_never_improves_the_plan(rows, work, objective, drop
 
 def brute_force(df: pd.DataFrame, work: int, deadline, budget, rate_col: str):
     """Every way to hand out whole units to the machines: (makespan, cost) of each."""
-    machines = [(row[rate_col], row["price_per_hour_usd"], row["overhead_s"])
-                for _, row in df.iterrows() for _ in range(int(row["count"]))]
+    machines = [
+        (row[rate_col], row["price_per_hour_usd"], row["overhead_s"])
+        for _, row in df.iterrows()
+        for _ in range(int(row["count"]))
+    ]
     out = []
 
     def compositions(total, parts):
@@ -351,24 +369,34 @@ def brute_force(df: pd.DataFrame, work: int, deadline, budget, rate_col: str):
         busy = [(o + r * u, p / 3600 * (o + r * u)) for (r, p, o), u in zip(machines, loads, strict=True) if u > 0]
         makespan = max(b[0] for b in busy)
         cost = sum(b[1] for b in busy)
-        out.append((makespan, cost,
-                    (deadline is None or makespan <= deadline * (1 + RTOL))
-                    and (budget is None or cost <= budget * (1 + RTOL))))
+        out.append(
+            (
+                makespan,
+                cost,
+                (deadline is None or makespan <= deadline * (1 + RTOL))
+                and (budget is None or cost <= budget * (1 + RTOL)),
+            )
+        )
     return out
 
 
 @settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(platform_rows, min_size=1, max_size=3), work=st.integers(1, 7),
-       objective=st.sampled_from(["makespan", "cost"]),
-       deadline=st.one_of(st.none(), st.floats(0.5, 40.0)), budget=st.one_of(st.none(), st.floats(0.0005, 0.5)))
+@given(
+    rows=st.lists(platform_rows, min_size=1, max_size=3),
+    work=st.integers(1, 7),
+    objective=st.sampled_from(["makespan", "cost"]),
+    deadline=st.one_of(st.none(), st.floats(0.5, 40.0)),
+    budget=st.one_of(st.none(), st.floats(0.0005, 0.5)),
+)
 def test_plan_is_optimal_against_brute_force(rows, work, objective, deadline, budget):
     rows = rows[:3]
     df = build(rows)
     if df["count"].sum() > 4:
         df["count"] = 1
     df["seconds_per_unit_upper"] = df["seconds_per_unit_upper"].fillna(df["seconds_per_unit"])
-    plan = plan_shards(work, df, objective=objective, deadline_s=deadline, budget_usd=budget, confident=True,
-                       makespan_rtol=0)
+    plan = plan_shards(
+        work, df, objective=objective, deadline_s=deadline, budget_usd=budget, confident=True, makespan_rtol=0
+    )
     options = brute_force(df, work, deadline, budget, "seconds_per_unit_upper")
     feasible = [o for o in options if o[2]]
     assert plan.feasible == bool(feasible)
@@ -457,10 +485,14 @@ def test_a_bad_price_is_refused_naming_the_platform(bad):
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(platform_rows, min_size=1, max_size=3), free=st.sets(st.integers(0, 2), min_size=1),
-       work=st.integers(1, 7), objective=st.sampled_from(["makespan", "cost"]),
-       deadline=st.one_of(st.none(), st.floats(0.5, 40.0)),
-       budget=st.one_of(st.none(), st.just(0.0), st.floats(0.0005, 0.5)))
+@given(
+    rows=st.lists(platform_rows, min_size=1, max_size=3),
+    free=st.sets(st.integers(0, 2), min_size=1),
+    work=st.integers(1, 7),
+    objective=st.sampled_from(["makespan", "cost"]),
+    deadline=st.one_of(st.none(), st.floats(0.5, 40.0)),
+    budget=st.one_of(st.none(), st.just(0.0), st.floats(0.0005, 0.5)),
+)
 def test_plans_with_free_machines_are_optimal_against_brute_force(rows, free, work, objective, deadline, budget):
     df = build(rows)
     if df["count"].sum() > 4:
@@ -503,21 +535,29 @@ class LinearPredictor:
         self.seen = rows.copy()
         rate = rows["gpu_type"].map(self.seconds_per_unit).astype(float)
         t = rate * rows["work_units"].astype(float) + self.fixed_s
-        return pd.DataFrame({"predicted_time_s": t, "lower_s": 0.8 * t, "upper_s": 1.2 * t, "method": "linear"},
-                            index=rows.index)
+        return pd.DataFrame(
+            {"predicted_time_s": t, "lower_s": 0.8 * t, "upper_s": 1.2 * t, "method": "linear"}, index=rows.index
+        )
 
 
 def test_plan_for_task_uses_predictions_and_transfer():
-    platforms = pd.DataFrame({
-        "platform": ["lambda-a100", "nebius-h100"],
-        "provider": ["lambda", "nebius"],
-        "gpu_type": ["A100", "H100"],
-        "network_speed_mbps": [np.nan, 800.0],
-        "price_per_hour_usd": [1.3, 2.95],
-        "count": [2, 1],
-    })
-    task = {"task_type": "training", "workload": "resnet50", "input_size_mb": 2000.0, "output_size_mb": 500.0,
-            "work_units": 1}
+    platforms = pd.DataFrame(
+        {
+            "platform": ["lambda-a100", "nebius-h100"],
+            "provider": ["lambda", "nebius"],
+            "gpu_type": ["A100", "H100"],
+            "network_speed_mbps": [np.nan, 800.0],
+            "price_per_hour_usd": [1.3, 2.95],
+            "count": [2, 1],
+        }
+    )
+    task = {
+        "task_type": "training",
+        "workload": "resnet50",
+        "input_size_mb": 2000.0,
+        "output_size_mb": 500.0,
+        "work_units": 1,
+    }
     predictor = LinearPredictor({"A100": 0.02, "H100": 0.01}, fixed_s=100.0)
     work = 100_000
     plan = plan_for_task(task, platforms, predictor, work, startup_s=120.0)
@@ -535,20 +575,26 @@ def test_plan_for_task_uses_predictions_and_transfer():
     assert plan.planned_on == "upper"
     assert plan.totals["units"] == work
     # the same plan as calling plan_shards directly with those rates
-    direct = plan_shards(work, pd.DataFrame({
-        "platform": platforms["platform"],
-        "seconds_per_unit": [0.02 + 100.0 / work, 0.01 + 100.0 / work],
-        "seconds_per_unit_upper": [1.2 * (0.02 + 100.0 / work), 1.2 * (0.01 + 100.0 / work)],
-        "price_per_hour_usd": platforms["price_per_hour_usd"],
-        "count": platforms["count"],
-        "overhead_s": 120.0 + transfer,
-    }))
+    direct = plan_shards(
+        work,
+        pd.DataFrame(
+            {
+                "platform": platforms["platform"],
+                "seconds_per_unit": [0.02 + 100.0 / work, 0.01 + 100.0 / work],
+                "seconds_per_unit_upper": [1.2 * (0.02 + 100.0 / work), 1.2 * (0.01 + 100.0 / work)],
+                "price_per_hour_usd": platforms["price_per_hour_usd"],
+                "count": platforms["count"],
+                "overhead_s": 120.0 + transfer,
+            }
+        ),
+    )
     assert plan.totals == pytest.approx(direct.totals)
 
 
 def test_plan_for_task_custom_count_column_and_missing_prediction():
-    platforms = pd.DataFrame({"platform": ["x", "y"], "gpu_type": ["A100", "T4"], "price_per_hour_usd": [1.0, 0.5],
-                              "available": [1, 1]})
+    platforms = pd.DataFrame(
+        {"platform": ["x", "y"], "gpu_type": ["A100", "T4"], "price_per_hour_usd": [1.0, 0.5], "available": [1, 1]}
+    )
     predictor = LinearPredictor({"A100": 0.02}, fixed_s=0.0)  # knows nothing about T4 -> NaN
     with pytest.raises(PlanningError) as err:
         plan_for_task({}, platforms, predictor, 1000, count_column="available")
@@ -559,11 +605,17 @@ def test_plan_for_task_custom_count_column_and_missing_prediction():
 
 
 def test_plan_for_task_plans_the_groups_own_machines_at_no_cost():
-    platforms = pd.DataFrame({"platform": ["lab-a100", "cloud-h100"], "gpu_type": ["A100", "H100"],
-                              "provider": ["on-prem", "lambda"], "price_per_hour_usd": [0.0, 3.0], "count": [2, 1]})
+    platforms = pd.DataFrame(
+        {
+            "platform": ["lab-a100", "cloud-h100"],
+            "gpu_type": ["A100", "H100"],
+            "provider": ["on-prem", "lambda"],
+            "price_per_hour_usd": [0.0, 3.0],
+            "count": [2, 1],
+        }
+    )
     predictor = LinearPredictor({"A100": 0.02, "H100": 0.01}, fixed_s=0.0)
     plan = plan_for_task({"workload": "resnet50"}, platforms, predictor, 10_000, objective="cost", startup_s=0.0)
     assert plan.feasible
     assert plan.shards["platform"].unique().tolist() == ["lab-a100"]
     assert plan.totals["cost_usd"] == 0.0 and plan.totals["machines"] == 2
-

@@ -26,17 +26,18 @@ FAST = settings(max_examples=30, deadline=None, database=None, suppress_health_c
 
 def frame(rates, prices=None, counts=None, overheads=None, uppers=None, names=None) -> pd.DataFrame:
     n = len(rates)
-    df = pd.DataFrame({
-        "platform": names or [f"p{i}" for i in range(n)],
-        "seconds_per_unit": rates,
-        "price_per_hour_usd": prices or [1.0] * n,
-        "count": counts or [1] * n,
-        "overhead_s": overheads or [0.0] * n,
-    })
+    df = pd.DataFrame(
+        {
+            "platform": names or [f"p{i}" for i in range(n)],
+            "seconds_per_unit": rates,
+            "price_per_hour_usd": prices or [1.0] * n,
+            "count": counts or [1] * n,
+            "overhead_s": overheads or [0.0] * n,
+        }
+    )
     if uppers is not None:
         df["seconds_per_unit_upper"] = uppers
     return df
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -100,10 +101,15 @@ def test_tight_deadline_favours_on_demand():
 @given(rates=st.lists(st.floats(0.0, 3.0), min_size=2, max_size=6), deadline_factor=st.floats(1.0, 3.0))
 def test_expected_spot_time_grows_with_preemption_rate(rates, deadline_factor):
     rates = [*rates, 1e-300]  # a vanishing rate must not overflow into warnings or NaN
-    df = pd.DataFrame({
-        "compute_time_s": 20_000.0, "on_demand_price_per_hour_usd": 3.0, "spot_price_per_hour_usd": 1.0,
-        "preemptions_per_hour": sorted(rates), "checkpoint_cost_s": 60.0,
-    })
+    df = pd.DataFrame(
+        {
+            "compute_time_s": 20_000.0,
+            "on_demand_price_per_hour_usd": 3.0,
+            "spot_price_per_hour_usd": 1.0,
+            "preemptions_per_hour": sorted(rates),
+            "checkpoint_cost_s": 60.0,
+        }
+    )
     out = advise_spot_frame(df, deadline_s=20_000 * deadline_factor)
     p = out["spot_miss_probability"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
@@ -113,8 +119,9 @@ def test_expected_spot_time_grows_with_preemption_rate(rates, deadline_factor):
     assert (out["restart_cost_s"] == DEFAULT_RESTART_COST_S).all()  # the default was filled in
 
 
-def simulated_miss_rate(advice: dict, preemptions_per_hour: float, restart_cost_s: float, deadline_s: float,
-                        runs: int = 20_000) -> float:
+def simulated_miss_rate(
+    advice: dict, preemptions_per_hour: float, restart_cost_s: float, deadline_s: float, runs: int = 20_000
+) -> float:
     """Monte Carlo of the stated model: Poisson preemptions; with k of them the job ends at work + k * loss."""
     rng = np.random.default_rng(7)
     work = advice["on_demand_time_s"] + advice["checkpoint_overhead_s"]
@@ -142,11 +149,16 @@ def test_deadline_risk_bounds_a_simulation_of_the_model(rate, deadline):
 
 
 def test_advise_spot_frame_matches_scalar():
-    df = pd.DataFrame({
-        "compute_time_s": [3600.0, 50_000.0], "on_demand_price_per_hour_usd": [2.0, 10.0],
-        "spot_price_per_hour_usd": [0.8, 4.0], "preemptions_per_hour": [0.2, 1.0],
-        "checkpoint_cost_s": [30.0, 90.0], "restart_cost_s": [200.0, 400.0],
-    })
+    df = pd.DataFrame(
+        {
+            "compute_time_s": [3600.0, 50_000.0],
+            "on_demand_price_per_hour_usd": [2.0, 10.0],
+            "spot_price_per_hour_usd": [0.8, 4.0],
+            "preemptions_per_hour": [0.2, 1.0],
+            "checkpoint_cost_s": [30.0, 90.0],
+            "restart_cost_s": [200.0, 400.0],
+        }
+    )
     out = advise_spot_frame(df)
     for i, row in df.iterrows():
         single = advise_spot(**row.to_dict())
@@ -167,20 +179,28 @@ def test_advise_spot_frame_matches_scalar():
     ],
 )
 def test_advise_spot_bad_input_names_field(kwargs, field):
-    args = {"compute_time_s": 3600, "on_demand_price_per_hour_usd": 2.0, "spot_price_per_hour_usd": 1.0,
-            "preemptions_per_hour": 0.1, "checkpoint_cost_s": 30, **kwargs}
+    args = {
+        "compute_time_s": 3600,
+        "on_demand_price_per_hour_usd": 2.0,
+        "spot_price_per_hour_usd": 1.0,
+        "preemptions_per_hour": 0.1,
+        "checkpoint_cost_s": 30,
+        **kwargs,
+    }
     with pytest.raises(PlanningError) as err:
         advise_spot(**args)
     assert err.value.field == field
 
 
 def test_preemption_rate_from_sessions():
-    sessions = pd.DataFrame({
-        "started_at": ["2026-01-01T00:00:00Z", "2026-01-01T10:00:00Z", "2026-01-02 00:00", "2026-01-03 00:00"],
-        "ended_at": ["2026-01-01T04:00:00Z", "2026-01-01T16:00:00Z", None, "2026-01-03 10:00"],
-        "outcome": ["preempted", "completed", "preempted", "Preempted"],
-        "is_spot": [True, True, True, False],
-    })
+    sessions = pd.DataFrame(
+        {
+            "started_at": ["2026-01-01T00:00:00Z", "2026-01-01T10:00:00Z", "2026-01-02 00:00", "2026-01-03 00:00"],
+            "ended_at": ["2026-01-01T04:00:00Z", "2026-01-01T16:00:00Z", None, "2026-01-03 10:00"],
+            "outcome": ["preempted", "completed", "preempted", "Preempted"],
+            "is_spot": [True, True, True, False],
+        }
+    )
     # closed spot sessions: 4 h + 6 h, one preemption (open session and the on-demand one left out)
     assert preemption_rate_from_sessions(sessions) == pytest.approx(1 / 10)
     assert preemption_rate_from_sessions(sessions.drop(columns="is_spot")) == pytest.approx(2 / 20)
@@ -212,8 +232,12 @@ def test_load_spot_prices_real_file(shared_data: Path):
     # where the row is itself the spot offer, the on-demand price comes from its on-demand sibling
     spot_rows = out[out["provisioning"] == "spot"]
     for _, row in spot_rows.iterrows():
-        sibling = raw[(raw["cloud"] == row["cloud"]) & (raw["gpu_name"] == row["gpu_name"])
-                      & (raw["gpu_count"] == row["gpu_count"]) & (raw["provisioning"] == "on-demand")]
+        sibling = raw[
+            (raw["cloud"] == row["cloud"])
+            & (raw["gpu_name"] == row["gpu_name"])
+            & (raw["gpu_count"] == row["gpu_count"])
+            & (raw["provisioning"] == "on-demand")
+        ]
         assert row["on_demand_price_per_hour_usd"] == pytest.approx(sibling["price_usd_per_hour"].iloc[0])
     other = out[out["provisioning"] != "spot"]
     assert (other["on_demand_price_per_hour_usd"] == other["price_usd_per_hour"]).all()

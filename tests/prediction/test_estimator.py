@@ -15,16 +15,20 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from fedopt_core import schema
-from fedopt_core.catalog.datasets import load_lambda_benchmarks
-from fedopt_core import compat
+from fedopt_core import compat, schema
 from fedopt_core.prediction.estimator import ModelFormatError, PerformancePredictor
 from fedopt_core.prediction.trees import ArrayTrees
 from tests.support import NINE_TRAINING_GPUS as TRAIN_GPUS
 
 HELD_OUT_GPUS = ["RTX A5000", "A100 PCIe 80GB"]
-R50 = {"task_type": "training", "workload": "resnet50", "precision": "fp16_amp", "software": "v0_ngc20",
-       "batch_size": 256.0, "work_units": 1e6}
+R50 = {
+    "task_type": "training",
+    "workload": "resnet50",
+    "precision": "fp16_amp",
+    "software": "v0_ngc20",
+    "batch_size": 256.0,
+    "work_units": 1e6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,12 @@ def held_out(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _platforms(*gpus: tuple[str, int]) -> pd.DataFrame:
-    return pd.DataFrame([{"platform": f"p{i}", "provider": "x", "gpu_type": g, "gpu_count": c,
-                          "price_per_hour_usd": 1.0 + i} for i, (g, c) in enumerate(gpus)])
+    return pd.DataFrame(
+        [
+            {"platform": f"p{i}", "provider": "x", "gpu_type": g, "gpu_count": c, "price_per_hour_usd": 1.0 + i}
+            for i, (g, c) in enumerate(gpus)
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- fit
@@ -212,11 +220,13 @@ def test_honest_accuracy_on_held_out_gpus(model: PerformancePredictor, held_out:
     assert (out["method"] == "model").all()
 
 
-def test_a_task_without_software_is_compared_with_the_most_measured_version(model: PerformancePredictor,
-                                                                             runs: pd.DataFrame) -> None:
+def test_a_task_without_software_is_compared_with_the_most_measured_version(
+    model: PerformancePredictor, runs: pd.DataFrame
+) -> None:
     """Users rarely name a software version; measured contexts all carry one (the table version)."""
-    r50 = runs.loc[(runs["workload"] == "resnet50") & (runs["precision"] == "fp16_amp")
-                   & runs["gpu_type"].isin(TRAIN_GPUS)]
+    r50 = runs.loc[
+        (runs["workload"] == "resnet50") & (runs["precision"] == "fp16_amp") & runs["gpu_type"].isin(TRAIN_GPUS)
+    ]
     most = r50["software"].value_counts().sort_index(ascending=False).idxmax()
     gpus = _platforms(("H100 SXM5 80GB", 4), ("B200", 4), ("B200", 8))
     task = {k: v for k, v in R50.items() if k != "software"}
@@ -239,18 +249,30 @@ def test_a_named_but_unmeasured_software_is_not_swapped(model: PerformancePredic
 def test_a_configuration_the_other_gpus_contradict_is_listed_as_suspect(runs: pd.DataFrame) -> None:
     """One GPU's runs of a workload logged 50x too slow (say, minutes taken for seconds)."""
     subset = runs.loc[runs["workload"].isin(["resnet50", "bert_base_squad", "ssd"])].reset_index(drop=True)
-    wrong = ((subset["workload"] == "resnet50") & (subset["gpu_type"] == "RTX A6000")
-             & (subset["software"] == "v0_ngc20") & (subset["gpu_count"] == 1)
-             & (subset["precision"] == "fp16_amp")).to_numpy(bool)
+    wrong = (
+        (subset["workload"] == "resnet50")
+        & (subset["gpu_type"] == "RTX A6000")
+        & (subset["software"] == "v0_ngc20")
+        & (subset["gpu_count"] == 1)
+        & (subset["precision"] == "fp16_amp")
+    ).to_numpy(bool)
     assert wrong.sum() >= 1
     small = {"n_splits": 3, "max_pairs": 1500, "max_iter": 40}
     clean = PerformancePredictor(**small).fit(subset)
-    corrupted = PerformancePredictor(**small).fit(subset.assign(
-        execution_time_s=np.where(wrong, subset["execution_time_s"] * 50, subset["execution_time_s"])))
+    corrupted = PerformancePredictor(**small).fit(
+        subset.assign(execution_time_s=np.where(wrong, subset["execution_time_s"] * 50, subset["execution_time_s"]))
+    )
 
     def flagged(model: PerformancePredictor) -> list[dict]:
-        return [s for s in model.suspects_ if s["workload"] == "resnet50" and s["gpu_type"] == "RTX A6000"
-                and s["gpu_count"] == 1 and s["software"] == "v0_ngc20" and s["precision"] == "fp16_amp"]
+        return [
+            s
+            for s in model.suspects_
+            if s["workload"] == "resnet50"
+            and s["gpu_type"] == "RTX A6000"
+            and s["gpu_count"] == 1
+            and s["software"] == "v0_ngc20"
+            and s["precision"] == "fp16_amp"
+        ]
 
     assert flagged(clean) == []
     [suspect] = flagged(corrupted)
@@ -266,12 +288,16 @@ def _coverage(out: pd.DataFrame, actual: np.ndarray) -> float:
     return float(np.mean((out["lower_s"].to_numpy(float) <= actual) & (actual <= out["upper_s"].to_numpy(float))))
 
 
-def test_with_confidence_gives_nested_intervals_around_the_same_point(model: PerformancePredictor,
-                                                                      held_out: pd.DataFrame) -> None:
+def test_with_confidence_gives_nested_intervals_around_the_same_point(
+    model: PerformancePredictor, held_out: pd.DataFrame
+) -> None:
     assert model.calibrated_levels() == sorted(set(model.calibrated_levels()) | {0.5, 0.8, 0.9, 0.95})
     own = model.predict_frame(held_out)
     pd.testing.assert_frame_equal(model.with_confidence(0.9).predict_frame(held_out), own)
-    narrow, wide = model.with_confidence(0.5).predict_frame(held_out), model.with_confidence(0.99).predict_frame(held_out)
+    narrow, wide = (
+        model.with_confidence(0.5).predict_frame(held_out),
+        model.with_confidence(0.99).predict_frame(held_out),
+    )
     np.testing.assert_allclose(narrow["predicted_time_s"], own["predicted_time_s"])
     assert (narrow["lower_s"] >= own["lower_s"] - 1e-9).all() and (narrow["upper_s"] <= own["upper_s"] + 1e-9).all()
     assert (wide["lower_s"] <= own["lower_s"] + 1e-9).all() and (wide["upper_s"] >= own["upper_s"] - 1e-9).all()
@@ -279,8 +305,9 @@ def test_with_confidence_gives_nested_intervals_around_the_same_point(model: Per
     assert model.confidence == 0.9 and model.with_confidence(0.5).confidence == 0.5  # the original is untouched
 
 
-def test_observed_coverage_follows_the_nominal_level_on_unseen_gpus(model: PerformancePredictor,
-                                                                    runs: pd.DataFrame) -> None:
+def test_observed_coverage_follows_the_nominal_level_on_unseen_gpus(
+    model: PerformancePredictor, runs: pd.DataFrame
+) -> None:
     """On the 21 GPUs the model never saw: never overconfident, and a lower level really is narrower.
 
     (Measured: 0.68 / 0.81 / 0.90 observed at 0.5 / 0.7 / 0.9 nominal here, conservative below 0.9
@@ -289,8 +316,9 @@ def test_observed_coverage_follows_the_nominal_level_on_unseen_gpus(model: Perfo
     """
     unseen = runs.loc[~runs["gpu_type"].isin(TRAIN_GPUS)].reset_index(drop=True)
     actual = unseen["execution_time_s"].to_numpy(float)
-    observed = {level: _coverage(model.with_confidence(level).predict_frame(unseen), actual)
-                for level in (0.5, 0.7, 0.9)}
+    observed = {
+        level: _coverage(model.with_confidence(level).predict_frame(unseen), actual) for level in (0.5, 0.7, 0.9)
+    }
     assert observed[0.5] < observed[0.7] < observed[0.9]
     for level, seen in observed.items():
         assert seen >= level - 0.05, (level, seen)
@@ -312,8 +340,9 @@ def test_an_uncalibrated_level_is_refused_with_the_choices(model: PerformancePre
 def test_levels_survive_a_round_trip(model: PerformancePredictor, held_out: pd.DataFrame) -> None:
     loaded = PerformancePredictor.from_bytes(model.to_bytes())
     assert loaded.calibrated_levels() == model.calibrated_levels()
-    pd.testing.assert_frame_equal(loaded.with_confidence(0.6).predict_frame(held_out),
-                                  model.with_confidence(0.6).predict_frame(held_out))
+    pd.testing.assert_frame_equal(
+        loaded.with_confidence(0.6).predict_frame(held_out), model.with_confidence(0.6).predict_frame(held_out)
+    )
 
 
 # --------------------------------------------------------------------------- importances
@@ -345,14 +374,17 @@ def test_array_trees_match_sklearn() -> None:
 # --------------------------------------------------------------------------- persistence
 
 
-def test_round_trip_gives_identical_predictions(model: PerformancePredictor, held_out: pd.DataFrame,
-                                                tmp_path: Path) -> None:
+def test_round_trip_gives_identical_predictions(
+    model: PerformancePredictor, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
     rows = pd.concat([held_out.head(30), _platforms(("Zorblax", 1), ("cpu", 0)).assign(**R50)], ignore_index=True)
     anchor = _platforms(("RTX 3090", 1)).assign(**{**R50, "workload": "my-job"}, execution_time_s=50.0)
     loaded = PerformancePredictor.from_bytes(model.to_bytes())
     pd.testing.assert_frame_equal(loaded.predict_frame(rows), model.predict_frame(rows))
-    pd.testing.assert_frame_equal(loaded.predict_frame(rows.assign(workload="my-job"), anchors=anchor),
-                                  model.predict_frame(rows.assign(workload="my-job"), anchors=anchor))
+    pd.testing.assert_frame_equal(
+        loaded.predict_frame(rows.assign(workload="my-job"), anchors=anchor),
+        model.predict_frame(rows.assign(workload="my-job"), anchors=anchor),
+    )
     path = model.save(tmp_path / "model.fedopt")
     from_file = PerformancePredictor.load(path)
     pd.testing.assert_frame_equal(from_file.predict_frame(rows), model.predict_frame(rows))

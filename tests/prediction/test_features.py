@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from fedopt_core import schema
-from fedopt_core.prediction import features
 from fedopt_core.catalog import gpus
+from fedopt_core.prediction import features
 
 
 def _rows(**columns) -> pd.DataFrame:
@@ -51,8 +51,14 @@ def test_unknown_gpu_and_cpu_have_no_facts_but_a_key() -> None:
 
 
 def test_peak_depends_on_precision_and_architecture() -> None:
-    enc = features.encode(_rows(gpu_type=["A100 SXM4 80GB", "A100 SXM4 80GB", "V100 SXM2 16GB"],
-                                gpu_count=1, precision=["fp16_amp", "fp32", "fp32"], workload="w"))
+    enc = features.encode(
+        _rows(
+            gpu_type=["A100 SXM4 80GB", "A100 SXM4 80GB", "V100 SXM2 16GB"],
+            gpu_count=1,
+            precision=["fp16_amp", "fp32", "fp32"],
+            workload="w",
+        )
+    )
     tensor_a100 = np.log(gpus.gpu_specs(["A100 SXM4 80GB"])["tensor_fp16_tflops"].iloc[0])
     fp32_v100 = np.log(gpus.gpu_specs(["V100 SXM2 16GB"])["fp32_tflops"].iloc[0])
     assert enc["log_peak_tflops"].iloc[0] == pytest.approx(tensor_a100)
@@ -61,17 +67,25 @@ def test_peak_depends_on_precision_and_architecture() -> None:
 
 
 def test_target_is_log_seconds_per_work_unit() -> None:
-    enc = features.encode(_rows(gpu_type="RTX 3090", gpu_count=[1, 2], workload="w",
-                                work_units=[1000.0, None], execution_time_s=[50.0, 8.0]))
+    enc = features.encode(
+        _rows(
+            gpu_type="RTX 3090", gpu_count=[1, 2], workload="w", work_units=[1000.0, None], execution_time_s=[50.0, 8.0]
+        )
+    )
     assert enc["y"].tolist() == pytest.approx([np.log(0.05), np.log(8.0)])  # missing units = one job
     assert enc["log_gpu_count"].tolist() == pytest.approx([0.0, np.log(2)])
 
 
 def test_context_keys_separate_software_and_precision_but_not_platform() -> None:
-    rows = _rows(task_type="training", workload=["resnet50", "resnet50", "resnet50", "ResNet50 ", None],
-                 precision=["fp16", "fp16_amp", "fp32", "fp16", "fp16"],
-                 software=["v1", "v1", "v1", "v1", "v1"], gpu_type="RTX 3090", gpu_count=1,
-                 platform=["a", "b", "c", "d", "e"])
+    rows = _rows(
+        task_type="training",
+        workload=["resnet50", "resnet50", "resnet50", "ResNet50 ", None],
+        precision=["fp16", "fp16_amp", "fp32", "fp16", "fp16"],
+        software=["v1", "v1", "v1", "v1", "v1"],
+        gpu_type="RTX 3090",
+        gpu_count=1,
+        platform=["a", "b", "c", "d", "e"],
+    )
     keys = features.context_keys(rows)
     assert keys[0] == keys[1] == keys[3]  # fp16 and fp16_amp are both half; case and spaces ignored
     assert keys[2] != keys[0]
@@ -81,8 +95,15 @@ def test_context_keys_separate_software_and_precision_but_not_platform() -> None
 
 
 def test_pair_features_shape_names_and_zero_delta_for_the_same_gpu() -> None:
-    enc = features.encode(_rows(gpu_type=["RTX 3090", "H100 SXM5 80GB"], gpu_count=1, workload="w",
-                                precision="fp16", batch_size=[64.0, 256.0]))
+    enc = features.encode(
+        _rows(
+            gpu_type=["RTX 3090", "H100 SXM5 80GB"],
+            gpu_count=1,
+            workload="w",
+            precision="fp16",
+            batch_size=[64.0, 256.0],
+        )
+    )
     X = features.pair_features(enc.iloc[[0, 0]], enc.iloc[[0, 1]])
     assert X.shape == (2, len(features.PAIR_FEATURE_NAMES))
     deltas = [i for i, n in enumerate(features.PAIR_FEATURE_NAMES) if n.startswith("delta_")]
@@ -100,13 +121,19 @@ def test_no_gpu_identity_in_any_feature_name() -> None:
 
 def test_encoding_is_row_independent() -> None:
     """Encoding a frame equals encoding each row alone (vectorised, no cross-row leakage)."""
-    rows = _rows(gpu_type=["RTX 3090", "A10", "Zorblax", "cpu"], gpu_count=[1, 2, 1, 0], workload="w",
-                 precision=["fp16", "fp32", "fp16", "fp32"], execution_time_s=[1.0, 2.0, 3.0, 4.0])
+    rows = _rows(
+        gpu_type=["RTX 3090", "A10", "Zorblax", "cpu"],
+        gpu_count=[1, 2, 1, 0],
+        workload="w",
+        precision=["fp16", "fp32", "fp16", "fp32"],
+        execution_time_s=[1.0, 2.0, 3.0, 4.0],
+    )
     whole = features.encode(rows)
     for i in range(len(rows)):
         single = features.encode(rows.iloc[[i]])
-        pd.testing.assert_frame_equal(single.reset_index(drop=True), whole.iloc[[i]].reset_index(drop=True),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            single.reset_index(drop=True), whole.iloc[[i]].reset_index(drop=True), check_dtype=False
+        )
 
 
 def test_workload_descriptors_recover_sensitivities() -> None:
@@ -126,8 +153,15 @@ def test_workload_descriptors_recover_sensitivities() -> None:
 
 
 def test_transfer_features_add_descriptors_of_the_target_context() -> None:
-    enc = features.encode(_rows(gpu_type=["RTX 3090", "A10"], gpu_count=1, workload=["w", "other"],
-                                precision="fp16", execution_time_s=[1.0, 2.0]))
+    enc = features.encode(
+        _rows(
+            gpu_type=["RTX 3090", "A10"],
+            gpu_count=1,
+            workload=["w", "other"],
+            precision="fp16",
+            execution_time_s=[1.0, 2.0],
+        )
+    )
     desc = features.workload_descriptors(enc)
     X = features.transfer_features(enc.iloc[[0, 1]], enc.iloc[[0, 1]], desc)
     assert X.shape == (2, len(features.TRANSFER_FEATURE_NAMES))

@@ -15,12 +15,11 @@ from fedopt_core.catalog import datasets
 from fedopt_core.prediction import training
 from fedopt_core.prediction.estimator import PerformancePredictor
 
-
 #: A small model configuration: these tests are about the retraining policy, not accuracy.
 SMALL = {"n_splits": 2, "max_pairs": 1500, "max_iter": 30}
 
 
-def small(cls=PerformancePredictor):  # noqa: ANN001, ANN201
+def small(cls=PerformancePredictor):
     return functools.partial(cls, **SMALL)
 
 
@@ -35,7 +34,7 @@ def benchmark_runs(loaded_db: str, shared_data) -> pd.DataFrame:
 class SlowerByAFactor(PerformancePredictor):
     """A deliberately worse candidate: the real model, its answers tripled."""
 
-    def predict_frame(self, rows, anchors=None):  # noqa: ANN001, ANN201
+    def predict_frame(self, rows, anchors=None):
         out = super().predict_frame(rows, anchors)
         for column in ("predicted_time_s", "lower_s", "upper_s"):
             out[column] = out[column] * 3
@@ -61,7 +60,7 @@ def test_a_deliberately_worse_candidate_is_rejected_with_the_reason(benchmark_ru
     assert worse.metrics["median_ape"] > worse.metrics["active_median_ape"]
     _, facts = training.active_model()
     assert facts["version"] == first.version_id
-    statuses = dict(zip(training.list_versions()["version"], training.list_versions()["status"]))
+    statuses = dict(zip(training.list_versions()["version"], training.list_versions()["status"], strict=True))
     assert statuses == {first.version_id: "active", worse.version_id: "rejected"}
 
 
@@ -91,7 +90,7 @@ def test_logging_a_run_does_not_wait_for_a_running_retrain(benchmark_runs) -> No
     started, release = threading.Event(), threading.Event()
 
     class HeldFit(PerformancePredictor):
-        def fit(self, frame):  # noqa: ANN001, ANN201
+        def fit(self, frame):
             started.set()
             release.wait(120)  # the retrain cannot finish before the test lets it
             return super().fit(frame)

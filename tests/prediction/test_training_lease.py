@@ -8,7 +8,7 @@ from datetime import timedelta
 from fedopt_core.prediction import training
 
 
-def _try_acquire(url: str, holder: str, barrier, results) -> None:  # noqa: ANN001 - multiprocessing objects
+def _try_acquire(url: str, holder: str, barrier, results) -> None:
     barrier.wait()
     results.put((holder, training.acquire_lease("race", holder, url=url)))
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -107,9 +107,8 @@ def test_track_times_the_block_and_records_it(empty_db: str) -> None:
 def test_track_records_a_failure_and_reraises_the_users_exception(empty_db: str) -> None:
     from fedopt_core import track
 
-    with pytest.raises(ZeroDivisionError):
-        with track(task=RESNET, platform=H100) as handle:
-            1 / 0  # noqa: B018 - the user's job failing
+    with pytest.raises(ZeroDivisionError), track(task=RESNET, platform=H100) as handle:
+        1 / 0  # noqa: B018 - the user's job failing
     [row] = rows(empty_db)
     assert row["success"] == 0 and handle.success is False and handle.recorded
 
@@ -117,10 +116,12 @@ def test_track_records_a_failure_and_reraises_the_users_exception(empty_db: str)
 def test_track_with_bad_fields_warns_early_and_never_masks_the_users_exception(empty_db: str) -> None:
     from fedopt_core import track
 
-    with pytest.warns(RuntimeWarning, match="gpu_type") as caught:
-        with pytest.raises(KeyError, match="the user's"):
-            with track(task=RESNET, platform={"gpu_count": 1}):
-                raise KeyError("the user's")
+    with (
+        pytest.warns(RuntimeWarning, match="gpu_type") as caught,
+        pytest.raises(KeyError, match="the user's"),
+        track(task=RESNET, platform={"gpu_count": 1}),
+    ):
+        raise KeyError("the user's")
     assert any("will not be recorded" in str(w.message) for w in caught)
     assert rows(empty_db) == []
 
@@ -131,14 +132,18 @@ def test_track_warns_but_does_not_crash_when_the_database_cannot_be_written(tmp_
     (tmp_path / "a-file").write_text("not a folder")
     broken = f"sqlite:///{tmp_path / 'a-file' / 'fedopt.db'}"
     done = []
-    with pytest.warns(RuntimeWarning, match="run not recorded"):
-        with track(task=RESNET, platform=H100, url=broken) as handle:
-            done.append("the job ran")
+    with (
+        pytest.warns(RuntimeWarning, match="run not recorded"),
+        track(task=RESNET, platform=H100, url=broken) as handle,
+    ):
+        done.append("the job ran")
     assert done == ["the job ran"] and not handle.recorded and "DatabaseError" in handle.error
     db.dispose_engines()
 
 
-def test_track_creates_the_configured_database_when_it_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_track_creates_the_configured_database_when_it_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fedopt_core import track
 
     url = f"sqlite:///{tmp_path / 'fresh' / 'fedopt.db'}"
@@ -157,9 +162,11 @@ def test_track_creates_the_configured_database_when_it_does_not_exist(tmp_path: 
 def test_track_keeps_unknown_keys_in_the_notes(empty_db: str) -> None:
     from fedopt_core import track
 
-    with pytest.warns(RuntimeWarning, match="rack"):
-        with track(task={"workload": "ncf"}, platform={**H100, "rack": "B7"}, notes="nightly"):
-            pass
+    with (
+        pytest.warns(RuntimeWarning, match="rack"),
+        track(task={"workload": "ncf"}, platform={**H100, "rack": "B7"}, notes="nightly"),
+    ):
+        pass
     [row] = rows(empty_db)
     assert row["notes"] == "nightly | extra: rack=B7"
 
@@ -167,9 +174,8 @@ def test_track_keeps_unknown_keys_in_the_notes(empty_db: str) -> None:
 def test_track_does_not_record_a_keyboard_interrupt(empty_db: str) -> None:
     from fedopt_core import track
 
-    with pytest.raises(KeyboardInterrupt):
-        with track(task=RESNET, platform=H100):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), track(task=RESNET, platform=H100):
+        raise KeyboardInterrupt
     assert rows(empty_db) == []
 
 
@@ -182,7 +188,10 @@ def test_record_actual_performance_stores_the_run(empty_db: str) -> None:
     assert record_actual_performance(RESNET, H100, 1234.5) is True
     assert record_actual_performance(RESNET, H100, 99.0, success=False) is True
     stored = rows(empty_db)
-    assert [(r["execution_time_s"], r["success"], r["source"]) for r in stored] == [(1234.5, 1, "api"), (99.0, 0, "api")]
+    assert [(r["execution_time_s"], r["success"], r["source"]) for r in stored] == [
+        (1234.5, 1, "api"),
+        (99.0, 0, "api"),
+    ]
 
 
 @pytest.mark.parametrize(("execution_time", "field"), [(-1.0, "execution_time_s"), ("slow", "execution_time_s")])
@@ -266,11 +275,29 @@ def test_bad_predictions_are_refused_naming_the_field(empty_db: str) -> None:
 
 def _some_runs() -> list[int]:
     ids = [
-        runs.log_run({**RESNET, **H100, "execution_time_s": 100, "started_at": "2025-01-10T08:00:00Z"}, source="form").run_id,
-        runs.log_run({**RESNET, "gpu_type": "A100 SXM4 80GB", "gpu_count": 1, "execution_time_s": 800,
-                      "started_at": "2025-02-10T08:00:00Z"}, source="cli").run_id,
-        runs.log_run({"workload": "bert_large_squad", **H100, "execution_time_s": 40, "success": False,
-                      "started_at": "2025-03-10T08:00:00Z"}, source="cli").run_id,
+        runs.log_run(
+            {**RESNET, **H100, "execution_time_s": 100, "started_at": "2025-01-10T08:00:00Z"}, source="form"
+        ).run_id,
+        runs.log_run(
+            {
+                **RESNET,
+                "gpu_type": "A100 SXM4 80GB",
+                "gpu_count": 1,
+                "execution_time_s": 800,
+                "started_at": "2025-02-10T08:00:00Z",
+            },
+            source="cli",
+        ).run_id,
+        runs.log_run(
+            {
+                "workload": "bert_large_squad",
+                **H100,
+                "execution_time_s": 40,
+                "success": False,
+                "started_at": "2025-03-10T08:00:00Z",
+            },
+            source="cli",
+        ).run_id,
     ]
     return ids
 
@@ -283,7 +310,7 @@ def test_list_runs_filters(empty_db: str) -> None:
     assert runs.list_runs(source="cli")["id"].tolist() == [c, b]
     assert runs.list_runs(success=False)["id"].tolist() == [c]
     assert runs.list_runs(since=date(2025, 2, 1), until=date(2025, 2, 10))["id"].tolist() == [b]
-    assert runs.list_runs(since=datetime(2025, 3, 10, 8, tzinfo=timezone.utc))["id"].tolist() == [c]
+    assert runs.list_runs(since=datetime(2025, 3, 10, 8, tzinfo=UTC))["id"].tolist() == [c]
     assert runs.list_runs(limit=1)["id"].tolist() == [c]
     assert runs.run_facets()["workload"] == ["bert_large_squad", "resnet50"]
     with pytest.raises(ValueError, match="time zone"):
@@ -360,21 +387,42 @@ def test_export_neutralises_formulas_and_reimports_as_duplicates(empty_db: str, 
 
 def run_cli(*args: str, url: str) -> subprocess.CompletedProcess:
     env = os.environ | {"DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_cli_runs_log_as_a_real_process(empty_db: str) -> None:
-    result = run_cli("runs", "log", "--workload", "resnet50", "--gpu-type", "H100 SXM5", "--gpu-count", "8",
-                     "--seconds", "3600", "--precision", "bf16", "--started-at", "2025-04-01T12:00:00+02:00",
-                     "--json", url=empty_db)
+    result = run_cli(
+        "runs",
+        "log",
+        "--workload",
+        "resnet50",
+        "--gpu-type",
+        "H100 SXM5",
+        "--gpu-count",
+        "8",
+        "--seconds",
+        "3600",
+        "--precision",
+        "bf16",
+        "--started-at",
+        "2025-04-01T12:00:00+02:00",
+        "--json",
+        url=empty_db,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     [row] = rows(empty_db)
     assert data["run_id"] == row["id"] and data["inserted"] is True
-    assert (row["workload"], row["gpu_count"], row["execution_time_s"], row["precision"], row["source"]) == \
-        ("resnet50", 8, 3600.0, "bf16", "cli")
-    assert runs.get_run(row["id"])["started_at"] == datetime(2025, 4, 1, 10, tzinfo=timezone.utc)
+    assert (row["workload"], row["gpu_count"], row["execution_time_s"], row["precision"], row["source"]) == (
+        "resnet50",
+        8,
+        3600.0,
+        "bf16",
+        "cli",
+    )
+    assert runs.get_run(row["id"])["started_at"] == datetime(2025, 4, 1, 10, tzinfo=UTC)
 
 
 def test_cli_runs_log_refuses_a_bad_value_naming_the_option(empty_db: str, capsys: pytest.CaptureFixture) -> None:

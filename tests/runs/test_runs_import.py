@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from fedopt_core import db, runs
-from fedopt_core.runs import store
 from fedopt_core.cli import main as cli_main
 from fedopt_core.csvfiles import CsvFormatError
+from fedopt_core.runs import store
 
 HEADER = "workload,gpu_type,gpu_count,execution_time_s,started_at,notes\n"
 
@@ -39,16 +39,18 @@ def stored(url: str) -> pd.DataFrame:
 def generated_csv(path: Path, n: int, seed: int = 0) -> Path:
     """n distinct valid runs in our own format."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "task_type": "training",
-        "workload": rng.choice(["resnet50", "bert_large_squad", "gnmt", "ncf"], n),
-        "precision": rng.choice(["fp16_amp", "fp32"], n),
-        "batch_size": rng.choice([64, 128, 256], n),
-        "gpu_type": rng.choice(["H100 SXM5", "A100 SXM4 80GB", "A10"], n),
-        "gpu_count": rng.choice([1, 2, 4, 8], n),
-        "price_per_hour_usd": rng.uniform(0.5, 30, n).round(2),
-        "execution_time_s": np.arange(1, n + 1) + 0.5,  # distinct, so every row is a new run
-    })
+    frame = pd.DataFrame(
+        {
+            "task_type": "training",
+            "workload": rng.choice(["resnet50", "bert_large_squad", "gnmt", "ncf"], n),
+            "precision": rng.choice(["fp16_amp", "fp32"], n),
+            "batch_size": rng.choice([64, 128, 256], n),
+            "gpu_type": rng.choice(["H100 SXM5", "A100 SXM4 80GB", "A10"], n),
+            "gpu_count": rng.choice([1, 2, 4, 8], n),
+            "price_per_hour_usd": rng.uniform(0.5, 30, n).round(2),
+            "execution_time_s": np.arange(1, n + 1) + 0.5,  # distinct, so every row is a new run
+        }
+    )
     frame.to_csv(path, index=False)
     return path
 
@@ -61,21 +63,25 @@ def test_run_csv_imports_good_rows_and_reports_bad_ones_by_line(empty_db: str, t
     path.write_text(
         "# exported from the lab notebook\n"
         + HEADER
-        + "resnet50,H100 SXM5,8,3600,2025-01-01T10:00:00Z,ok\n"          # line 3
-        + "bert,A100,1,-5,,negative time\n"                               # line 4
-        + 'gnmt,A10,2,120,,"a note\nover two lines"\n'                    # lines 5-6
-        + "ncf,A10,two,50,,\n"                                            # line 7
-        + "\n"                                                            # line 8 (blank)
-        + "ssd,A10,1,50\n"                                                # line 9: too few fields
-        + "=cmd|' /C calc'!A0,A10,1,50,,\n"                               # line 10: a formula
-        + "waveglow,A10,1,70,last tuesday,\n",                            # line 11: bad start time
+        + "resnet50,H100 SXM5,8,3600,2025-01-01T10:00:00Z,ok\n"  # line 3
+        + "bert,A100,1,-5,,negative time\n"  # line 4
+        + 'gnmt,A10,2,120,,"a note\nover two lines"\n'  # lines 5-6
+        + "ncf,A10,two,50,,\n"  # line 7
+        + "\n"  # line 8 (blank)
+        + "ssd,A10,1,50\n"  # line 9: too few fields
+        + "=cmd|' /C calc'!A0,A10,1,50,,\n"  # line 10: a formula
+        + "waveglow,A10,1,70,last tuesday,\n",  # line 11: bad start time
         encoding="utf-8",
     )
     result = runs.import_csv(path)
     assert result.format == runs.FORMAT_RUNS
     assert (result.rows, result.inserted, result.duplicates, result.refused) == (7, 2, 0, 5)
     assert [(e.line, e.field) for e in result.errors] == [
-        (4, "execution_time_s"), (7, "gpu_count"), (9, "row"), (10, "workload"), (11, "started_at"),
+        (4, "execution_time_s"),
+        (7, "gpu_count"),
+        (9, "row"),
+        (10, "workload"),
+        (11, "started_at"),
     ]
     reasons = {e.line: e.message for e in result.errors}
     assert "greater than zero" in reasons[4] and "not a number" in reasons[7]
@@ -112,8 +118,9 @@ def test_a_benchmark_row_with_text_for_a_number_is_reported_as_such(empty_db: st
     bad = next(csv.reader([lines[2]]))
     bad[header.index("time_per_1M_units_s")] = "fast"
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([header, next(csv.reader([lines[1]])), bad,
-                                                       next(csv.reader([lines[3]]))])
+    csv.writer(buffer, lineterminator="\n").writerows(
+        [header, next(csv.reader([lines[1]])), bad, next(csv.reader([lines[3]]))]
+    )
     result = runs.import_csv(buffer.getvalue().encode())
     assert result.format == "lambda_benchmark" and result.inserted == 2
     assert [(e.line, e.field, e.message) for e in result.errors] == [(3, "execution_time_s", "is not a number")]
@@ -122,8 +129,9 @@ def test_a_benchmark_row_with_text_for_a_number_is_reported_as_such(empty_db: st
 # --------------------------------------------------------------------------- the public benchmark
 
 
-def test_the_real_benchmark_file_imports_every_valid_row_once(empty_db: str, shared_data: Path,
-                                                              capsys: pytest.CaptureFixture) -> None:
+def test_the_real_benchmark_file_imports_every_valid_row_once(
+    empty_db: str, shared_data: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = shared_data / "gpu_benchmarks.csv"
     with path.open(encoding="utf-8", newline="") as handle:
         source_rows = list(csv.DictReader(handle))
@@ -134,15 +142,21 @@ def test_the_real_benchmark_file_imports_every_valid_row_once(empty_db: str, sha
     assert first["inserted"] + first["refused"] == len(source_rows) and first["inserted"] > 0
     assert code == (0 if first["refused"] == 0 else 4)
     assert count(empty_db) == first["inserted"]
-    print(f"gpu_benchmarks.csv: {first['inserted']} imported, {first['refused']} refused: {first['errors'][:5]}",
-          file=sys.stderr)
+    print(
+        f"gpu_benchmarks.csv: {first['inserted']} imported, {first['refused']} refused: {first['errors'][:5]}",
+        file=sys.stderr,
+    )
 
     table = stored(empty_db)
     assert set(table["source"]) == {"benchmark"} and set(table["task_type"]) == {"training"}
     assert (table["work_units"] == 1e6).all()
     sample = source_rows[100]
-    match = table[(table["platform"] == sample["system_name"]) & (table["workload"] == sample["model"])
-                  & (table["precision"] == sample["precision"]) & (table["software"] == sample["table_version"])]
+    match = table[
+        (table["platform"] == sample["system_name"])
+        & (table["workload"] == sample["model"])
+        & (table["precision"] == sample["precision"])
+        & (table["software"] == sample["table_version"])
+    ]
     assert len(match) == 1
     assert match["execution_time_s"].iloc[0] == pytest.approx(float(sample["time_per_1M_units_s"]))
     assert match["gpu_type"].iloc[0] == sample["gpu_name"] and match["gpu_count"].iloc[0] == int(sample["gpu_count"])
@@ -199,7 +213,7 @@ def test_a_huge_file_is_refused_before_it_is_read(empty_db: str, tmp_path: Path)
     class Upload(io.BytesIO):
         size = 200 * 1024 * 1024
 
-        def read(self, *args):  # noqa: ANN002, ANN202
+        def read(self, *args):
             raise AssertionError("the import read a file it should have refused")
 
     with pytest.raises(CsvFormatError, match="limit"):
@@ -221,7 +235,9 @@ def test_an_unreadable_row_stops_reading_after_storing_what_came_before(empty_db
     assert result.inserted == 1 and result.errors[0].line == 3 and "cannot be read as CSV" in result.errors[0].message
 
 
-def test_cli_import_reports_a_bad_file_in_one_line(empty_db: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_import_reports_a_bad_file_in_one_line(
+    empty_db: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "semi.csv"
     path.write_bytes(b"gpu_type;gpu_count;execution_time_s\nA10;1;5\n")
     assert cli_main(["runs", "import", str(path)]) == 1
@@ -231,7 +247,9 @@ def test_cli_import_reports_a_bad_file_in_one_line(empty_db: str, tmp_path: Path
     assert "no such file" in capsys.readouterr().err
 
 
-def test_cli_import_lists_refused_rows_and_exits_4(empty_db: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_import_lists_refused_rows_and_exits_4(
+    empty_db: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "runs.csv"
     path.write_text(HEADER + "a,A10,1,5,,\nb,A10,1,-1,,\n", encoding="utf-8")
     assert cli_main(["runs", "import", str(path)]) == 4
@@ -253,13 +271,14 @@ def test_progress_is_reported_per_batch(empty_db: str, tmp_path: Path) -> None:
     assert dones == sorted(dones) and dones[-1] == 250 and len(calls) >= 3
 
 
-def test_a_failure_inside_a_batch_rolls_that_batch_back(empty_db: str, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_inside_a_batch_rolls_that_batch_back(
+    empty_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = generated_csv(tmp_path / "runs.csv", 25)
     real = store._link_predictions
     calls = {"n": 0}
 
-    def failing_second_time(conn, new):  # noqa: ANN001, ANN202
+    def failing_second_time(conn, new):
         calls["n"] += 1
         if calls["n"] == 2:  # after batch 2's rows were inserted, inside its transaction
             raise RuntimeError("disk on fire")
@@ -283,7 +302,9 @@ def test_killing_an_import_leaves_whole_batches(empty_db: str, tmp_path: Path) -
     env = os.environ | {"DATABASE_URL": empty_db}
     process = subprocess.Popen(
         [sys.executable, "-m", "fedopt_core.cli", "runs", "import", str(path), "--batch-size", str(batch)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     seen = 0
     deadline = time.monotonic() + 120
@@ -304,8 +325,10 @@ def test_killing_an_import_leaves_whole_batches(empty_db: str, tmp_path: Path) -
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         after = conn.execute("SELECT count(*) FROM run").fetchone()[0]
-        incomplete = conn.execute("SELECT count(*) FROM run WHERE run_key IS NULL OR gpu_type IS NULL "
-                                  "OR execution_time_s IS NULL OR source IS NULL").fetchone()[0]
+        incomplete = conn.execute(
+            "SELECT count(*) FROM run WHERE run_key IS NULL OR gpu_type IS NULL "
+            "OR execution_time_s IS NULL OR source IS NULL"
+        ).fetchone()[0]
     assert 0 < after < n, "the import finished before it could be killed"
     assert after % batch == 0 and incomplete == 0
 

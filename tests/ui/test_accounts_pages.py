@@ -16,13 +16,13 @@ def _no_outer_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEDOPT_SECRET_KEY", raising=False)
 
 
-def widget(widgets, label: str):  # noqa: ANN001, ANN201 - AppTest element sequences
+def widget(widgets, label: str):
     matches = [w for w in widgets if w.label == label]
     assert matches, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
     return matches[0]
 
 
-def everything_shown(at) -> str:  # noqa: ANN001
+def everything_shown(at) -> str:
     """All text the page put on screen, tables included, plus what its inputs hold."""
     parts = []
     for kind in ("markdown", "caption", "text", "success", "error", "warning", "info", "code", "title", "subheader"):
@@ -32,7 +32,7 @@ def everything_shown(at) -> str:  # noqa: ANN001
     return "\n".join(parts)
 
 
-def accounts_table(at):  # noqa: ANN001, ANN201
+def accounts_table(at):
     return at.dataframe[0].value
 
 
@@ -157,8 +157,9 @@ def test_usage_review_opens_empty(app) -> None:
 def test_usage_review_shows_figures_warnings_and_user_text_as_text(app) -> None:
     accounts.register_academic_account("**grant**", None, None, None, monthly_quota_hours=10)
     start, _ = accounts.month_bounds(accounts.previous_month())
-    accounts.add_usage_session("**grant**", "gpu_1x_a10", start + timedelta(days=2), hours=9,
-                               person="<i>ana</i>", notes="=cmd()")
+    accounts.add_usage_session(
+        "**grant**", "gpu_1x_a10", start + timedelta(days=2), hours=9, person="<i>ana</i>", notes="=cmd()"
+    )
     at = app("pages/usage_review.py")
     widget(at.selectbox, "Month").select(accounts.previous_month()).run()
     assert not at.exception, [e.value for e in at.exception]

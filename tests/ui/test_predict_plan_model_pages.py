@@ -54,7 +54,10 @@ def test_predict_page_interval_level_comes_from_the_model(app, trained: int) -> 
     assert not at.exception, [e.value for e in at.exception]
     assert any("50% intervals" in s.value for s in at.success)
     narrow = at.dataframe[0].value.set_index("platform").loc[wide["platform"]]
-    width = lambda t: (t["upper_h"] - t["lower_h"]).to_numpy()  # noqa: E731
+
+    def width(t):
+        return (t["upper_h"] - t["lower_h"]).to_numpy()
+
     assert (width(narrow) <= width(wide.set_index("platform")) + 1e-9).all()
     assert (width(narrow) < width(wide.set_index("platform"))).any()
 
@@ -105,8 +108,10 @@ def test_model_page_before_and_after_training(app, trained: int) -> None:
     assert versions["version"].tolist() == [trained] and versions["status"].tolist() == ["active"]
     n_holdout = len(training.newest_runs())
     calibration = [c.value for c in at.caption if "at each nominal level" in c.value]
-    assert calibration == [f"Intervals of version {trained} at each nominal level, scored on the {n_holdout} newest "
-                           "runs it did not train on. Above the diagonal: wider than needed; below: overconfident."]
+    assert calibration == [
+        f"Intervals of version {trained} at each nominal level, scored on the {n_holdout} newest "
+        "runs it did not train on. Above the diagonal: wider than needed; below: overconfident."
+    ]
 
 
 def test_model_page_lists_runs_the_other_gpus_contradict(app, loaded_db: str, shared_data) -> None:

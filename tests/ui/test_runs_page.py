@@ -17,11 +17,11 @@ def stored(url: str) -> pd.DataFrame:
         return pd.read_sql(text("SELECT * FROM run ORDER BY id"), conn)
 
 
-def messages(at, kind: str) -> list[str]:  # noqa: ANN001 - AppTest
+def messages(at, kind: str) -> list[str]:
     return [m.value for m in getattr(at, kind)]
 
 
-def fill_form(at, **values) -> None:  # noqa: ANN001
+def fill_form(at, **values) -> None:
     for name, value in values.items():
         widget = at.text_input(key=f"log_{name}") if isinstance(value, str) else at.number_input(key=f"log_{name}")
         widget.set_value(value)
@@ -53,8 +53,14 @@ def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
     at.button(key="log_submit").click().run()
     assert not at.exception, [e.value for e in at.exception]
     [row] = stored(loaded_db).to_dict("records")
-    assert (row["workload"], row["gpu_type"], row["gpu_count"], row["execution_time_s"], row["success"], row["source"]) == \
-        ("resnet50", "H100 SXM5", 8, 5400.0, 0, "form")
+    assert (
+        row["workload"],
+        row["gpu_type"],
+        row["gpu_count"],
+        row["execution_time_s"],
+        row["success"],
+        row["source"],
+    ) == ("resnet50", "H100 SXM5", 8, 5400.0, 0, "form")
     assert row["notes"] == "<b>not bold</b>"
     assert any(f"Logged run #{row['id']}" in m for m in messages(at, "success"))
     assert at.dataframe[0].value["id"].tolist() == [row["id"]]  # the history shows it in the same run
@@ -65,7 +71,7 @@ def test_a_bad_run_is_refused_naming_the_field(app, loaded_db: str) -> None:
     fill_form(at, gpu_type="A100")
     at.button(key="log_submit").click().run()  # no measured time
     assert any("execution_time_s" in m for m in messages(at, "error"))
-    fill_form(at, gpu_type="=HYPERLINK(\"http://x\")")
+    fill_form(at, gpu_type='=HYPERLINK("http://x")')
     at.number_input(key="log_time").set_value(10.0)
     at.button(key="log_submit").click().run()
     assert any("gpu_type" in m and "formula" in m for m in messages(at, "error"))
@@ -75,8 +81,13 @@ def test_a_bad_run_is_refused_naming_the_field(app, loaded_db: str) -> None:
 def test_the_form_is_prefilled_from_a_prediction_then_from_the_last_run(app, loaded_db: str) -> None:
     runs.log_run({"workload": "old", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5})
     at = app()
-    at.session_state["prefill_run"] = {"workload": "bert_large_squad", "gpu_type": "A100 SXM4 80GB", "gpu_count": 4,
-                                       "batch_size": 96.0, "predicted_time_s": 700.0}
+    at.session_state["prefill_run"] = {
+        "workload": "bert_large_squad",
+        "gpu_type": "A100 SXM4 80GB",
+        "gpu_count": 4,
+        "batch_size": 96.0,
+        "predicted_time_s": 700.0,
+    }
     at.switch_page(PAGE).run()
     assert at.text_input(key="log_workload").value == "bert_large_squad"
     assert at.number_input(key="log_gpu_count").value == 4
@@ -92,10 +103,9 @@ def test_the_form_is_prefilled_from_a_prediction_then_from_the_last_run(app, loa
 
 
 def test_importing_an_uploaded_csv_stores_good_rows_and_lists_bad_ones(app, loaded_db: str) -> None:
-    content = (b"workload,gpu_type,gpu_count,execution_time_s\n"
-               b"resnet50,H100 SXM5,8,3600\n"
-               b"bert,A100,1,-4\n"
-               b"gnmt,A10,2,120\n")
+    content = (
+        b"workload,gpu_type,gpu_count,execution_time_s\nresnet50,H100 SXM5,8,3600\nbert,A100,1,-4\ngnmt,A10,2,120\n"
+    )
     at = app(PAGE)
     at.file_uploader(key="import_file").set_value(("runs.csv", content, "text/csv"))
     at.run()
@@ -104,7 +114,9 @@ def test_importing_an_uploaded_csv_stores_good_rows_and_lists_bad_ones(app, load
     assert stored(loaded_db)["workload"].tolist() == ["resnet50", "gnmt"]
     assert any("2 runs imported" in m and "1 refused" in m for m in messages(at, "success"))
     errors = [d.value for d in at.dataframe if "reason" in d.value.columns][0]
-    assert errors.to_dict("records") == [{"line": 3, "field": "execution_time_s", "reason": "must be greater than zero"}]
+    assert errors.to_dict("records") == [
+        {"line": 3, "field": "execution_time_s", "reason": "must be greater than zero"}
+    ]
 
     at.button(key="import_go").click().run()
     assert len(stored(loaded_db)) == 2
@@ -113,7 +125,9 @@ def test_importing_an_uploaded_csv_stores_good_rows_and_lists_bad_ones(app, load
 
 def test_an_unusable_upload_is_refused_with_the_reason(app, loaded_db: str) -> None:
     at = app(PAGE)
-    at.file_uploader(key="import_file").set_value(("runs.csv", b"gpu_type;gpu_count;execution_time_s\nA10;1;5\n", "text/csv"))
+    at.file_uploader(key="import_file").set_value(
+        ("runs.csv", b"gpu_type;gpu_count;execution_time_s\nA10;1;5\n", "text/csv")
+    )
     at.run()
     at.button(key="import_go").click().run()
     assert any("Not imported" in m and "semicolons" in m for m in messages(at, "error"))
@@ -122,12 +136,37 @@ def test_an_unusable_upload_is_refused_with_the_reason(app, loaded_db: str) -> N
 
 def _three_runs() -> list[int]:
     return [
-        runs.log_run({"workload": "resnet50", "gpu_type": "H100 SXM5", "gpu_count": 8, "execution_time_s": 100,
-                      "started_at": "2025-01-10T08:00:00Z"}, source="cli").run_id,
-        runs.log_run({"workload": "bert", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 900,
-                      "started_at": "2025-02-10T08:00:00Z"}, source="form").run_id,
-        runs.log_run({"workload": "bert", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 30, "success": False,
-                      "started_at": "2025-03-10T08:00:00Z"}, source="form").run_id,
+        runs.log_run(
+            {
+                "workload": "resnet50",
+                "gpu_type": "H100 SXM5",
+                "gpu_count": 8,
+                "execution_time_s": 100,
+                "started_at": "2025-01-10T08:00:00Z",
+            },
+            source="cli",
+        ).run_id,
+        runs.log_run(
+            {
+                "workload": "bert",
+                "gpu_type": "A10",
+                "gpu_count": 1,
+                "execution_time_s": 900,
+                "started_at": "2025-02-10T08:00:00Z",
+            },
+            source="form",
+        ).run_id,
+        runs.log_run(
+            {
+                "workload": "bert",
+                "gpu_type": "A10",
+                "gpu_count": 1,
+                "execution_time_s": 30,
+                "success": False,
+                "started_at": "2025-03-10T08:00:00Z",
+            },
+            source="form",
+        ).run_id,
     ]
 
 
@@ -148,7 +187,9 @@ def test_history_filters(app, loaded_db: str) -> None:
     at.multiselect(key="filter_source").set_value(["cli"]).run()
     assert shown() == [a]
     at.multiselect(key="filter_source").set_value([]).run()
-    at.date_input(key="filter_dates").set_value((pd.Timestamp("2025-02-01").date(), pd.Timestamp("2025-02-28").date())).run()
+    at.date_input(key="filter_dates").set_value(
+        (pd.Timestamp("2025-02-01").date(), pd.Timestamp("2025-02-28").date())
+    ).run()
     assert shown() == [b]
     at.multiselect(key="filter_gpu").set_value(["H100 SXM5"]).run()
     assert any("No runs match" in m for m in messages(at, "info"))
@@ -207,8 +248,9 @@ def test_a_viewer_sees_the_history_but_cannot_log(app, loaded_db: str, monkeypat
         runs.log_run({"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5})
 
 
-def test_the_public_benchmark_imports_with_one_button(app, loaded_db: str, shared_data, tmp_path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_public_benchmark_imports_with_one_button(
+    app, loaded_db: str, shared_data, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FEDOPT_SHARED_DATA", str(shared_data))
     at = app(PAGE)
     at.button(key="import_benchmark").click().run(timeout=120)
