@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
+from fedopt_core import config
+
 DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gpu_benchmarks.csv"
 
 
@@ -129,6 +131,7 @@ def bench_import(home: Path, rows: int, batch_size: int) -> None:
 
     url = f"sqlite:///{home / 'fedopt.db'}"
     db.upgrade(url)
+    config.reload_settings(database_url=url)
     csv_path = home / "runs.csv"
     t0 = time.perf_counter()
     generate(csv_path, rows)
@@ -157,13 +160,13 @@ def bench_import(home: Path, rows: int, batch_size: int) -> None:
     before = PeakRss.now_mb()
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        result = runs.import_csv(csv_path, batch_size=batch_size, url=url)
+        result = runs.import_csv(csv_path, batch_size=batch_size)
         import_s = time.perf_counter() - t0
     import_mb = rss.peak_mb - before
     assert result.inserted == rows and not result.errors, result.summary()
 
     t0 = time.perf_counter()
-    again = runs.import_csv(csv_path, batch_size=batch_size, url=url)
+    again = runs.import_csv(csv_path, batch_size=batch_size)
     again_s = time.perf_counter() - t0
     assert again.inserted == 0 and again.duplicates == rows, again.summary()
     with db.get_engine(url).connect() as conn:
@@ -210,6 +213,7 @@ def _fit_in_fresh_process(benchmark: str) -> dict[str, float]:
 
 
 def _train_now_in_fresh_process(url: str) -> dict[str, object]:
+    config.reload_settings(database_url=url)
     os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
     # Imported before the clock and memory baseline start, as in a dashboard process that has run a while.
     from fedopt_core import runs  # noqa: F401 - imported for its start-up cost, before the clock starts
@@ -219,7 +223,7 @@ def _train_now_in_fresh_process(url: str) -> dict[str, object]:
     before = PeakRss.now_mb()
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        result = training.train_now(url=url, progress=lambda stage, _f: marks.append((stage, time.perf_counter())))
+        result = training.train_now(progress=lambda stage, _f: marks.append((stage, time.perf_counter())))
         seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
@@ -249,9 +253,10 @@ def bench_retrain(url: str, bench: pd.DataFrame, benchmark: Path, rows: int, sig
     from fedopt_core.prediction import training
 
     db.upgrade(url)
+    config.reload_settings(database_url=url)
     frame = resampled_runs(bench, rows, sigma)
     t0 = time.perf_counter()
-    stored = runs.store_runs(frame, source="benchmark", url=url)
+    stored = runs.store_runs(frame, source="benchmark")
     assert stored.inserted == rows and not stored.errors, stored.summary()
     print(
         f"stored {rows:,} runs resampled from the {len(bench):,} benchmark runs (time noise sigma {sigma}) "
@@ -278,7 +283,7 @@ def bench_retrain(url: str, bench: pd.DataFrame, benchmark: Path, rows: int, sig
     )
     train_mb = train["peak_mb"] - train["before_mb"]
     metrics = train["metrics"]
-    model, _ = training.active_model(url=url)
+    model, _ = training.active_model()
     print(
         f"training.train_now on {in_db:,} runs in the database: {train['seconds']:.1f} s, "
         f"peak RSS {train['peak_mb']:.0f} MB (+{train_mb:.0f} MB); version {train['version']} {train['status']}, "
@@ -339,30 +344,31 @@ def timed_logs(
         # A fixed schedule (not a sleep after each log), so slow logs do not push the last ones past the retrain.
         time.sleep(max(0.0, start + k * interval_s - time.perf_counter()))
         t0 = time.perf_counter()
-        logged = runs.log_run(probe_run(), url=url)
+        logged = runs.log_run(probe_run())
         latency = time.perf_counter() - t0
         assert logged.inserted
         if running is not None:
             if not running():
                 break
-            stage = str(training.training_status(url=url).get("stage", "?")).split(" ")[0]
+            stage = str(training.training_status().get("stage", "?")).split(" ")[0]
             stages[stage] = stages.get(stage, 0) + 1
         latencies.append(latency)
     return latencies, stages
 
 
 def _train_in_process(url: str) -> None:
+    config.reload_settings(database_url=url)
     os.environ["FEDOPT_RETRAIN_EVERY"] = "1000000"
     from fedopt_core.prediction import training
 
-    training.train_now(url=url)
+    training.train_now()
 
 
 def _wait_for_lease(url: str, alive: Callable[[], bool], timeout_s: float = 300) -> None:
     from fedopt_core.prediction import training
 
     deadline = time.monotonic() + timeout_s
-    while training.lease_holder(url=url) is None:
+    while training.lease_holder() is None:
         if not alive() or time.monotonic() > deadline:
             raise RuntimeError("the retrain never took its lease")
         time.sleep(0.01)
@@ -379,23 +385,24 @@ def describe(name: str, latencies: list[float], n: int, stages: dict[str, int] |
 
 
 def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None:
+    config.reload_settings(database_url=url)
     from fedopt_core import runs
     from fedopt_core.prediction import training
 
-    runs.log_run(probe_run(), url=url)  # first call pays one-off imports and statement compilation
+    runs.log_run(probe_run())  # first call pays one-off imports and statement compilation
     idle, _ = timed_logs(url, n, 0.05)
     print(describe("(a) no retrain running", idle, n))
 
-    versions = len(training.list_versions(url=url))
-    thread = training.maybe_retrain_async(url=url, force=True)
+    versions = len(training.list_versions())
+    thread = training.maybe_retrain_async(force=True)
     assert thread is not None, "the background retrain did not start"
     _wait_for_lease(url, thread.is_alive)
     t0 = time.perf_counter()
     busy, stages = timed_logs(
-        url, n, interval_s, running=lambda: thread.is_alive() and training.lease_holder(url=url) is not None
+        url, n, interval_s, running=lambda: thread.is_alive() and training.lease_holder() is not None
     )
     thread.join()
-    assert len(training.list_versions(url=url)) == versions + 1, "the background retrain failed (see the log)"
+    assert len(training.list_versions()) == versions + 1, "the background retrain failed (see the log)"
     print(
         f"background-thread retrain (maybe_retrain_async) finished within {time.perf_counter() - t0:.1f} s "
         "of taking its lease"
@@ -414,10 +421,10 @@ def bench_logging(url: str, n: int, interval_s: float, in_process: bool) -> None
     _wait_for_lease(url, process.is_alive)
     t0 = time.perf_counter()
     other, stages = timed_logs(
-        url, n, interval_s, running=lambda: process.is_alive() and training.lease_holder(url=url) is not None
+        url, n, interval_s, running=lambda: process.is_alive() and training.lease_holder() is not None
     )
     process.join()
-    assert process.exitcode == 0 and len(training.list_versions(url=url)) == versions + 2, "the process retrain failed"
+    assert process.exitcode == 0 and len(training.list_versions()) == versions + 2, "the process retrain failed"
     print(f"separate-process retrain finished within {time.perf_counter() - t0:.1f} s of taking its lease")
     print(describe("(c) during a retrain in another process", other, n, stages))
     if other:

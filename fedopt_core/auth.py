@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from fedopt_core.db import session_scope
+from fedopt_core import db
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.models import AuditEvent, UserRole, utcnow
 
@@ -91,49 +91,49 @@ def _claimed_role(claims: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value in _RANK else None
 
 
-def role_for(email: str | None, claims: Mapping[str, Any] | None = None, *, url: str | None = None) -> str:
+def role_for(email: str | None, claims: Mapping[str, Any] | None = None, *, session: Session | None = None) -> str:
     """The role of a signed-in user: the role table first, then the trusted claim, else viewer."""
     if not email:
         return "viewer"
     admins = {e.strip().lower() for e in os.environ.get(ADMIN_EMAILS_ENV, "").split(",") if e.strip()}
     if email.lower() in admins:
         return "admin"
-    with session_scope(url) as session:
-        row = session.get(UserRole, email.lower())
+    with db.use(session) as db_session:
+        row = db_session.get(UserRole, email.lower())
     if row is not None and row.role in _RANK:
         return row.role
     return _claimed_role(claims or {}) or "viewer"
 
 
-def actor_from_identity(claims: Mapping[str, Any] | None, *, url: str | None = None) -> Actor:
+def actor_from_identity(claims: Mapping[str, Any] | None, *, session: Session | None = None) -> Actor:
     """An Actor from an OpenID Connect identity (``st.user`` as a dict); unverified e-mail = viewer."""
     claims = dict(claims or {})
     email = claims.get("email")
     email = email if isinstance(email, str) and email else None
     email_for_role = None if claims.get("email_verified") is False else email
     name = str(claims.get("name") or email or claims.get("sub") or "unknown")
-    return Actor(name=name, role=role_for(email_for_role, claims, url=url), email=email, signed_in=True)
+    return Actor(name=name, role=role_for(email_for_role, claims, session=session), email=email, signed_in=True)
 
 
-def set_role(email: str, role: str, *, url: str | None = None) -> None:
+def set_role(email: str, role: str, *, session: Session | None = None) -> None:
     """Give a user a role (admin only)."""
     if role not in _RANK:
         raise FedoptInputError("role", f"{role!r} is not one of {', '.join(ROLES)}")
     if not email or "@" not in email:
         raise FedoptInputError("email", "a user's e-mail address is required")
     require("admin", "changing roles")
-    with session_scope(url) as session:
-        row = session.get(UserRole, email.lower())
+    with db.use(session) as db_session:
+        row = db_session.get(UserRole, email.lower())
         previous = row.role if row is not None else None
         row = row or UserRole(email=email.lower())
         row.role, row.updated_at = role, utcnow()
-        session.add(row)
-        record("role.set", email.lower(), {"role": role, "previous": previous}, session=session)
+        db_session.add(row)
+        record("role.set", email.lower(), {"role": role, "previous": previous}, session=db_session)
 
 
-def list_roles(*, url: str | None = None) -> pd.DataFrame:
-    with session_scope(url) as session:
-        rows = session.exec(select(UserRole).order_by(UserRole.email)).all()
+def list_roles(*, session: Session | None = None) -> pd.DataFrame:
+    with db.use(session) as db_session:
+        rows = db_session.exec(select(UserRole).order_by(UserRole.email)).all()
         return pd.DataFrame(
             [{"email": r.email, "role": r.role, "updated_at": r.updated_at} for r in rows],
             columns=["email", "role", "updated_at"],
@@ -149,26 +149,24 @@ def record(
     details: Mapping[str, Any] | None = None,
     *,
     session: Session | None = None,
-    url: str | None = None,
 ) -> None:
     """Append an audit event by the acting user; pass ``session`` to commit with the change itself."""
     event = AuditEvent(actor=current_actor().name, action=action, target=target, details=dict(details or {}))
-    if session is not None:
-        session.add(event)
-        return
-    with session_scope(url) as own:
-        own.add(event)
+    with db.use(session) as db_session:
+        db_session.add(event)
 
 
-def audit_log(*, since: datetime | None = None, action: str | None = None, url: str | None = None) -> pd.DataFrame:
+def audit_log(
+    *, since: datetime | None = None, action: str | None = None, session: Session | None = None
+) -> pd.DataFrame:
     """The audit log, newest first."""
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
         if since is not None:
             query = query.where(AuditEvent.at >= since)
         if action:
             query = query.where(AuditEvent.action.startswith(action))
-        rows = session.exec(query).all()
+        rows = db_session.exec(query).all()
         return pd.DataFrame(
             [
                 {"at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "details": r.details}

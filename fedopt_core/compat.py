@@ -13,12 +13,13 @@ New code calls :mod:`fedopt_core.planning`, :mod:`fedopt_core.accounts` and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
 from fedopt_core.accounts.choice import AccountChoice, choose_account, paying_accounts
 from fedopt_core.accounts.registry import (
@@ -34,7 +35,7 @@ from fedopt_core.accounts.registry import (
 )
 from fedopt_core.accounts.usage import add_usage_session, list_usage_sessions, usage_stats
 from fedopt_core.catalog.techniques import list_techniques
-from fedopt_core.db import redact_url
+from fedopt_core.db import redact_url, session_scope
 from fedopt_core.errors import ValidationError
 from fedopt_core.planning.ranking import Predictor, rank_platforms
 from fedopt_core.prediction.features import TRANSFER_FEATURE_NAMES
@@ -131,19 +132,19 @@ def _one_row(task_info: Mapping[str, Any], platform_info: Mapping[str, Any]) -> 
 
 
 def get_available_account(
-    requirements: Mapping[str, Any] | None = None, *, url: str | None = None
+    requirements: Mapping[str, Any] | None = None, *, session: Session | None = None
 ) -> dict[str, Any] | None:
     """Seed-compatible: the chosen account as a dict (with ``reason``), or None when none can pay.
 
     Call :func:`choose_account` to get the reason when none can.
     """
-    choice = choose_account(requirements, url=url)
+    choice = choose_account(requirements, session=session)
     return choice.as_dict() if choice.ok else None
 
 
-def get_academic_access_techniques(*, url: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def get_academic_access_techniques(*, session: Session | None = None) -> dict[str, list[dict[str, Any]]]:
     """The techniques catalogue in the seed's shape: access techniques and resource optimisations."""
-    frame = list_techniques(url=url)
+    frame = list_techniques(session=session)
 
     def record(row: Mapping[str, Any], with_savings: bool) -> dict[str, Any]:
         item = {
@@ -172,38 +173,43 @@ class AccountManager:
     def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
 
+    def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``function`` in one session on this manager's database (the configured one by default)."""
+        with session_scope(self.database_url) as session:
+            return function(*args, session=session, **kwargs)
+
     def __repr__(self) -> str:
         return f"AccountManager(database_url={redact_url(self.database_url) if self.database_url else None!r})"
 
     def register_academic_account(
         self, username: str, api_key: str | None, institution: str | None, email: str | None, **kwargs: Any
     ) -> bool:
-        return register_academic_account(username, api_key, institution, email, url=self.database_url, **kwargs)
+        return self._call(register_academic_account, username, api_key, institution, email, **kwargs)
 
     def update_account(self, username: str, **changes: Any) -> None:
-        update_account(username, url=self.database_url, **changes)
+        self._call(update_account, username, **changes)
 
     def list_accounts(self, *, include_archived: bool = False, month: str | date | None = None) -> pd.DataFrame:
-        return list_accounts(include_archived=include_archived, month=month, url=self.database_url)
+        return self._call(list_accounts, include_archived=include_archived, month=month)
 
     def archive(self, username: str) -> None:
-        archive_account(username, url=self.database_url)
+        self._call(archive_account, username)
 
     def set_status(self, username: str, status: str) -> None:
-        set_status(username, status, url=self.database_url)
+        self._call(set_status, username, status)
 
     def set_api_key(self, username: str, api_key: str) -> str:
-        return set_api_key(username, api_key, url=self.database_url)
+        return self._call(set_api_key, username, api_key)
 
     def rotate_key(self, new_key: str | bytes | None = None) -> str:
         """Re-encrypt every stored API key with a new secret key."""
-        return rotate_secret_key(new_key, url=self.database_url)
+        return self._call(rotate_secret_key, new_key)
 
     def masked_api_key(self, username: str) -> str | None:
-        return masked_api_key(username, url=self.database_url)
+        return self._call(masked_api_key, username)
 
     def decrypted_api_key(self, username: str) -> str | None:
-        return decrypted_api_key(username, url=self.database_url)
+        return self._call(decrypted_api_key, username)
 
     def add_usage_session(
         self,
@@ -216,27 +222,27 @@ class AccountManager:
         source: str = "manual",
         **kwargs: Any,
     ) -> int:
-        return add_usage_session(
-            username, platform, started_at, ended_at, cost_usd, success, source, url=self.database_url, **kwargs
+        return self._call(
+            add_usage_session, username, platform, started_at, ended_at, cost_usd, success, source, **kwargs
         )
 
     def list_usage_sessions(self, *, month: str | date | None = None, username: str | None = None) -> pd.DataFrame:
-        return list_usage_sessions(month=month, username=username, url=self.database_url)
+        return self._call(list_usage_sessions, month=month, username=username)
 
     def usage_stats(self, username: str, month: str | date | None = None) -> dict[str, Any]:
-        return usage_stats(username, month, url=self.database_url)
+        return self._call(usage_stats, username, month)
 
     def choose_account(self, requirements: Mapping[str, Any] | None = None) -> AccountChoice:
-        return choose_account(requirements, url=self.database_url)
+        return self._call(choose_account, requirements)
 
     def get_available_account(self, requirements: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        return get_available_account(requirements, url=self.database_url)
+        return self._call(get_available_account, requirements)
 
     def paying_accounts(self, jobs: pd.DataFrame) -> pd.DataFrame:
-        return paying_accounts(jobs, url=self.database_url)
+        return self._call(paying_accounts, jobs)
 
     def get_academic_access_techniques(self) -> dict[str, list[dict[str, Any]]]:
-        return get_academic_access_techniques(url=self.database_url)
+        return self._call(get_academic_access_techniques)
 
 
 #: The seed's name for the account manager.

@@ -92,7 +92,11 @@ def dispose_engines() -> None:
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error.
+
+    ``url`` picks another database than the configured one (a test reading a server's file, the
+    seed's ``AccountManager(database_url)``); everything else runs on the configured database.
+    """
     with Session(get_engine(url), expire_on_commit=False) as session:
         try:
             yield session
@@ -100,6 +104,27 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def use(session: Session | None) -> Iterator[Session]:
+    """The session a core function works in: the caller's, or a new one on the configured database.
+
+    Every function of fedopt_core that touches the database takes ``session`` keyword-only and
+    opens it through here.  A caller that passes one owns the transaction (several calls commit
+    together, or not at all); a caller that passes none (a page, the CLI, a job script) gets a
+    session of its own that commits when the function returns and rolls back if it raises.
+    """
+    if session is not None:
+        yield session
+        return
+    with session_scope() as own:
+        yield own
+
+
+def database_key(session: Session) -> str:
+    """Which database ``session`` works on, as a key for process-wide caches (never shown)."""
+    return session.get_bind().url.render_as_string(hide_password=False)
 
 
 def check_connection(url: str | None = None) -> None:

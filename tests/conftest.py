@@ -54,7 +54,8 @@ def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db.upgrade(url)
     from fedopt_core import catalog
 
-    report = catalog.load_all(url=url)
+    with db.session_scope(url) as session:
+        report = catalog.load_all(session=session)
     assert not report.errors, report.errors
     db.dispose_engines()
     return path

@@ -290,7 +290,7 @@ def test_sessions_runs_and_imports_from_many_processes_lose_nothing_and_duplicat
     any_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ACCOUNTS:
-        accounts.register_academic_account(name, None, None, None, url=any_db)
+        accounts.register_academic_account(name, None, None, None)
     files = {"shared": str(_write_csv(tmp_path / "shared.csv", _shared_rows()))}
     for worker in range(WORKERS):
         files[f"own-{worker}"] = str(_write_csv(tmp_path / f"own-{worker}.csv", _own_rows(worker)))
@@ -303,19 +303,19 @@ def test_sessions_runs_and_imports_from_many_processes_lose_nothing_and_duplicat
     planned = [s for w in range(WORKERS) for s in _session_plan(w)]
     for name in ACCOUNTS:
         mine = [s for s in planned if s["username"] == name]
-        stats = accounts.usage_stats(name, MONTH, url=any_db)
+        stats = accounts.usage_stats(name, MONTH)
         assert stats["instances_launched"] == len(mine), name
         assert stats["monthly_instances_launched"] == len(mine), name
         # Quarter hours and a price of 2 USD are exact in binary: equality, not approx.
         assert stats["total_hours"] == sum(s["hours"] for s in mine), name
         assert stats["monthly_hours"] == sum(s["hours"] for s in mine), name
         assert stats["total_cost_usd"] == sum(s["hours"] for s in mine) * PRICE_PER_HOUR_USD, name
-    sessions = accounts.list_usage_sessions(month=MONTH, url=any_db)
+    sessions = accounts.list_usage_sessions(month=MONTH)
     assert Counter(sessions["notes"]) == Counter(s["notes"] for s in planned)
     reported_sessions = [i for w in done.values() for i in w["sessions"]]
     assert sorted(reported_sessions) == sorted(sessions["session_id"].tolist())
 
-    stored = runs.list_runs(url=any_db)
+    stored = runs.list_runs()
 
     # log_run: every distinct run exactly once, each reported as newly inserted with its own id.
     assert _notes(stored, "logged") == Counter(
@@ -357,7 +357,7 @@ def test_one_identical_run_logged_by_sixteen_workers_at_once_is_stored_once(
     # Two open predictions per task: only the one stored run may score one of them.
     for round_no in range(SAME_RUN_ROUNDS):
         frame = pd.DataFrame([dict(_same_run(round_no), predicted_time_s=s) for s in (100.0, 110.0)])
-        assert len(set(runs.record_predictions(frame, url=any_db))) == 2
+        assert len(set(runs.record_predictions(frame))) == 2
 
     done, timing = _run_workers("same", any_db, tmp_path, {})
     with capsys.disabled():
@@ -366,8 +366,8 @@ def test_one_identical_run_logged_by_sixteen_workers_at_once_is_stored_once(
             f"x {SAME_RUN_ROUNDS} rounds: {timing}"
         )
 
-    stored = runs.list_runs(url=any_db)
-    pairs = runs.prediction_pairs(url=any_db)
+    stored = runs.list_runs()
+    pairs = runs.prediction_pairs()
     assert len(stored) == SAME_RUN_ROUNDS, stored[["id", "workload"]]
     # What the workers were told and which predictions got scored: gathered over all rounds, so a
     # failure shows the whole picture.

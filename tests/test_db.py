@@ -114,3 +114,24 @@ def test_unreachable_server_is_one_clear_line_without_password() -> None:
     assert "cannot connect" in message and "127.0.0.1" in message
     assert "s3cretpw" not in message
     assert "\n" not in message
+
+
+def test_a_callers_session_makes_several_writes_one_transaction(loaded_db: str) -> None:
+    from fedopt_core import accounts, auth
+
+    with pytest.raises(RuntimeError, match="changes its mind"), db.session_scope() as session:
+        accounts.register_academic_account("alpha", None, None, None, session=session)
+        accounts.register_academic_account("beta", None, None, None, session=session)
+        assert set(accounts.list_accounts(session=session)["username"]) == {"alpha", "beta"}  # seen inside
+        raise RuntimeError("the caller changes its mind")
+    assert accounts.list_accounts().empty  # neither account, and no audit rows for them
+    assert auth.audit_log(action="account").empty
+    with db.session_scope() as session:
+        accounts.register_academic_account("alpha", None, None, None, session=session)
+    assert accounts.list_accounts()["username"].tolist() == ["alpha"]  # without a session: committed at once
+
+
+def test_use_without_a_session_opens_one_on_the_configured_database(loaded_db: str) -> None:
+    with db.use(None) as session:
+        assert db.database_key(session) == db.get_engine().url.render_as_string(hide_password=False)
+        assert session.exec(select(Platform)).first() is not None

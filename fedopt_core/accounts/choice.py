@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
+from fedopt_core import db
 from fedopt_core.accounts.fields import AccountInputError, read_amount, read_text, utc_today
 from fedopt_core.accounts.registry import accounts_frame
 from fedopt_core.accounts.usage import find_platform, with_month_usage
-from fedopt_core.db import session_scope
 
 REQUIREMENT_KEYS = frozenset({"provider", "expected_hours", "expected_cost_usd", "platform", "price_per_hour_usd"})
 
@@ -54,7 +55,7 @@ class AccountChoice:
 
 
 def _requirements(
-    requirements: Mapping[str, Any] | None, url: str | None
+    requirements: Mapping[str, Any] | None, session: Session | None
 ) -> tuple[str | None, float | None, float | None]:
     req = dict(requirements or {})
     unknown = set(req) - REQUIREMENT_KEYS
@@ -68,8 +69,8 @@ def _requirements(
     price = read_amount(req.get("price_per_hour_usd"), "price_per_hour_usd")
     platform_name = read_text(req.get("platform"), "platform")
     if cost is None and hours is not None and price is None and platform_name:
-        with session_scope(url) as session:
-            found = find_platform(session, platform_name, provider)
+        with db.use(session) as db_session:
+            found = find_platform(db_session, platform_name, provider)
             price = found.price_per_hour_usd if found is not None else None
             if provider is None and found is not None:
                 provider = found.provider
@@ -78,10 +79,10 @@ def _requirements(
     return (provider.lower() if provider else None), hours, cost
 
 
-def _account_state(month: str | date | None, url: str | None, today: date) -> pd.DataFrame:
-    with session_scope(url) as session:
-        accounts = accounts_frame(session)
-    state = with_month_usage(accounts, month, url, today)
+def _account_state(month: str | date | None, session: Session | None, today: date) -> pd.DataFrame:
+    with db.use(session) as db_session:
+        accounts = accounts_frame(db_session)
+    state = with_month_usage(accounts, month, session, today)
     # Least used first, so that among equal headroom (e.g. several unlimited accounts) the idlest wins.
     return state.sort_values(["hours_this_month", "username"], kind="stable").reset_index(drop=True)
 
@@ -150,7 +151,7 @@ def _optional(value: float) -> float | None:
 
 
 def choose_account(
-    requirements: Mapping[str, Any] | None = None, *, month: str | date | None = None, url: str | None = None
+    requirements: Mapping[str, Any] | None = None, *, month: str | date | None = None, session: Session | None = None
 ) -> AccountChoice:
     """The active, unexpired account with the most headroom that can cover the job, with the reason.
 
@@ -160,9 +161,9 @@ def choose_account(
     unlimited headroom.  When no account can pay, ``username`` is None and ``reason`` says why
     for each account.
     """
-    provider, hours, cost = _requirements(requirements, url)
+    provider, hours, cost = _requirements(requirements, session)
     today = utc_today()
-    state = _account_state(month, url, today)
+    state = _account_state(month, session, today)
     nan = float("nan")
     can, headroom, provider_ok = _decide(
         state,
@@ -231,7 +232,9 @@ def choose_account(
     )
 
 
-def paying_accounts(jobs: pd.DataFrame, *, month: str | date | None = None, url: str | None = None) -> pd.DataFrame:
+def paying_accounts(
+    jobs: pd.DataFrame, *, month: str | date | None = None, session: Session | None = None
+) -> pd.DataFrame:
     """For each row of ``jobs`` (e.g. a ranking of platforms) the account that would pay.
 
     ``jobs`` may have columns ``provider``, ``expected_hours``, ``expected_cost_usd``; adds
@@ -263,7 +266,7 @@ def paying_accounts(jobs: pd.DataFrame, *, month: str | date | None = None, url:
     if (cost < 0).any():
         raise AccountInputError("expected_cost_usd", "must not be negative")
     out = jobs.copy()
-    state = _account_state(month, url, utc_today())
+    state = _account_state(month, session, utc_today())
     if state.empty or n == 0:
         out["paying_account"] = None
         out["paying_headroom_after_job_pct"] = np.nan

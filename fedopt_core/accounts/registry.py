@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import Session, select
 
-from fedopt_core import auth, crypto
+from fedopt_core import auth, crypto, db
 from fedopt_core.accounts.eligibility import check_institutional_email
 from fedopt_core.accounts.fields import (
     CONTROL_CHARACTERS,
@@ -40,7 +40,6 @@ from fedopt_core.accounts.fields import (
     utc_today,
 )
 from fedopt_core.accounts.usage import with_month_usage
-from fedopt_core.db import session_scope
 from fedopt_core.models import Account, utcnow
 
 logger = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def register_academic_account(
     project: str | None = None,
     notes: str | None = None,
     status: str | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> bool:
     """Add an account, or update the one with this username (never a duplicate).
 
@@ -107,8 +106,8 @@ def register_academic_account(
     if status is not None and status not in STATUSES:
         raise AccountInputError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
     token = crypto.encrypt_secret(key) if key else None
-    with session_scope(url) as session:
-        account = session.exec(select(Account).where(Account.username == name)).first()
+    with db.use(session) as db_session:
+        account = db_session.exec(select(Account).where(Account.username == name)).first()
         created = account is None
         if created:
             account = Account(username=name, provider=provider_name, status=status or "active")
@@ -128,9 +127,9 @@ def register_academic_account(
             account.api_key_last4 = crypto.last4(key)  # type: ignore[arg-type]
             account.api_key_rotated_at = utcnow()
         account.updated_at = utcnow()
-        session.add(account)
+        db_session.add(account)
         changed = sorted(k for k, v in values.items() if v is not None) + (["api_key"] if token else [])
-        _audit(session, "account.create" if created else "account.update", name, fields=changed)
+        _audit(db_session, "account.create" if created else "account.update", name, fields=changed)
     logger.info("%s account %s", "created" if created else "updated", name)
     return created
 
@@ -149,7 +148,7 @@ def update_account(
     ends_on: Any = _UNSET,
     project: Any = _UNSET,
     notes: Any = _UNSET,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> None:
     """Change some fields of an account; here None clears a field (e.g. removes a quota)."""
     auth.require("admin", "changing an account")
@@ -174,8 +173,8 @@ def update_account(
     }
     changes = {k: parsers[k](v) for k, v in given.items() if v is not _UNSET}
     check = check_institutional_email(email) if email is not _UNSET else None
-    with session_scope(url) as session:
-        account = get_account(session, name)
+    with db.use(session) as db_session:
+        account = get_account(db_session, name)
         for attr, value in changes.items():
             setattr(account, attr, value)
         if check is not None:
@@ -185,31 +184,31 @@ def update_account(
                 check.reason,
             )
         account.updated_at = utcnow()
-        session.add(account)
-        _audit(session, "account.update", name, fields=sorted(changes) + (["email"] if check else []))
+        db_session.add(account)
+        _audit(db_session, "account.update", name, fields=sorted(changes) + (["email"] if check else []))
 
 
-def set_status(username: str, status: str, *, url: str | None = None) -> None:
+def set_status(username: str, status: str, *, session: Session | None = None) -> None:
     """Set an account's status (active, suspended, expired, archived); its history stays."""
     auth.require("admin", "changing an account's status")
     name = read_username(username)
     if status not in STATUSES:
         raise AccountInputError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    with session_scope(url) as session:
-        account = get_account(session, name)
+    with db.use(session) as db_session:
+        account = get_account(db_session, name)
         old = account.status
         account.status = status
         account.updated_at = utcnow()
-        session.add(account)
-        _audit(session, "account.status", name, old=old, new=status)
+        db_session.add(account)
+        _audit(db_session, "account.status", name, old=old, new=status)
 
 
-def archive_account(username: str, *, url: str | None = None) -> None:
+def archive_account(username: str, *, session: Session | None = None) -> None:
     """Archive an account: it can no longer be chosen to pay; its sessions stay in every report."""
-    set_status(username, "archived", url=url)
+    set_status(username, "archived", session=session)
 
 
-def set_api_key(username: str, api_key: str, *, url: str | None = None) -> str:
+def set_api_key(username: str, api_key: str, *, session: Session | None = None) -> str:
     """Replace an account's API key (e.g. after rotating it at the provider); returns the mask."""
     auth.require("admin", "replacing an API key")
     name = read_username(username)
@@ -217,32 +216,32 @@ def set_api_key(username: str, api_key: str, *, url: str | None = None) -> str:
     if key is None:
         raise AccountInputError("api_key", "is required")
     token = crypto.encrypt_secret(key)
-    with session_scope(url) as session:
-        account = get_account(session, name)
+    with db.use(session) as db_session:
+        account = get_account(db_session, name)
         account.api_key_encrypted = token
         account.api_key_last4 = crypto.last4(key)
         account.api_key_rotated_at = account.updated_at = utcnow()
-        session.add(account)
-        _audit(session, "account.api_key", name)
+        db_session.add(account)
+        _audit(db_session, "account.api_key", name)
         return crypto.mask_secret(account.api_key_last4)
 
 
-def masked_api_key(username: str, *, url: str | None = None) -> str | None:
+def masked_api_key(username: str, *, session: Session | None = None) -> str | None:
     """``••••1234`` for the account's key, or None when it has no key."""
-    with session_scope(url) as session:
-        account = get_account(session, read_username(username))
+    with db.use(session) as db_session:
+        account = get_account(db_session, read_username(username))
         return crypto.mask_secret(account.api_key_last4) if account.api_key_encrypted else None
 
 
-def decrypted_api_key(username: str, *, url: str | None = None) -> str | None:
+def decrypted_api_key(username: str, *, session: Session | None = None) -> str | None:
     """The plain API key, for in-process use only (the Lambda client); never show or log it."""
     auth.require("admin", "using an account's API key")
-    with session_scope(url) as session:
-        token = get_account(session, read_username(username)).api_key_encrypted
+    with db.use(session) as db_session:
+        token = get_account(db_session, read_username(username)).api_key_encrypted
     return crypto.decrypt_secret(token) if token else None
 
 
-def rotate_secret_key(new_key: str | bytes | None = None, *, url: str | None = None) -> str:
+def rotate_secret_key(new_key: str | bytes | None = None, *, session: Session | None = None) -> str:
     """Re-encrypt every stored API key with a new secret key, in one transaction.
 
     Returns a one-line instruction for the operator.  Without ``FEDOPT_SECRET_KEY`` a random key
@@ -251,12 +250,12 @@ def rotate_secret_key(new_key: str | bytes | None = None, *, url: str | None = N
     auth.require("admin", "rotating the secret key")
     rotation = crypto.prepare_rotation(new_key)
     try:
-        with session_scope(url) as session:
-            accounts = session.exec(select(Account).where(Account.api_key_encrypted.is_not(None))).all()  # type: ignore[union-attr]
+        with db.use(session) as db_session:
+            accounts = db_session.exec(select(Account).where(Account.api_key_encrypted.is_not(None))).all()  # type: ignore[union-attr]
             for account in accounts:
                 account.api_key_encrypted = rotation.rotate(account.api_key_encrypted)  # type: ignore[arg-type]
-                session.add(account)
-            _audit(session, "secret_key.rotate", "accounts", re_encrypted=len(accounts))
+                db_session.add(account)
+            _audit(db_session, "secret_key.rotate", "accounts", re_encrypted=len(accounts))
     except BaseException:
         rotation.abandon()
         raise
@@ -338,13 +337,13 @@ def accounts_frame(session: Session) -> pd.DataFrame:
 
 
 def list_accounts(
-    *, include_archived: bool = False, month: str | date | None = None, url: str | None = None
+    *, include_archived: bool = False, month: str | date | None = None, session: Session | None = None
 ) -> pd.DataFrame:
     """Accounts with this month's usage and what is left; API keys only masked."""
-    with session_scope(url) as session:
-        accounts = accounts_frame(session)
+    with db.use(session) as db_session:
+        accounts = accounts_frame(db_session)
     today = utc_today()
-    frame = with_month_usage(accounts, month, url, today)
+    frame = with_month_usage(accounts, month, session, today)
     if not include_archived:
         frame = frame[frame["stored_status"] != "archived"]
     frame = frame.assign(

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from fedopt_core import db
 from fedopt_core.accounts.months import month_bounds, month_label
 from fedopt_core.accounts.registry import list_accounts
 from fedopt_core.accounts.usage import usage_in_window
-from fedopt_core.db import session_scope
 from fedopt_core.errors import AccountInputError
 from fedopt_core.models import Run, utcnow
 
@@ -133,11 +133,11 @@ class MonthlyReview:
         return idle.sort_values("cost_in_month_usd", ascending=False)[columns].reset_index(drop=True)
 
 
-def _runs_frame(start: datetime, end: datetime, url: str | None) -> pd.DataFrame:
+def _runs_frame(start: datetime, end: datetime, session: Session | None) -> pd.DataFrame:
     """Runs that may overlap [start, end): their platform and [begin, finish) in UTC."""
     margin = timedelta(days=62)  # a run logged at its end may have started weeks before
-    with session_scope(url) as session:
-        rows = session.exec(
+    with db.use(session) as db_session:
+        rows = db_session.exec(
             select(Run.id, Run.platform, Run.started_at, Run.created_at, Run.execution_time_s).where(
                 ((Run.started_at.is_not(None)) & (Run.started_at < end) & (Run.started_at >= start - margin))  # type: ignore[union-attr]
                 | ((Run.started_at.is_(None)) & (Run.created_at >= start) & (Run.created_at < end + margin))  # type: ignore[union-attr]
@@ -243,23 +243,23 @@ def _forecast(
 
 
 def monthly_review(
-    month: str | date | None = None, *, now: datetime | None = None, top_n: int = 10, url: str | None = None
+    month: str | date | None = None, *, now: datetime | None = None, top_n: int = 10, session: Session | None = None
 ) -> MonthlyReview:
     """The figures of one calendar month (UTC; default: this month)."""
     now = now or utcnow()
     start, end = month_bounds(month)
     label = month_label(month)
     as_of = min(max(now, start), end)
-    raw = usage_in_window(start, end, now=now, url=url)
+    raw = usage_in_window(start, end, now=now, session=session)
     sessions = (
         raw[(raw["hours_in_window"] > 0) | raw["starts_in_window"]]
         .rename(columns={"hours_in_window": "hours_in_month", "cost_in_window_usd": "cost_in_month_usd"})
         .reset_index(drop=True)
     )
     sessions["project_or_workload"] = sessions["workload"].fillna(sessions["project"])
-    sessions["idle"] = _idle_flags(sessions, _runs_frame(start, end, url), now)
+    sessions["idle"] = _idle_flags(sessions, _runs_frame(start, end, session), now)
 
-    state = list_accounts(include_archived=True, month=label, url=url)
+    state = list_accounts(include_archived=True, month=label, session=session)
     used_by = sessions.groupby("username")[["hours_in_month", "cost_in_month_usd"]].sum()
     # Archived accounts appear only if they spent something this month (their history stays).
     state = state[(state["status"] != "archived") | state["username"].isin(used_by.index)].reset_index(drop=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from sqlmodel import Session
 
 from fedopt_core.accounts.reports import OVER_PCT, WARN_PCT, Z_90, MonthlyReview, monthly_review
 from fedopt_core.csvfiles import to_safe_csv
@@ -271,10 +272,10 @@ def write_report(
     *,
     as_csv: bool = False,
     now: datetime | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> Path:
     """Write the month's report (HTML, or CSV with ``as_csv``) to ``out``; returns the path."""
-    review = monthly_review(month, now=now, url=url)
+    review = monthly_review(month, now=now, session=session)
     path = Path(out)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from fedopt_core import db
 from fedopt_core.accounts.months import month_label, previous_month
 from fedopt_core.accounts.reports import monthly_review
-from fedopt_core.db import session_scope
 from fedopt_core.models import Platform, Run
 
 #: Spot / on-demand price ratios used when the catalogue has no spot price for a platform.
@@ -30,7 +30,7 @@ SAVINGS_COLUMNS = ["slug", "month", "saving_usd", "cost_considered_usd", "month_
 
 
 def technique_savings(
-    month: str | date | None = None, *, now: datetime | None = None, url: str | None = None
+    month: str | date | None = None, *, now: datetime | None = None, session: Session | None = None
 ) -> pd.DataFrame:
     """What some resource techniques would have saved the group in a month (default: last month).
 
@@ -38,11 +38,11 @@ def technique_savings(
     assumptions.  Techniques without a row here are not estimated from usage data.
     """
     month = previous_month() if month is None else month_label(month)
-    review = monthly_review(month, now=now, url=url)
+    review = monthly_review(month, now=now, session=session)
     s = review.sessions
     label = review.month
-    with session_scope(url) as session:
-        plats = session.exec(
+    with db.use(session) as db_session:
+        plats = db_session.exec(
             select(
                 Platform.provider,
                 Platform.instance_type,
@@ -54,7 +54,9 @@ def technique_savings(
         ).all()
         run_ids = [int(r) for r in s["run_id"].dropna().unique()]
         run_rows = (
-            session.exec(select(Run.id, Run.gpu_memory_required_gb).where(Run.id.in_(run_ids))).all() if run_ids else []
+            db_session.exec(select(Run.id, Run.gpu_memory_required_gb).where(Run.id.in_(run_ids))).all()
+            if run_ids
+            else []
         )  # type: ignore[union-attr]
     catalogue = pd.DataFrame(
         [tuple(p) for p in plats], columns=["provider", "platform", "price", "spot", "gpu_count", "gpu_memory_gb"]

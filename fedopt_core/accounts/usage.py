@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import Session, select
 
-from fedopt_core import auth
+from fedopt_core import auth, db
 from fedopt_core.accounts.fields import (
     MAX_TEXT,
     AccountInputError,
@@ -25,7 +25,6 @@ from fedopt_core.accounts.fields import (
     read_username,
 )
 from fedopt_core.accounts.months import month_bounds, month_label
-from fedopt_core.db import session_scope
 from fedopt_core.models import Account, Platform, PlatformPrice, Run, UsageSession, utcnow
 
 SOURCES = ("manual", "lambda_sync", "run_log")
@@ -76,7 +75,7 @@ def add_usage_session(
     instance_id: str | None = None,
     region: str | None = None,
     notes: str | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> int:
     """Record a session an account paid for; returns its id.
 
@@ -117,17 +116,17 @@ def add_usage_session(
     }
     if run_id is not None and (not isinstance(run_id, (int, np.integer)) or run_id < 1):
         raise AccountInputError("run_id", "must be a positive whole number")
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         # Reads first, then one INSERT: under SQLite the write lock is taken only by the INSERT, so
         # concurrent writers queue on busy_timeout instead of failing on a stale read snapshot.
-        account = get_account(session, name)
-        if run_id is not None and session.get(Run, int(run_id)) is None:
+        account = get_account(db_session, name)
+        if run_id is not None and db_session.get(Run, int(run_id)) is None:
             raise AccountInputError("run_id", f"no run with id {int(run_id)}")
         provider_name = (read_text(provider, "provider") or account.provider).lower()
         if price is None:
-            found = find_platform(session, platform_name, provider_name)  # type: ignore[arg-type]
+            found = find_platform(db_session, platform_name, provider_name)  # type: ignore[arg-type]
             if found is not None:
-                price = _price_at(session, found, start)
+                price = _price_at(db_session, found, start)
         if cost is None and price is None:
             raise AccountInputError(
                 "platform", f"{platform_name!r} has no catalogue price; give cost_usd or price_per_hour_usd"
@@ -148,8 +147,8 @@ def add_usage_session(
             run_id=int(run_id) if run_id is not None else None,
             **values,
         )
-        session.add(row)
-        session.flush()
+        db_session.add(row)
+        db_session.flush()
         return int(row.id)  # type: ignore[arg-type]
 
 
@@ -181,10 +180,10 @@ def _load_sessions(
     usernames: list[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """Session rows (with the account's username and project), optionally only those overlapping [start, end)."""
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         query = select(
             UsageSession.id,
             UsageSession.account_id,
@@ -215,7 +214,7 @@ def _load_sessions(
             )
         if usernames is not None:
             query = query.where(Account.username.in_(usernames))  # type: ignore[attr-defined]
-        rows = session.exec(query.order_by(UsageSession.started_at, UsageSession.id)).all()
+        rows = db_session.exec(query.order_by(UsageSession.started_at, UsageSession.id)).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=[c for c in SESSION_COLUMNS if c != "hours"])
 
 
@@ -225,14 +224,14 @@ def usage_in_window(
     *,
     usernames: list[str] | None = None,
     now: datetime | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """Sessions overlapping [start, end), each with the hours and cost that fall inside the window.
 
     The cost of a session crossing a window edge is split in proportion to its hours; a running
     session counts up to ``now``.
     """
-    raw = _load_sessions(usernames=usernames, start=start, end=end, url=url)
+    raw = _load_sessions(usernames=usernames, start=start, end=end, session=session)
     return _clip_to_window(raw, start, end, now or utcnow())
 
 
@@ -267,21 +266,21 @@ def _clip_to_window(frame: pd.DataFrame, start: datetime, end: datetime, now: da
 
 
 def list_usage_sessions(
-    *, month: str | date | None = None, username: str | None = None, url: str | None = None
+    *, month: str | date | None = None, username: str | None = None, session: Session | None = None
 ) -> pd.DataFrame:
     """Sessions overlapping a month (all accounts, or one), with the hours and cost inside it."""
     if username is not None:
-        _require_account(username, url)
+        _require_account(username, session)
     start, end = month_bounds(month)
-    return usage_in_window(start, end, usernames=[username] if username else None, url=url)
+    return usage_in_window(start, end, usernames=[username] if username else None, session=session)
 
 
-def _require_account(username: str, url: str | None) -> None:
-    with session_scope(url) as session:
-        get_account(session, read_username(username))
+def _require_account(username: str, session: Session | None) -> None:
+    with db.use(session) as db_session:
+        get_account(db_session, read_username(username))
 
 
-def usage_stats(username: str, month: str | date | None = None, *, url: str | None = None) -> dict[str, Any]:
+def usage_stats(username: str, month: str | date | None = None, *, session: Session | None = None) -> dict[str, Any]:
     """The seed's usage statistics for one account, all derived from its sessions.
 
     ``total_hours``, ``instances_launched``, ``successful_sessions`` and ``failed_sessions`` are
@@ -289,11 +288,11 @@ def usage_stats(username: str, month: str | date | None = None, *, url: str | No
     session crossing the month's edge split by its hours.
     """
     name = read_username(username)
-    with session_scope(url) as session:
-        account = get_account(session, name)
+    with db.use(session) as db_session:
+        account = get_account(db_session, name)
         quota, budget = account.monthly_quota_hours, account.monthly_budget_usd
     start, end = month_bounds(month)
-    all_time = _clip_to_window(_load_sessions(usernames=[name], url=url), start, end, utcnow())
+    all_time = _clip_to_window(_load_sessions(usernames=[name], session=session), start, end, utcnow())
     in_month = all_time[(all_time["hours_in_window"] > 0) | all_time["starts_in_window"]]
     launched = in_month["starts_in_window"]
     finished_ok = all_time["success"] & (all_time["outcome"] != "running")
@@ -320,10 +319,12 @@ def usage_stats(username: str, month: str | date | None = None, *, url: str | No
     }
 
 
-def with_month_usage(accounts: pd.DataFrame, month: str | date | None, url: str | None, today: date) -> pd.DataFrame:
+def with_month_usage(
+    accounts: pd.DataFrame, month: str | date | None, session: Session | None, today: date
+) -> pd.DataFrame:
     """Accounts (rows of registry.accounts_frame) with this month's hours, cost, what is left, and status."""
     start, end = month_bounds(month)
-    usage = usage_in_window(start, end, url=url)
+    usage = usage_in_window(start, end, session=session)
     per_account = usage.groupby("account_id")[["hours_in_window", "cost_in_window_usd"]].sum()
     out = accounts.copy()
     out["hours_this_month"] = out["account_id"].map(per_account["hours_in_window"]).fillna(0.0).astype(float)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from fedopt_core import auth
+from fedopt_core import auth, db
 from fedopt_core.catalog import gpus
 from fedopt_core.catalog.loading import (
     LoadReport,
@@ -29,7 +29,6 @@ from fedopt_core.catalog.loading import (
 )
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CatalogError, read_table
-from fedopt_core.db import session_scope
 from fedopt_core.errors import CatalogueInputError
 from fedopt_core.models import Platform, PlatformPrice, utcnow
 from fedopt_core.schema import CPU_ONLY
@@ -95,7 +94,9 @@ def _platform_values(row: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def load_platforms(path: str | Path | None = None, *, provider: str = "lambda", url: str | None = None) -> LoadReport:
+def load_platforms(
+    path: str | Path | None = None, *, provider: str = "lambda", session: Session | None = None
+) -> LoadReport:
     """Load a platform catalogue file (our ``lambda_instance_types.csv`` format)."""
     path = Path(path or get_settings().data_dir / PLATFORM_FILE)
     frame, errors = read_table(path, required=["instance_type", "price_per_hour_usd"])
@@ -106,8 +107,8 @@ def load_platforms(path: str | Path | None = None, *, provider: str = "lambda", 
             parsed.append((record["instance_type"], _platform_values(record)))
         except ValueError as exc:
             report.errors.append(CatalogError(str(path), int(record["_line"]), str(exc)))
-    with session_scope(url) as session:
-        _upsert_platforms(session, provider, parsed, report, price_source="catalogue")
+    with db.use(session) as db_session:
+        _upsert_platforms(db_session, provider, parsed, report, price_source="catalogue")
     return report
 
 
@@ -183,12 +184,12 @@ def list_platforms(
     search: str | None = None,
     include_cpu: bool = True,
     include_unavailable: bool = True,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """The platform catalogue as a frame (one row per platform), filtered; never raises on no match."""
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         frame = _platform_frame(
-            session.exec(select(Platform).order_by(Platform.provider, Platform.instance_type)).all()
+            db_session.exec(select(Platform).order_by(Platform.provider, Platform.instance_type)).all()
         )
     return filter_platforms(
         frame,
@@ -247,7 +248,7 @@ def filter_platforms(
     return frame[mask].reset_index(drop=True)
 
 
-def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, url: str | None = None) -> int:
+def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, session: Session | None = None) -> int:
     """Add a custom platform, or edit an existing one (an edit survives catalogue reloads).
 
     Raises :class:`CatalogueInputError` naming the field for bad input; nothing is written then.
@@ -272,9 +273,9 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
         raise CatalogueInputError("spot_price_per_hour_usd", f"must be a finite number >= 0, got {spot!r}")
     parsed["spot_price_per_hour_usd"] = spot
     parsed["notes"] = blank_to_none(values.get("notes"))
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         if platform_id is None:
-            clash = session.exec(
+            clash = db_session.exec(
                 select(Platform).where(Platform.provider == provider, Platform.instance_type == instance_type)
             ).first()
             if clash is not None:
@@ -283,7 +284,7 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
                 )
             platform = Platform(provider=provider, instance_type=instance_type, origin="user", **parsed)
         else:
-            platform = session.get(Platform, platform_id)
+            platform = db_session.get(Platform, platform_id)
             if platform is None:
                 raise CatalogueInputError("platform_id", f"no platform with id {platform_id}")
             old_price = platform.price_per_hour_usd
@@ -292,23 +293,23 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
             platform.provider, platform.instance_type = provider, instance_type
             platform.user_edited = True
             platform.updated_at = utcnow()
-        session.add(platform)
-        session.flush()
+        db_session.add(platform)
+        db_session.flush()
         if platform_id is None or old_price != platform.price_per_hour_usd:
-            _record_price(session, platform, "user")
+            _record_price(db_session, platform, "user")
         auth.record(
             "platform.add" if platform_id is None else "platform.edit",
             f"{provider}/{instance_type}",
             {"price_per_hour_usd": platform.price_per_hour_usd},
-            session=session,
+            session=db_session,
         )
         return int(platform.id)
 
 
-def price_history(platform_id: int, *, url: str | None = None) -> pd.DataFrame:
+def price_history(platform_id: int, *, session: Session | None = None) -> pd.DataFrame:
     """Observed prices of one platform, oldest first."""
-    with session_scope(url) as session:
-        rows = session.exec(
+    with db.use(session) as db_session:
+        rows = db_session.exec(
             select(PlatformPrice).where(PlatformPrice.platform_id == platform_id).order_by(PlatformPrice.observed_at)
         ).all()
         return pd.DataFrame(
@@ -325,7 +326,7 @@ CLOUD_PRICE_COLUMNS = ["cloud", "instance_type_or_product", "gpu_name", "gpu_cou
 
 
 def import_cloud_prices(
-    path: str | Path, *, skip_providers: Iterable[str] = ("lambda",), url: str | None = None
+    path: str | Path, *, skip_providers: Iterable[str] = ("lambda",), session: Session | None = None
 ) -> LoadReport:
     """Import other clouds' GPU offers (with spot prices where they have them) into the catalogue.
 
@@ -360,9 +361,9 @@ def import_cloud_prices(
             report.errors.append(CatalogError(str(path), int(record["_line"]), str(exc)))
             continue
         by_provider.setdefault(provider, []).append((str(record["instance_type_or_product"]).strip(), values))
-    with session_scope(url) as session:
+    with db.use(session) as db_session:
         for provider, rows in by_provider.items():
-            _upsert_platforms(session, provider, rows, report, price_source="import")
+            _upsert_platforms(db_session, provider, rows, report, price_source="import")
     return report
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from fedopt_core import db
 from fedopt_core.catalog.loading import LoadReport, as_set, blank_to_none, to_date, to_list, to_number, upsert
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CatalogError, read_table
-from fedopt_core.db import session_scope
 from fedopt_core.models import Technique
 
 TECHNIQUE_FILE = "techniques.csv"
@@ -60,7 +60,7 @@ def _technique_values(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_techniques(path: str | Path | None = None, *, url: str | None = None) -> LoadReport:
+def load_techniques(path: str | Path | None = None, *, session: Session | None = None) -> LoadReport:
     """Load the techniques catalogue (idempotent; a user-edited technique is kept)."""
     path = Path(path or get_settings().data_dir / TECHNIQUE_FILE)
     frame, errors = read_table(path, required=["slug", "name", "kind", "description"])
@@ -71,12 +71,12 @@ def load_techniques(path: str | Path | None = None, *, url: str | None = None) -
             parsed.append((record["slug"], _technique_values(record)))
         except ValueError as exc:
             report.errors.append(CatalogError(str(path), int(record["_line"]), str(exc)))
-    with session_scope(url) as session:
-        existing = {t.slug: t for t in session.exec(select(Technique)).all()}
+    with db.use(session) as db_session:
+        existing = {t.slug: t for t in db_session.exec(select(Technique)).all()}
         for slug, values in parsed:
             current = existing.get(slug)
             upsert(
-                session,
+                db_session,
                 current,
                 values,
                 functools.partial(Technique, slug=slug, **values),
@@ -92,11 +92,11 @@ def list_techniques(
     kind: str | Iterable[str] | None = None,
     effectiveness: str | Iterable[str] | None = None,
     platform: str | Iterable[str] | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """The techniques catalogue as a frame, filtered; an empty frame when nothing matches."""
-    with session_scope(url) as session:
-        rows = session.exec(select(Technique).order_by(Technique.kind, Technique.name)).all()
+    with db.use(session) as db_session:
+        rows = db_session.exec(select(Technique).order_by(Technique.kind, Technique.name)).all()
         frame = pd.DataFrame([{c: getattr(t, c) for c in TECHNIQUE_COLUMNS} for t in rows], columns=TECHNIQUE_COLUMNS)
     return filter_techniques(frame, search=search, kind=kind, effectiveness=effectiveness, platform=platform)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from fedopt_core import config
 from fedopt_core.db import DatabaseError
 
 EXIT_USAGE = 2
@@ -79,9 +80,7 @@ COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts", "predict",
 
 def database_url(args: argparse.Namespace) -> str:
     """The URL a command works on: --database-url, else the configured one."""
-    from fedopt_core.config import get_settings
-
-    return args.database_url or get_settings().database_url
+    return args.database_url or config.get_settings().database_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,10 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # One command, one database: --database-url (else DATABASE_URL) for every call it makes.
+        config.reload_settings(database_url=args.database_url)
         if getattr(args, "needs_db", True):
             from fedopt_core import db
 
-            db.ensure_database(args.database_url)
+            db.ensure_database()
         return int(args.func(args) or 0)
     except DatabaseError as exc:
         print(f"fedopt: database error: {exc}", file=sys.stderr)

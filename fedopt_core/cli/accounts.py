@@ -51,10 +51,9 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
         ends_on=args.ends_on,
         project=args.project,
         notes=args.notes,
-        url=args.database_url,
     )
     name = args.username.strip()
-    row = accounts.list_accounts(include_archived=True, url=args.database_url).set_index("username").loc[name]
+    row = accounts.list_accounts(include_archived=True).set_index("username").loc[name]
     if args.json:
         emit(
             {
@@ -77,7 +76,7 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
 def cmd_accounts_list(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
-    frame = accounts.list_accounts(include_archived=args.all, month=args.month, url=args.database_url)
+    frame = accounts.list_accounts(include_archived=args.all, month=args.month)
     emit(
         frame,
         args.json,
@@ -100,7 +99,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
 def cmd_accounts_archive(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
-    accounts.archive_account(args.username, url=args.database_url)
+    accounts.archive_account(args.username)
     if args.json:
         emit({"username": args.username.strip(), "status": "archived"}, True)
     else:
@@ -114,7 +113,7 @@ def cmd_accounts_set_key(args: argparse.Namespace) -> int:
     key = _read_key(args, required=True)
     if key is None:
         raise CliError("api_key: is required")
-    mask = accounts.set_api_key(args.username, key, url=args.database_url)
+    mask = accounts.set_api_key(args.username, key)
     print(f"replaced the API key of {args.username}: {mask}")
     return 0
 
@@ -129,7 +128,7 @@ def cmd_accounts_rotate_secret(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"new_key_file: cannot read {args.new_key_file}: {exc.strerror}") from None
     try:
-        print(accounts.rotate_secret_key(new_key, url=args.database_url))
+        print(accounts.rotate_secret_key(new_key))
     except crypto.SecretKeyError as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -148,7 +147,7 @@ def cmd_accounts_choose(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    choice = accounts.choose_account(requirements, url=args.database_url)
+    choice = accounts.choose_account(requirements)
     emit(choice.as_dict(), args.json)
     return 0 if choice.ok else 4
 
@@ -168,7 +167,6 @@ def cmd_usage_add(args: argparse.Namespace) -> int:
         person=args.person,
         workload=args.workload,
         notes=args.notes,
-        url=args.database_url,
     )
     print(f"recorded usage session {session_id} for {args.username}")
     return 0
@@ -188,7 +186,7 @@ def _with_zone(text: str | None, name: str) -> str | None:
 def cmd_usage_list(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
-    frame = accounts.list_usage_sessions(month=args.month, username=args.account, url=args.database_url)
+    frame = accounts.list_usage_sessions(month=args.month, username=args.account)
     emit(
         frame,
         args.json,
@@ -211,7 +209,7 @@ def cmd_usage_list(args: argparse.Namespace) -> int:
 def cmd_usage_report(args: argparse.Namespace) -> int:
     from fedopt_core.accounts import review_export
 
-    path = review_export.write_report(args.month, args.out, as_csv=args.csv, url=args.database_url)
+    path = review_export.write_report(args.month, args.out, as_csv=args.csv)
     print(f"wrote the {'CSV' if args.csv else 'HTML'} usage report for {args.month} to {path}")
     return 0
 

@@ -10,7 +10,7 @@ from fedopt_core.cli import emit
 def cmd_roles_set(args: argparse.Namespace) -> int:
     from fedopt_core import auth
 
-    auth.set_role(args.email, args.role, url=args.database_url)
+    auth.set_role(args.email, args.role)
     print(f"{args.email} is now a {args.role}")
     return 0
 
@@ -18,7 +18,7 @@ def cmd_roles_set(args: argparse.Namespace) -> int:
 def cmd_roles_list(args: argparse.Namespace) -> int:
     from fedopt_core import auth
 
-    emit(auth.list_roles(url=args.database_url), args.json)
+    emit(auth.list_roles(), args.json)
     return 0
 
 
@@ -26,7 +26,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     from fedopt_core import auth
     from fedopt_core.csvfiles import to_safe_csv
 
-    log = auth.audit_log(url=args.database_url)
+    log = auth.audit_log()
     if args.json:
         emit(log, True)
     else:

@@ -11,8 +11,8 @@ from fedopt_core.cli import database_url, emit
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from fedopt_core import db
 
-    db.upgrade(args.database_url)
-    print(f"database at revision {db.current_revision(args.database_url)}: {db.redact_url(database_url(args))}")
+    db.upgrade()
+    print(f"database at revision {db.current_revision()}: {db.redact_url(database_url(args))}")
     return 0
 
 
@@ -20,8 +20,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     """Create or upgrade the database and load the shipped catalogues (what `make run` does)."""
     from fedopt_core import catalog, db
 
-    db.ensure_database(args.database_url)
-    report = catalog.load_all(url=args.database_url)
+    db.ensure_database()
+    report = catalog.load_all()
     for error in report.errors:
         print(f"warning: {error}", file=sys.stderr)
     print(
@@ -40,7 +40,6 @@ def cmd_platforms_list(args: argparse.Namespace) -> int:
         min_gpu_count=args.min_gpus,
         max_price_per_hour_usd=args.max_price,
         search=args.search,
-        url=args.database_url,
     )
     emit(
         frame,
@@ -53,7 +52,7 @@ def cmd_platforms_list(args: argparse.Namespace) -> int:
 def cmd_techniques_list(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
 
-    frame = catalog.list_techniques(search=args.search, kind=args.kind, url=args.database_url)
+    frame = catalog.list_techniques(search=args.search, kind=args.kind)
     emit(frame, args.json, ["kind", "name", "effectiveness", "savings_max_pct"])
     return 0
 
@@ -61,7 +60,7 @@ def cmd_techniques_list(args: argparse.Namespace) -> int:
 def cmd_platforms_import(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
 
-    report = catalog.import_cloud_prices(args.file, url=args.database_url)
+    report = catalog.import_cloud_prices(args.file)
     for error in report.errors:
         print(f"warning: {error}", file=sys.stderr)
     emit(

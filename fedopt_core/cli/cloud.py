@@ -17,13 +17,13 @@ def _report(result, args: argparse.Namespace) -> int:  # noqa: ANN001 - a report
 def cmd_refresh(args: argparse.Namespace) -> int:
     from fedopt_core.cloud import lambda_ops
 
-    return _report(lambda_ops.refresh_catalogue(args.account, url=args.database_url), args)
+    return _report(lambda_ops.refresh_catalogue(args.account), args)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from fedopt_core.cloud import lambda_ops
 
-    return _report(lambda_ops.sync(args.account, url=args.database_url), args)
+    return _report(lambda_ops.sync(args.account), args)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -37,7 +37,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
             args.ssh_key,
             max_price_per_hour_usd=args.max_price,
             name=args.name,
-            url=args.database_url,
         )
     except lambda_ops.LambdaOperationError as exc:
         raise CliError(str(exc)) from None
@@ -48,7 +47,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
     from fedopt_core.cloud import lambda_ops
 
     try:
-        closed = lambda_ops.terminate(args.account, args.instance_id, url=args.database_url)
+        closed = lambda_ops.terminate(args.account, args.instance_id)
     except lambda_ops.LambdaOperationError as exc:
         raise CliError(str(exc)) from None
     emit({"terminated": args.instance_id, "closed_sessions": closed}, args.json)

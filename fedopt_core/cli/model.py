@@ -16,7 +16,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
 
     try:
-        result = training.train_now(url=args.database_url, progress=show)
+        result = training.train_now(progress=show)
     except training.RetrainBusy as exc:
         raise CliError(str(exc), code=5) from None
     except training.NotEnoughRuns as exc:
@@ -29,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from fedopt_core.prediction import training
 
     emit(
-        training.list_versions(url=args.database_url),
+        training.list_versions(),
         args.json,
         ["version", "created_at", "status", "n_train_runs", "median_ape", "coverage", "reason"],
     )
@@ -39,7 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_activate(args: argparse.Namespace) -> int:
     from fedopt_core.prediction import training
 
-    training.activate_version(args.version, url=args.database_url)
+    training.activate_version(args.version)
     print(f"version {args.version} is now active")
     return 0
 
@@ -47,7 +47,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 def _active_model(args: argparse.Namespace):  # noqa: ANN202 - (PerformancePredictor, facts)
     from fedopt_core.prediction import training
 
-    model, facts = training.active_model(url=args.database_url)
+    model, facts = training.active_model()
     if model is None:
         raise CliError("no active model yet: train one first (fedopt model train)", code=6)
     return model, facts
@@ -57,7 +57,7 @@ def cmd_calibration(args: argparse.Namespace) -> int:
     from fedopt_core.prediction import training
 
     model, facts = _active_model(args)
-    curve = training.calibration_curve(model, url=args.database_url)
+    curve = training.calibration_curve(model)
     if curve.empty:
         raise CliError("no held-out runs to score the intervals on; log more runs", code=6)
     emit(curve.assign(version=facts["version"]), args.json, ["version", "nominal", "observed", "n"])

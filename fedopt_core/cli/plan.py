@@ -10,7 +10,7 @@ from fedopt_core.cli import CliError, emit
 def _platforms(args: argparse.Namespace):  # noqa: ANN202 - DataFrame
     from fedopt_core import catalog
 
-    frame = catalog.list_platforms(include_cpu=False, include_unavailable=False, url=args.database_url)
+    frame = catalog.list_platforms(include_cpu=False, include_unavailable=False)
     counts = {}
     for item in args.platform:
         name, _, count = item.partition("=")
@@ -47,7 +47,6 @@ def cmd_shard(args: argparse.Namespace) -> int:
             objective=args.objective,
             deadline_s=args.deadline,
             budget_usd=args.budget,
-            url=args.database_url,
         )
     except planning.PlanningError as exc:
         raise CliError(str(exc)) from None
@@ -75,7 +74,7 @@ def cmd_spot(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
     from fedopt_core.planning import advisor
 
-    platforms = catalog.list_platforms(include_cpu=False, url=args.database_url)
+    platforms = catalog.list_platforms(include_cpu=False)
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
     advice = advisor.spot_advice(
@@ -84,7 +83,6 @@ def cmd_spot(args: argparse.Namespace) -> int:
         preemptions_per_hour=args.preemptions_per_hour,
         checkpoint_cost_s=args.checkpoint_cost,
         deadline_s=args.deadline,
-        url=args.database_url,
     )
     if advice.empty:
         raise CliError(

@@ -13,7 +13,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fedopt_core.planning import advisor
 
     task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
-    platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False, url=args.database_url)
+    platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False)
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
         missing = sorted(set(args.platform) - set(platforms["instance_type"]))
@@ -32,7 +32,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         budget_usd=args.budget,
         anchor=anchor,
         confidence=args.confidence,
-        url=args.database_url,
     )
     if args.json:
         emit(result.to_dict(), True)

@@ -40,7 +40,7 @@ def cmd_runs_log(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     try:
-        logged = runs.log_run(values, source="cli", url=args.database_url)
+        logged = runs.log_run(values, source="cli")
     except ValidationError as exc:
         option = "--seconds" if exc.field == "execution_time_s" else f"--{exc.field.replace('_', '-')}"
         raise CliError(f"run not logged: {option}: {exc.message}") from None
@@ -60,7 +60,7 @@ def cmd_runs_import(args: argparse.Namespace) -> int:
     from fedopt_core.csvfiles import CsvFormatError
 
     try:
-        result = runs.import_csv(args.file, batch_size=args.batch_size, url=args.database_url)
+        result = runs.import_csv(args.file, batch_size=args.batch_size)
     except CsvFormatError as exc:
         raise CliError(f"{args.file}: not imported: {exc}") from None
     except runs.ImportAborted as exc:
@@ -88,7 +88,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
     if args.limit < 0:
         raise CliError("--limit must be 0 (all) or more", code=2)
-    frame = runs.list_runs(limit=args.limit or None, url=args.database_url, **_filters(args))
+    frame = runs.list_runs(limit=args.limit or None, **_filters(args))
     emit(frame if args.json else frame.drop(columns=["run_key"]), args.json, _LIST_COLUMNS)
     return 0
 
@@ -97,10 +97,10 @@ def cmd_runs_export(args: argparse.Namespace) -> int:
     from fedopt_core import runs
 
     if args.file == "-":
-        sys.stdout.write(runs.export_csv(None, url=args.database_url, **_filters(args)))
+        sys.stdout.write(runs.export_csv(None, **_filters(args)))
         return 0
     try:
-        text = runs.export_csv(args.file, url=args.database_url, **_filters(args))
+        text = runs.export_csv(args.file, **_filters(args))
     except OSError as exc:
         raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
     count = csvfiles.count_rows(text)

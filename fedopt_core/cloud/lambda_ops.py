@@ -16,13 +16,12 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from fedopt_core import auth
+from fedopt_core import auth, db
 from fedopt_core.accounts.registry import decrypted_api_key
 from fedopt_core.accounts.usage import add_usage_session
 from fedopt_core.catalog import gpus
 from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
 from fedopt_core.config import get_settings
-from fedopt_core.db import session_scope
 from fedopt_core.models import Account, AppState, Platform, PlatformPrice, UsageSession, utcnow
 from fedopt_core.schema import CPU_ONLY
 
@@ -42,8 +41,8 @@ def default_client(api_key: str) -> LambdaCloudClient:
     return LambdaCloudClient(api_key, base_url=get_settings().lambda_base_url)
 
 
-def _client_for(username: str, client_factory: ClientFactory | None, url: str | None) -> LambdaCloudClient:
-    key = decrypted_api_key(username, url=url)
+def _client_for(username: str, client_factory: ClientFactory | None, session: Session | None) -> LambdaCloudClient:
+    key = decrypted_api_key(username, session=session)
     if not key:
         raise LambdaOperationError(f"account {username!r} has no API key; add one on the Accounts page")
     return (client_factory or default_client)(key)
@@ -55,9 +54,9 @@ def _set_state(session, key: str, value: dict[str, Any]) -> None:  # noqa: ANN00
     session.add(row)
 
 
-def state(key: str, *, url: str | None = None) -> dict[str, Any]:
-    with session_scope(url) as session:
-        row = session.get(AppState, key)
+def state(key: str, *, session: Session | None = None) -> dict[str, Any]:
+    with db.use(session) as db_session:
+        row = db_session.get(AppState, key)
         return dict(row.value) if row else {}
 
 
@@ -85,7 +84,7 @@ def _gpu_fields(instance_type: str, gpus_count: int, gpu_description: str) -> tu
 
 
 def refresh_catalogue(
-    username: str, *, client_factory: ClientFactory | None = None, url: str | None = None
+    username: str, *, client_factory: ClientFactory | None = None, session: Session | None = None
 ) -> RefreshReport:
     """Fetch Lambda's instance types with one account and update prices, capacity and history.
 
@@ -95,21 +94,21 @@ def refresh_catalogue(
     auth.require("admin", "refreshing the catalogue with an account's key")
     now = utcnow()
     try:
-        with _client_for(username, client_factory, url) as client:
+        with _client_for(username, client_factory, session) as client:
             types = client.instance_types()
     except (LambdaCloudError, LambdaOperationError) as exc:
-        with session_scope(url) as session:
-            previous = state(REFRESH_STATE_KEY, url=url)
+        with db.use(session) as db_session:
+            previous = state(REFRESH_STATE_KEY, session=db_session)
             _set_state(
-                session,
+                db_session,
                 REFRESH_STATE_KEY,
                 {**previous, "last_error": str(exc), "last_attempt_at": now.isoformat(), "ok": False},
             )
         return RefreshReport(ok=False, error=str(exc))
 
     report = RefreshReport(ok=True, seen=len(types))
-    with session_scope(url) as session:
-        existing = {p.instance_type: p for p in session.exec(select(Platform).where(Platform.provider == PROVIDER))}
+    with db.use(session) as db_session:
+        existing = {p.instance_type: p for p in db_session.exec(select(Platform).where(Platform.provider == PROVIDER))}
         for item in types:
             price = item.price_per_hour_usd
             capacity = list(item.region_names_with_capacity)
@@ -139,10 +138,10 @@ def refresh_catalogue(
             platform.last_refreshed_at = now
             platform.as_of = now.date()
             platform.updated_at = now
-            session.add(platform)
-            session.flush()
+            db_session.add(platform)
+            db_session.flush()
             # Every refresh is an observation: the history shows capacity as well as price.
-            session.add(
+            db_session.add(
                 PlatformPrice(
                     platform_id=platform.id,
                     observed_at=now,
@@ -157,10 +156,10 @@ def refresh_catalogue(
                 platform.available = False
                 platform.regions_with_capacity = []
                 platform.updated_at = now
-                session.add(platform)
+                db_session.add(platform)
                 report.disappeared.append(name)
         _set_state(
-            session,
+            db_session,
             REFRESH_STATE_KEY,
             {
                 "last_success_at": now.isoformat(),
@@ -180,7 +179,7 @@ def refresh_catalogue(
                 "price_changed": report.price_changed,
                 "disappeared": report.disappeared,
             },
-            session=session,
+            session=db_session,
         )
     return report
 
@@ -206,13 +205,13 @@ def launch(
     person: str | None = None,
     workload: str | None = None,
     client_factory: ClientFactory | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> LaunchOutcome:
     """Launch one machine; refuse when its live hourly price is above the guard.  Opens a usage session."""
     actor = auth.require("admin", "launching a machine")
     if max_price_per_hour_usd is None or not max_price_per_hour_usd > 0:
         raise LambdaOperationError("max_price_per_hour_usd: set a maximum hourly cost above zero")
-    with _client_for(username, client_factory, url) as client:
+    with _client_for(username, client_factory, session) as client:
         try:
             live = {t.name: t for t in client.instance_types()}
         except LambdaCloudError as exc:
@@ -245,14 +244,14 @@ def launch(
                 region=region,
                 person=person or actor.name,
                 workload=workload,
-                url=url,
+                session=session,
             )
         )
     auth.record(
         "instance.launch",
         ",".join(result.instance_ids),
         {"account": username, "instance_type": instance_type, "region": region, "price_per_hour_usd": price},
-        url=url,
+        session=session,
     )
     return LaunchOutcome(list(result.instance_ids), session_ids, price)
 
@@ -275,19 +274,23 @@ def _close_sessions(session: Session, instance_ids: Sequence[str], ended_at: dat
 
 
 def terminate(
-    username: str, instance_ids: Sequence[str], *, client_factory: ClientFactory | None = None, url: str | None = None
+    username: str,
+    instance_ids: Sequence[str],
+    *,
+    client_factory: ClientFactory | None = None,
+    session: Session | None = None,
 ) -> list[int]:
     """Terminate machines and close their usage sessions; returns the closed session ids."""
     auth.require("admin", "terminating a machine")
     ids = [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
-    with _client_for(username, client_factory, url) as client:
+    with _client_for(username, client_factory, session) as client:
         try:
             client.terminate(ids)
         except LambdaCloudError as exc:
             raise LambdaOperationError(f"terminate failed: {exc}") from None
-    with session_scope(url) as session:
-        closed = _close_sessions(session, ids, utcnow(), "completed")
-        auth.record("instance.terminate", ",".join(ids), {"account": username, "sessions": closed}, session=session)
+    with db.use(session) as db_session:
+        closed = _close_sessions(db_session, ids, utcnow(), "completed")
+        auth.record("instance.terminate", ",".join(ids), {"account": username, "sessions": closed}, session=db_session)
     return closed
 
 
@@ -305,7 +308,7 @@ class SyncReport:
 
 
 def sync(
-    username: str, *, force: bool = True, client_factory: ClientFactory | None = None, url: str | None = None
+    username: str, *, force: bool = True, client_factory: ClientFactory | None = None, session: Session | None = None
 ) -> SyncReport:
     """Reconcile usage sessions with the machines Lambda says are running for this account.
 
@@ -315,19 +318,19 @@ def sync(
     """
     auth.require("member", "syncing usage")
     now = utcnow()
-    last = state(SYNC_STATE_KEY, url=url).get(username)
+    last = state(SYNC_STATE_KEY, session=session).get(username)
     if not force and last and now - datetime.fromisoformat(last) < SYNC_MIN_INTERVAL:
         return SyncReport(ok=True, skipped=True)
     try:
-        with _client_for(username, client_factory, url) as client:
+        with _client_for(username, client_factory, session) as client:
             live: list[Instance] = [i for i in client.instances() if not i.is_terminal]
     except (LambdaCloudError, LambdaOperationError) as exc:
         return SyncReport(ok=False, error=str(exc))
     report = SyncReport(ok=True, running=len(live))
     live_ids = {i.id for i in live}
-    with session_scope(url) as session:
-        account = session.exec(select(Account).where(Account.username == username)).one()
-        open_rows = session.exec(
+    with db.use(session) as db_session:
+        account = db_session.exec(select(Account).where(Account.username == username)).one()
+        open_rows = db_session.exec(
             select(UsageSession).where(
                 UsageSession.account_id == account.id,
                 UsageSession.provider == PROVIDER,
@@ -337,13 +340,13 @@ def sync(
         ).all()
         open_ids = {row.instance_id for row in open_rows}
         gone = sorted(open_ids - live_ids)
-        _close_sessions(session, gone, now, "completed")
+        _close_sessions(db_session, gone, now, "completed")
         report.closed = gone
         for instance in live:
             if instance.id in open_ids:
                 continue
             price = instance.price_per_hour_usd
-            session.add(
+            db_session.add(
                 UsageSession(
                     account_id=account.id,
                     platform=instance.instance_type.name if instance.instance_type else "unknown",
@@ -358,19 +361,19 @@ def sync(
                 )
             )
             report.opened.append(instance.id)
-        synced = state(SYNC_STATE_KEY, url=url)
+        synced = state(SYNC_STATE_KEY, session=db_session)
         synced[username] = now.isoformat()
-        _set_state(session, SYNC_STATE_KEY, synced)
+        _set_state(db_session, SYNC_STATE_KEY, synced)
     return report
 
 
-def running_machines(username: str, *, url: str | None = None) -> pd.DataFrame:
+def running_machines(username: str, *, session: Session | None = None) -> pd.DataFrame:
     """The open Lambda sessions of an account: what fedopt believes is running and billing now."""
-    with session_scope(url) as session:
-        account = session.exec(select(Account).where(Account.username == username)).first()
+    with db.use(session) as db_session:
+        account = db_session.exec(select(Account).where(Account.username == username)).first()
         if account is None:
             raise LambdaOperationError(f"no account named {username!r}")
-        rows = session.exec(
+        rows = db_session.exec(
             select(UsageSession)
             .where(
                 UsageSession.account_id == account.id,

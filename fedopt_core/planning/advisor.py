@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session
 
 from fedopt_core import formatting, schema
 from fedopt_core.accounts.usage import usage_in_window
@@ -52,9 +53,9 @@ class Comparison:
         }
 
 
-def current_predictor(*, url: str | None = None) -> tuple[Any, dict[str, Any] | None]:
+def current_predictor(*, session: Session | None = None) -> tuple[Any, dict[str, Any] | None]:
     """The active trained model, or an unfitted predictor whose answers are labelled heuristic."""
-    model, facts = training.active_model(url=url)
+    model, facts = training.active_model(session=session)
     if model is None:
         return PerformancePredictor(), None
     return model, facts
@@ -65,7 +66,7 @@ MAX_LOGGED_ANCHORS = 2000
 
 
 def anchor_frame(
-    task: Mapping[str, Any], anchor: Mapping[str, Any] | None, *, url: str | None = None
+    task: Mapping[str, Any], anchor: Mapping[str, Any] | None, *, session: Session | None = None
 ) -> pd.DataFrame | None:
     """Measured runs to scale a prediction from: the user's "I already ran it on X in T seconds",
     and every logged run of the same workload, so a run counts at once, before any retrain."""
@@ -75,7 +76,7 @@ def anchor_frame(
         run.setdefault("gpu_count", 1)
         frames.append(pd.DataFrame([schema.validate_run(run)]))
     if task.get("workload"):
-        logged = list_runs(workload=task["workload"], success=True, limit=MAX_LOGGED_ANCHORS, url=url)
+        logged = list_runs(workload=task["workload"], success=True, limit=MAX_LOGGED_ANCHORS, session=session)
         if not logged.empty:
             frames.append(schema.normalise_frame(logged)[schema.RUN_FIELDS])
     if not frames:
@@ -93,7 +94,7 @@ def compare(
     anchor: Mapping[str, Any] | None = None,
     record: bool = False,
     confidence: float | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> Comparison:
     """Rank ``platforms`` (default: every available GPU platform in the catalogue) for ``task``.
 
@@ -112,10 +113,10 @@ def compare(
     )
     task = {k: v for k, v in task.items() if k in schema.TASK_FIELDS and v is not None}
     if platforms is None:
-        platforms = list_platforms(include_cpu=False, include_unavailable=False, url=url)
+        platforms = list_platforms(include_cpu=False, include_unavailable=False, session=session)
     if platforms.empty:
         return Comparison(platforms, "heuristic", None, 0, None, "No platforms to compare: widen the filters.")
-    predictor, facts = current_predictor(url=url)
+    predictor, facts = current_predictor(session=session)
     own_level = float(predictor.confidence)
     level_note = None
     if confidence is not None and abs(float(confidence) - own_level) > 1e-9:
@@ -133,7 +134,7 @@ def compare(
         deadline_s=deadline_s,
         budget_usd=budget_usd,
         predictor=predictor,
-        anchors=anchor_frame(task, anchor, url=url),
+        anchors=anchor_frame(task, anchor, session=session),
     )
     warnings = sorted({w for w in ranked.get("warning", pd.Series(dtype=object)).dropna() if w})
     if level_note:
@@ -159,7 +160,7 @@ def compare(
         rows = ranked.assign(**task)
         if abs(float(predictor.confidence) - own_level) > 1e-9:
             rows = rows.assign(lower_s=np.nan, upper_s=np.nan)
-        record_predictions(rows, model_version_id=facts["version"] if facts else None, url=url)
+        record_predictions(rows, model_version_id=facts["version"] if facts else None, session=session)
     n_runs = int(facts["n_train_runs"]) if facts else 0
     return Comparison(
         ranked,
@@ -173,9 +174,9 @@ def compare(
     )
 
 
-def interval_levels(*, url: str | None = None) -> tuple[list[float], float | None]:
+def interval_levels(*, session: Session | None = None) -> tuple[list[float], float | None]:
     """Interval levels the active model keeps, and its own; ([], None) before a model is trained."""
-    predictor, facts = current_predictor(url=url)
+    predictor, facts = current_predictor(session=session)
     if facts is None:
         return [], None
     return predictor.calibrated_levels() or [float(predictor.confidence)], float(predictor.confidence)
@@ -203,15 +204,23 @@ def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budg
 
 
 def what_if(
-    task: Mapping[str, Any], platforms: pd.DataFrame, *, url: str | None = None, anchor: Mapping[str, Any] | None = None
+    task: Mapping[str, Any],
+    platforms: pd.DataFrame,
+    *,
+    session: Session | None = None,
+    anchor: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Predicted time and cost of ``task`` on a few hand-picked configurations (what-if rows).
 
     ``platforms`` rows give gpu_type, gpu_count and price_per_hour_usd; the model does the rest.
     """
-    predictor, _ = current_predictor(url=url)
+    predictor, _ = current_predictor(session=session)
     return rank_platforms(
-        dict(task), platforms, objective="time", predictor=predictor, anchors=anchor_frame(task, anchor, url=url)
+        dict(task),
+        platforms,
+        objective="time",
+        predictor=predictor,
+        anchors=anchor_frame(task, anchor, session=session),
     )
 
 
@@ -226,10 +235,10 @@ def plan(
     objective: str = "makespan",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> shards.ShardPlan:
     """A shard plan for ``task`` over ``platforms`` (with a ``count`` column), rates from the current predictor."""
-    predictor, _ = current_predictor(url=url)
+    predictor, _ = current_predictor(session=session)
     rows = platforms.copy()
     rows["platform"] = rows.get("platform", rows.get("instance_type"))
     return shards.plan_for_task(
@@ -244,7 +253,7 @@ def spot_advice(
     preemptions_per_hour: float | None,
     checkpoint_cost_s: float,
     deadline_s: float | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """Spot against on-demand for the platforms that have a spot price, with predicted compute time.
 
@@ -258,10 +267,10 @@ def spot_advice(
     if with_spot.empty:
         return with_spot
     if preemptions_per_hour is None:
-        preemptions_per_hour = learned_preemption_rate(url=url)
+        preemptions_per_hour = learned_preemption_rate(session=session)
         if preemptions_per_hour is None:
             return with_spot.iloc[0:0]
-    predictor, _ = current_predictor(url=url)
+    predictor, _ = current_predictor(session=session)
     with_spot["platform"] = with_spot["instance_type"]
     times = rank_platforms(dict(task), with_spot, objective="time", predictor=predictor)
     merged = with_spot.merge(times[["platform", "predicted_time_s", "method"]], on="platform")
@@ -280,10 +289,12 @@ def spot_advice(
     return spot.advise_spot_frame(frame, deadline_s=deadline_s)
 
 
-def learned_preemption_rate(*, url: str | None = None) -> float | None:
+def learned_preemption_rate(*, session: Session | None = None) -> float | None:
     """Preemptions per spot hour from the group's usage sessions, or None without spot history."""
     sessions = usage_in_window(
-        pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(), pd.Timestamp.now(tz="UTC").to_pydatetime(), url=url
+        pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(),
+        pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        session=session,
     )
     if sessions.empty or not (sessions["outcome"] == "preempted").any():
         return None

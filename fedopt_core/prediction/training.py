@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,11 +34,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from fedopt_core import auth
+from fedopt_core import auth, db
 from fedopt_core.config import get_settings
-from fedopt_core.db import session_scope
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.models import AppState, Lease, ModelVersion, Run, utcnow
 from fedopt_core.prediction.estimator import PerformancePredictor
@@ -71,43 +71,44 @@ def _holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
-def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL, *, url: str | None = None) -> bool:
+def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
     """Take (or renew) the named lease; False when someone else holds an unexpired one.
 
     One conditional UPDATE, then an INSERT that the primary key makes exclusive: atomic on
-    SQLite and PostgreSQL alike, with no read-then-write race.
+    SQLite and PostgreSQL alike, with no read-then-write race.  In transactions of its own, on the
+    configured database: other processes must see a lease the moment it is taken.
     """
     now = utcnow()
-    with session_scope(url) as session:
-        taken = session.execute(
+    with db.session_scope() as db_session:
+        taken = db_session.execute(
             update(Lease)
             .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
             .values(holder=holder, acquired_at=now, expires_at=now + ttl)
         ).rowcount
         if taken:
             return True
-        exists = session.exec(select(func.count()).select_from(Lease).where(Lease.name == name)).one()
+        exists = db_session.exec(select(func.count()).select_from(Lease).where(Lease.name == name)).one()
         if exists:
             return False
     try:
-        with session_scope(url) as session:
-            session.add(Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
+        with db.session_scope() as db_session:
+            db_session.add(Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
         return True
     except IntegrityError:
         return False
 
 
-def release_lease(name: str, holder: str, *, url: str | None = None) -> None:
-    with session_scope(url) as session:
-        row = session.get(Lease, name)
+def release_lease(name: str, holder: str) -> None:
+    with db.session_scope() as db_session:
+        row = db_session.get(Lease, name)
         if row is not None and row.holder == holder:
-            session.delete(row)
+            db_session.delete(row)
 
 
-def lease_holder(name: str = LEASE_NAME, *, url: str | None = None) -> str | None:
+def lease_holder(name: str = LEASE_NAME, *, session: Session | None = None) -> str | None:
     """Who holds the unexpired lease, or None."""
-    with session_scope(url) as session:
-        row = session.get(Lease, name)
+    with db.use(session) as db_session:
+        row = db_session.get(Lease, name)
         if row is None:
             return None
         expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
@@ -117,20 +118,21 @@ def lease_holder(name: str = LEASE_NAME, *, url: str | None = None) -> str | Non
 # --------------------------------------------------------------------------- progress
 
 
-def _progress(stage: str, fraction: float, *, url: str | None = None, **extra: Any) -> None:
-    with session_scope(url) as session:
-        row = session.get(AppState, PROGRESS_KEY) or AppState(key=PROGRESS_KEY)
+def _progress(stage: str, fraction: float, **extra: Any) -> None:
+    # Committed at once, so the Model page of every process shows how far the retrain got.
+    with db.session_scope() as db_session:
+        row = db_session.get(AppState, PROGRESS_KEY) or AppState(key=PROGRESS_KEY)
         row.value = {"stage": stage, "fraction": fraction, "at": utcnow().isoformat(), **extra}
         row.updated_at = utcnow()
-        session.add(row)
+        db_session.add(row)
 
 
-def training_status(*, url: str | None = None) -> dict[str, Any]:
+def training_status(*, session: Session | None = None) -> dict[str, Any]:
     """Whether a retrain is running (and how far it got), for the Model page."""
-    with session_scope(url) as session:
-        row = session.get(AppState, PROGRESS_KEY)
+    with db.use(session) as db_session:
+        row = db_session.get(AppState, PROGRESS_KEY)
         progress = dict(row.value) if row else {}
-    return {"running": lease_holder(url=url) is not None, **progress}
+    return {"running": lease_holder(session=session) is not None, **progress}
 
 
 # --------------------------------------------------------------------------- metrics
@@ -191,40 +193,39 @@ class TrainResult:
 
 def train_now(
     *,
-    url: str | None = None,
     predictor_factory: Callable[[], Any] | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> TrainResult:
     """Train, score and maybe activate a candidate, holding the retrain lease; raises RetrainBusy."""
     auth.require("member", "training a model")
     holder = _holder_id()
-    if not acquire_lease(LEASE_NAME, holder, url=url):
-        raise RetrainBusy(f"a retrain is already running ({lease_holder(url=url)})")
+    if not acquire_lease(LEASE_NAME, holder):
+        raise RetrainBusy(f"a retrain is already running ({lease_holder()})")
     stop_renewing = threading.Event()
 
     def renew() -> None:  # keep the lease while a long fit runs; a dead process stops renewing
         while not stop_renewing.wait(LEASE_TTL.total_seconds() / 3):
-            acquire_lease(LEASE_NAME, holder, url=url)
+            acquire_lease(LEASE_NAME, holder)
 
     renewer = threading.Thread(target=renew, daemon=True)
     renewer.start()
 
     def step(stage: str, fraction: float) -> None:
-        _progress(stage, fraction, url=url)
+        _progress(stage, fraction)
         if progress:
             progress(stage, fraction)
 
     try:
         make = predictor_factory or PerformancePredictor
         step("loading runs", 0.05)
-        train, holdout = _split_newest(training_frame(url=url))
+        train, holdout = _split_newest(training_frame())
         step(f"fitting a candidate on {len(train)} runs", 0.15)
         candidate = make().fit(train)
         confidence = float(getattr(candidate, "confidence", 0.9))
         step(f"scoring on the {len(holdout)} newest runs", 0.55)
         metrics = score(candidate.predict_frame(holdout), holdout["execution_time_s"].to_numpy(float))
-        with session_scope(url) as session:
-            active = session.exec(select(ModelVersion).where(ModelVersion.status == "active")).first()
+        with db.session_scope() as db_session:
+            active = db_session.exec(select(ModelVersion).where(ModelVersion.status == "active")).first()
             active_id, active_artifact = (active.id, active.artifact) if active else (None, None)
         if active_artifact is not None:
             active_metrics = score(
@@ -238,12 +239,12 @@ def train_now(
         artifact = candidate.to_bytes()
         features = list(getattr(candidate, "feature_names_", []))
         step("saving", 0.95)
-        with session_scope(url) as session:
+        with db.session_scope() as db_session:
             now = utcnow()
             if accepted:
-                for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
+                for row in db_session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
                     row.status = "retired"
-                    session.add(row)
+                    db_session.add(row)
             version = ModelVersion(
                 status="active" if accepted else "rejected",
                 n_train_runs=len(train),
@@ -253,20 +254,20 @@ def train_now(
                 artifact=artifact,
                 activated_at=now if accepted else None,
             )
-            session.add(version)
-            session.flush()
+            db_session.add(version)
+            db_session.flush()
             auth.record(
-                "model.train", f"version {version.id}", {"status": version.status, "reason": reason}, session=session
+                "model.train", f"version {version.id}", {"status": version.status, "reason": reason}, session=db_session
             )
             result = TrainResult(int(version.id), version.status, reason, metrics)
         step("done", 1.0)
         return result
     except Exception as exc:
-        _progress("failed", 1.0, url=url, error=str(exc))
+        _progress("failed", 1.0, error=str(exc))
         raise
     finally:
         stop_renewing.set()
-        release_lease(LEASE_NAME, holder, url=url)
+        release_lease(LEASE_NAME, holder)
 
 
 def retrain_threshold() -> int:
@@ -274,19 +275,18 @@ def retrain_threshold() -> int:
     return get_settings().retrain_every_n_runs
 
 
-def runs_since_last_version(*, url: str | None = None) -> int:
+def runs_since_last_version(*, session: Session | None = None) -> int:
     """How many runs were logged after the newest model version was trained."""
-    with session_scope(url) as session:
-        last = session.exec(select(func.max(ModelVersion.created_at))).one()
+    with db.use(session) as db_session:
+        last = db_session.exec(select(func.max(ModelVersion.created_at))).one()
         query = select(func.count()).select_from(Run)
         if last is not None:
             query = query.where(Run.created_at > last)
-        return int(session.exec(query).one())
+        return int(db_session.exec(query).one())
 
 
 def maybe_retrain_async(
     *,
-    url: str | None = None,
     every_n_runs: int | None = None,
     predictor_factory: Callable[[], Any] | None = None,
     force: bool = False,
@@ -301,21 +301,21 @@ def maybe_retrain_async(
     see benchmarks/ingest.py); the retrain is still recorded as the acting user's.
     """
     every = every_n_runs or get_settings().retrain_every_n_runs
-    if not force and runs_since_last_version(url=url) < every:
+    if not force and runs_since_last_version() < every:
         return None
-    if lease_holder(url=url) is not None:
+    if lease_holder() is not None:
         return None
     actor = auth.current_actor()
     if separate_process:
         if predictor_factory is not None:
             raise ValueError("predictor_factory: a separate process trains the default predictor only")
         auth.require("member", "training a model")
-        return _retrain_in_child(actor, url)
+        return _retrain_in_child(actor, get_settings().database_url)
 
     def work() -> None:
         with auth.acting_as(actor):
             try:
-                train_now(url=url, predictor_factory=predictor_factory)
+                train_now(predictor_factory=predictor_factory)
             except (RetrainBusy, NotEnoughRuns) as exc:
                 log.info("retrain skipped: %s", exc)
             except Exception:
@@ -329,13 +329,12 @@ def maybe_retrain_async(
 _ACTOR_ENV = "FEDOPT_RETRAIN_ACTOR"
 
 
-def _retrain_in_child(actor: auth.Actor, url: str | None) -> threading.Thread:
+def _retrain_in_child(actor: auth.Actor, database_url: str) -> threading.Thread:
     """``python -m fedopt_core.prediction.training`` with the database URL and the actor in its environment
     (never on its command line, where a password in the URL would show in the process list)."""
     env = dict(os.environ)
     env[_ACTOR_ENV] = json.dumps(dataclasses.asdict(actor))
-    if url is not None:
-        env["DATABASE_URL"] = url
+    env["DATABASE_URL"] = database_url
     child = subprocess.Popen(
         [sys.executable, "-m", "fedopt_core.prediction.training"],
         env=env,
@@ -369,7 +368,7 @@ def _child_main() -> int:
     return 0
 
 
-def list_versions(*, url: str | None = None) -> pd.DataFrame:
+def list_versions(*, session: Session | None = None) -> pd.DataFrame:
     """Every model version, newest first, with its held-out metrics."""
     # Not the stored models: a few hundred kB each, and a version is kept for every retrain.
     columns = (
@@ -381,8 +380,8 @@ def list_versions(*, url: str | None = None) -> pd.DataFrame:
         ModelVersion.reason,
         ModelVersion.features,
     )
-    with session_scope(url) as session:
-        rows = session.exec(select(*columns).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
+    with db.use(session) as db_session:
+        rows = db_session.exec(select(*columns).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())).all()
         records = [
             {
                 "version": r.id,
@@ -413,33 +412,64 @@ def list_versions(*, url: str | None = None) -> pd.DataFrame:
     )
 
 
-def activate_version(version_id: int, *, url: str | None = None) -> None:
+def activate_version(version_id: int, *, session: Session | None = None) -> None:
     """Make an older (or rejected) version the active one: a roll-back."""
     auth.require("member", "activating a model version")
-    with session_scope(url) as session:
-        target = session.get(ModelVersion, version_id)
+    with db.use(session) as db_session:
+        target = db_session.get(ModelVersion, version_id)
         if target is None or target.artifact is None:
             raise FedoptInputError("version", f"no model version {version_id} with a stored model")
-        for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
+        for row in db_session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
             row.status = "retired"
-            session.add(row)
+            db_session.add(row)
         target.status, target.activated_at = "active", utcnow()
-        session.add(target)
-        auth.record("model.activate", f"version {version_id}", {}, session=session)
+        db_session.add(target)
+        auth.record("model.activate", f"version {version_id}", {}, session=db_session)
 
 
-_loaded: dict[tuple[str, int], Any] = {}
-_loaded_lock = threading.Lock()
+class _BoundedCache:
+    """The few most recently used values by key (models, importances): a process never holds more.
+
+    A dashboard serves one database, so in practice this holds the active version and the one
+    before it while a roll-back or a retrain settles; an old version is dropped, not kept forever.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: tuple[str, int], make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()  # outside the lock: loading a model must not block other keys' readers
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
-def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] | None]:
+#: Loaded predictors and their importances, by (database, version).
+MODEL_CACHE_SIZE = 4
+_models = _BoundedCache(MODEL_CACHE_SIZE)
+_importances = _BoundedCache(MODEL_CACHE_SIZE)
+
+
+def active_model(*, session: Session | None = None) -> tuple[Any | None, dict[str, Any] | None]:
     """The active predictor and its version's facts, or (None, None) before any model exists.
 
-    Loaded once per version and process: the artifact is arrays plus JSON, never a pickle.
+    Loaded once per version and process (and kept among the last :data:`MODEL_CACHE_SIZE`): the
+    artifact is arrays plus JSON, never a pickle.
     """
-    url = url or get_settings().database_url
-    with session_scope(url) as session:
-        row = session.exec(
+    with db.use(session) as db_session:
+        row = db_session.exec(
             select(ModelVersion.id, ModelVersion.created_at, ModelVersion.n_train_runs, ModelVersion.metrics).where(
                 ModelVersion.status == "active"
             )
@@ -452,26 +482,25 @@ def active_model(*, url: str | None = None) -> tuple[Any | None, dict[str, Any] 
             "n_train_runs": row.n_train_runs,
             "metrics": dict(row.metrics),
         }
-        key = (url, int(row.id))
-        with _loaded_lock:
-            if key not in _loaded:  # the stored model is read only the first time this process needs it
-                artifact = session.exec(select(ModelVersion.artifact).where(ModelVersion.id == row.id)).one()
-                _loaded[key] = _load_artifact(artifact)
-            return _loaded[key], facts
+
+        def load() -> Any:  # the stored model is read only the first time this process needs it
+            return _load_artifact(db_session.exec(select(ModelVersion.artifact).where(ModelVersion.id == row.id)).one())
+
+        return _models.get_or_make((db.database_key(db_session), int(row.id)), load), facts
 
 
-def newest_runs(*, url: str | None = None) -> pd.DataFrame:
+def newest_runs(*, session: Session | None = None) -> pd.DataFrame:
     """The newest fraction of successful runs: the held-out set the next candidate is scored on.
 
     No model version has trained on them (each trained on the runs older than its own held-out set).
     """
     try:
-        return _split_newest(training_frame(url=url))[1]
+        return _split_newest(training_frame(session=session))[1]
     except NotEnoughRuns:
         return pd.DataFrame()
 
 
-def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
+def calibration_curve(model: Any, *, session: Session | None = None) -> pd.DataFrame:
     """Nominal against observed coverage of the model's intervals on the newest runs.
 
     One row per level the model keeps calibration for (only its own level for a model saved
@@ -479,7 +508,7 @@ def calibration_curve(model: Any, *, url: str | None = None) -> pd.DataFrame:
     are guesses with no nominal level.
     """
     columns = ["nominal", "observed", "n"]
-    holdout = newest_runs(url=url)
+    holdout = newest_runs(session=session)
     if holdout.empty:
         return pd.DataFrame(columns=columns)
     try:
@@ -520,20 +549,14 @@ def suspect_configurations(model: Any) -> pd.DataFrame:
     return frame.rename(columns={"factor": "measured_vs_expected"})[SUSPECT_COLUMNS]
 
 
-_importances: dict[tuple[str, int], pd.DataFrame] = {}
-
-
-def active_importances(*, url: str | None = None) -> pd.DataFrame:
+def active_importances(*, session: Session | None = None) -> pd.DataFrame:
     """Permutation importances of the active model (computed once per version and process)."""
-    url = url or get_settings().database_url
-    model, facts = active_model(url=url)
+    with db.use(session) as db_session:
+        model, facts = active_model(session=db_session)
+        database = db.database_key(db_session)
     if model is None:
         return pd.DataFrame(columns=["feature", "importance", "std"])
-    key = (url, int(facts["version"]))
-    with _loaded_lock:
-        if key not in _importances:
-            _importances[key] = model.feature_importances()
-        return _importances[key]
+    return _importances.get_or_make((database, int(facts["version"])), model.feature_importances)
 
 
 if __name__ == "__main__":

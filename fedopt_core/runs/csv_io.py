@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import pandas as pd
+from sqlmodel import Session
 
 from fedopt_core import auth, csvfiles
 from fedopt_core.catalog.datasets import lambda_benchmark_runs
@@ -55,7 +56,7 @@ def import_csv(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
     max_bytes: int = MAX_IMPORT_BYTES,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> ImportResult:
     """Import a run CSV or Lambda's public benchmark table (told apart by the header).
 
@@ -100,7 +101,7 @@ def import_csv(
                 line_numbers=lines,
                 batch_size=batch_size,
                 progress=chunk_progress,
-                url=url,
+                session=session,
                 fmt=fmt,
             )
         except ImportAborted as exc:
@@ -135,7 +136,7 @@ def import_csv(
             "runs.import",
             getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else None),
             {"format": fmt, "inserted": result.inserted, "refused": result.refused},
-            url=url,
+            session=session,
         )
     return result
 
@@ -185,12 +186,12 @@ def _map_lambda_benchmark(raw: pd.DataFrame) -> pd.DataFrame:
     return mapped[[name for name in RUN_FIELDS if name in mapped.columns]]
 
 
-def export_csv(path: str | os.PathLike[str] | None = None, *, url: str | None = None, **filters: Any) -> str:
+def export_csv(path: str | os.PathLike[str] | None = None, *, session: Session | None = None, **filters: Any) -> str:
     """The runs (all, or those matching :func:`list_runs` filters) as CSV text, formulas neutralised.
 
     Written to ``path`` too when given.  The file can be imported again (it adds nothing).
     """
-    frame = list_runs(url=url, **filters)
+    frame = list_runs(session=session, **filters)
     frame = frame.sort_values("id")[EXPORT_COLUMNS]
     return to_safe_csv(frame, path)
 

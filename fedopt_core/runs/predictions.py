@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select
+from sqlmodel import Session
 
-from fedopt_core import schema
-from fedopt_core.db import get_engine
+from fedopt_core import db, schema
 from fedopt_core.models import Prediction, Run, utcnow
 from fedopt_core.schema import ValidationError
 
@@ -21,7 +21,7 @@ def record_predictions(
     method: str | None = None,
     model_version_id: int | None = None,
     repeat_window: timedelta | None = timedelta(hours=1),
-    url: str | None = None,
+    session: Session | None = None,
 ) -> list[int]:
     """Store predictions that were shown or requested; returns their ids, one per row.
 
@@ -76,10 +76,10 @@ def record_predictions(
     def signature(task_key: str, method_name: str, version: Any, seconds: float) -> tuple:
         return (task_key, method_name, None if version is None else int(version), round(float(seconds), 6))
 
-    with get_engine(url).begin() as conn:
+    with db.use(session) as db_session:
         known: dict[tuple, int] = {}
         if repeat_window is not None:
-            recent = conn.execute(
+            recent = db_session.execute(
                 select(table.c.id, table.c.task_key, table.c.method, table.c.model_version_id, table.c.predicted_time_s)
                 .where(
                     table.c.run_id.is_(None),
@@ -98,7 +98,7 @@ def record_predictions(
                 fresh[sig] = record
         if fresh:
             statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids = conn.execute(statement, list(fresh.values())).scalars().all()
+            ids = db_session.execute(statement, list(fresh.values())).scalars().all()
             known.update(zip(fresh.keys(), (int(i) for i in ids), strict=True))
     return [known[sig] for sig in signatures]
 
@@ -125,7 +125,7 @@ def weekly_accuracy(pairs: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def prediction_pairs(*, url: str | None = None) -> pd.DataFrame:
+def prediction_pairs(*, session: Session | None = None) -> pd.DataFrame:
     """Each prediction linked to a later actual run: predicted vs actual seconds.
 
     Columns: prediction_id, predicted_at, run_id, workload, gpu_type, gpu_count, platform,
@@ -155,8 +155,8 @@ def prediction_pairs(*, url: str | None = None) -> pd.DataFrame:
         .join(r, r.c.id == p.c.run_id)
         .order_by(p.c.id)
     )
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(statement).all()
+    with db.use(session) as db_session:
+        rows = db_session.execute(statement).all()
     columns = [
         "prediction_id",
         "predicted_at",

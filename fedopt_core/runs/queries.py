@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlmodel import Session
 
-from fedopt_core import schema
-from fedopt_core.db import get_engine
+from fedopt_core import db, schema
 from fedopt_core.models import ModelVersion, Run
 from fedopt_core.schema import META_FIELDS, RUN_FIELDS, STRING_FIELDS
 
@@ -50,7 +50,7 @@ def list_runs(
     until: date | datetime | None = None,
     success: bool | None = None,
     limit: int | None = None,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """Runs, newest first, with :data:`LIST_COLUMNS`.
 
@@ -76,8 +76,8 @@ def list_runs(
     statement = statement.order_by(table.c.id.desc())
     if limit:
         statement = statement.limit(int(limit))
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(statement).all()
+    with db.use(session) as db_session:
+        rows = db_session.execute(statement).all()
     return _runs_frame(rows, LIST_COLUMNS)
 
 
@@ -101,38 +101,38 @@ def _runs_frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def get_run(run_id: int, *, url: str | None = None) -> dict[str, Any]:
+def get_run(run_id: int, *, session: Session | None = None) -> dict[str, Any]:
     """One run as a dict (:data:`LIST_COLUMNS`); raises :class:`RunNotFoundError`."""
     table = Run.__table__
-    with get_engine(url).connect() as conn:
-        row = conn.execute(select(*[table.c[n] for n in LIST_COLUMNS]).where(table.c.id == int(run_id))).first()
+    with db.use(session) as db_session:
+        row = db_session.execute(select(*[table.c[n] for n in LIST_COLUMNS]).where(table.c.id == int(run_id))).first()
     if row is None:
         raise RunNotFoundError(f"no run with id {run_id}")
     return dict(zip(LIST_COLUMNS, row, strict=True))
 
 
-def latest_run(*, url: str | None = None) -> dict[str, Any] | None:
+def latest_run(*, session: Session | None = None) -> dict[str, Any] | None:
     """The most recently logged run (to pre-fill a form), or None."""
-    frame = list_runs(limit=1, url=url)
+    frame = list_runs(limit=1, session=session)
     if frame.empty:
         return None
     record = frame.iloc[0].to_dict()
     return {k: (None if schema._is_missing(v) else v) for k, v in record.items()}
 
 
-def run_facets(*, url: str | None = None) -> dict[str, list[str]]:
+def run_facets(*, session: Session | None = None) -> dict[str, list[str]]:
     """The distinct workloads, GPU types, platforms and sources stored (for filter widgets)."""
     table = Run.__table__
     out: dict[str, list[str]] = {}
-    with get_engine(url).connect() as conn:
+    with db.use(session) as db_session:
         for name in ["workload", "gpu_type", "platform", "source"]:
             column = table.c[name]
-            values = conn.execute(select(column).where(column.is_not(None)).distinct().order_by(column)).scalars()
+            values = db_session.execute(select(column).where(column.is_not(None)).distinct().order_by(column)).scalars()
             out[name] = [str(v) for v in values]
     return out
 
 
-def training_frame(*, url: str | None = None) -> pd.DataFrame:
+def training_frame(*, session: Session | None = None) -> pd.DataFrame:
     """Successful runs in the run schema (normalised), for fitting the predictor.
 
     Columns: :data:`~fedopt_core.schema.RUN_FIELDS` plus ``run_id``, ``source`` and ``created_at``.
@@ -140,8 +140,8 @@ def training_frame(*, url: str | None = None) -> pd.DataFrame:
     table = Run.__table__
     columns = [*RUN_FIELDS, "id", "source", "created_at"]
     statement = select(*[table.c[n] for n in columns]).where(table.c.success.is_(True)).order_by(table.c.id)
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(statement).all()
+    with db.use(session) as db_session:
+        rows = db_session.execute(statement).all()
     frame = _runs_frame(rows, columns).rename(columns={"id": "run_id"})
     return schema.normalise_frame(frame)
 
@@ -150,18 +150,18 @@ def count_runs_since(
     since: datetime | int | None = None,
     *,
     successful_only: bool = True,
-    url: str | None = None,
+    session: Session | None = None,
 ) -> int:
     """How many runs were logged after ``since`` (a timezone-aware datetime, or the id of a
     :class:`~fedopt_core.models.ModelVersion`: runs logged after it was created).  None: all."""
     table = Run.__table__
     statement = select(func.count()).select_from(table)
-    with get_engine(url).connect() as conn:
+    with db.use(session) as db_session:
         if isinstance(since, bool):
             raise TypeError("since must be a datetime, a model version id or None")
         if isinstance(since, int):
             mv = ModelVersion.__table__
-            created = conn.execute(select(mv.c.created_at).where(mv.c.id == since)).scalar()
+            created = db_session.execute(select(mv.c.created_at).where(mv.c.id == since)).scalar()
             if created is None:
                 raise LookupError(f"no model version with id {since}")
             statement = statement.where(table.c.created_at > created)
@@ -171,4 +171,4 @@ def count_runs_since(
             raise TypeError("since must be a datetime, a model version id or None")
         if successful_only:
             statement = statement.where(table.c.success.is_(True))
-        return int(conn.execute(statement).scalar_one())
+        return int(db_session.execute(statement).scalar_one())

@@ -18,7 +18,8 @@ public benchmark (they are not the group's own runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -28,9 +29,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
-from fedopt_core import auth, schema
-from fedopt_core.db import get_engine, session_scope
+from fedopt_core import auth, db, schema
 from fedopt_core.models import Prediction, Run, UsageSession, utcnow
 from fedopt_core.runs.queries import get_run
 from fedopt_core.schema import META_FIELDS, RUN_FIELDS, STRING_FIELDS, RowError, ValidationError
@@ -129,7 +130,7 @@ def store_runs(
     line_numbers: pd.Series | np.ndarray | list[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
-    url: str | None = None,
+    session: Session | None = None,
     fmt: str = "frame",
 ) -> ImportResult:
     """Validate and store runs (run-schema columns plus optional ``started_at``, ``logged_by``, ``notes``).
@@ -137,7 +138,8 @@ def store_runs(
     Bad rows are reported in ``errors`` (with ``line_numbers`` if given) and the good ones stored;
     rows already stored (same identity) are counted as ``duplicates``.  Validation runs over the
     whole frame at once; the good rows are then written in batches of ``batch_size``, each one
-    transaction, and ``progress(done_rows, total_rows)`` runs after each.
+    transaction, and ``progress(done_rows, total_rows)`` runs after each.  Given a ``session``, the
+    batches are written in the caller's transaction instead (it commits them, or none).
     Raises :class:`ImportAborted` if a batch cannot be written (earlier batches stay stored).
     """
     if source not in SOURCES:
@@ -161,11 +163,10 @@ def store_runs(
     result = ImportResult(format=fmt, rows=total, errors=errors, duplicates=int((~first).sum()))
     good = good[first.to_numpy()].reset_index(drop=True)
     records = _records(good, source)  # once: per-column conversion is cheap only in bulk
-    engine = get_engine(url)
     for start in range(0, len(good), batch_size):
         batch = good.iloc[start : start + batch_size]
         try:
-            with engine.begin() as conn:
+            with _batch_connection(session) as conn:
                 part = _write_batch(conn, batch, records[start : start + batch_size])
         except Exception as exc:
             raise ImportAborted(
@@ -179,6 +180,16 @@ def store_runs(
     if progress is not None and good.empty:
         progress(total, total)
     return result
+
+
+@contextmanager
+def _batch_connection(session: Session | None) -> Iterator[Connection]:
+    """One batch's connection: its own transaction, or the caller's session's."""
+    if session is not None:
+        yield session.connection()
+        return
+    with db.get_engine().begin() as conn:
+        yield conn
 
 
 def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
@@ -392,7 +403,7 @@ def log_run(
     values: Mapping[str, Any],
     *,
     source: str = "form",
-    url: str | None = None,
+    session: Session | None = None,
 ) -> LoggedRun:
     """Store one run (run-schema fields plus ``started_at``/``logged_by``/``notes``).
 
@@ -402,27 +413,27 @@ def log_run(
     unknown = [k for k in values if k not in RUN_FIELDS and k not in META_FIELDS]
     if unknown:
         raise ValidationError(unknown[0], "is not a run field")
-    result = store_runs(_frame_of(values), source=source, url=url, fmt="one")
+    result = store_runs(_frame_of(values), source=source, session=session, fmt="one")
     if result.errors:
         raise ValidationError(result.errors[0].field, result.errors[0].message)
     if result.run_ids:
         run_id = result.run_ids[0]
         return LoggedRun(run_id, True, result.links.get(run_id))
-    return LoggedRun(_existing_id(values, url), False, None)
+    return LoggedRun(_existing_id(values, session), False, None)
 
 
-def _existing_id(values: Mapping[str, Any], url: str | None) -> int:
+def _existing_id(values: Mapping[str, Any], session: Session | None) -> int:
     good, _ = schema.validate_frame(_frame_of(values))
     good, _ = _check_meta_and_formulas(good.assign(_line=None))
     key = schema.run_keys(good, extra=_timestamp_text(good["started_at"])).iloc[0]
-    with get_engine(url).connect() as conn:
-        return int(conn.execute(select(Run.__table__.c.id).where(Run.__table__.c.run_key == key)).scalar_one())
+    with db.use(session) as db_session:
+        return int(db_session.execute(select(Run.__table__.c.id).where(Run.__table__.c.run_key == key)).scalar_one())
 
 
 # --------------------------------------------------------------------------- changing and exporting
 
 
-def update_run(run_id: int, values: Mapping[str, Any], *, url: str | None = None) -> dict[str, Any]:
+def update_run(run_id: int, values: Mapping[str, Any], *, session: Session | None = None) -> dict[str, Any]:
     """Change fields of a stored run (validated like a new one); returns the run as stored.
 
     Raises :class:`RunNotFoundError`, or :class:`~fedopt_core.schema.ValidationError` naming the
@@ -432,7 +443,7 @@ def update_run(run_id: int, values: Mapping[str, Any], *, url: str | None = None
     unknown = [k for k in values if k not in RUN_FIELDS and k not in META_FIELDS]
     if unknown:
         raise ValidationError(unknown[0], "is not a run field")
-    current = get_run(run_id, url=url)
+    current = get_run(run_id, session=session)
     merged = {k: current[k] for k in [*RUN_FIELDS, *META_FIELDS]}
     merged.update(values)
     good, errors = schema.validate_frame(_frame_of(merged))
@@ -447,15 +458,15 @@ def update_run(run_id: int, values: Mapping[str, Any], *, url: str | None = None
         record.pop(name)
     table = Run.__table__
     changed = sorted(k for k in values if not _same(current.get(k), record.get(k)))
-    with session_scope(url) as session:
-        clash = session.execute(
+    with db.use(session) as db_session:
+        clash = db_session.execute(
             select(table.c.id).where(table.c.run_key == record["run_key"], table.c.id != int(run_id))
         ).scalar()
         if clash is not None:
             raise ValidationError("run", f"an identical run is already stored (run {clash})")
-        session.execute(update(table).where(table.c.id == int(run_id)).values(**record))
-        auth.record("run.edit", f"run {int(run_id)}", {"fields": changed}, session=session)
-    return get_run(run_id, url=url)
+        db_session.execute(update(table).where(table.c.id == int(run_id)).values(**record))
+        auth.record("run.edit", f"run {int(run_id)}", {"fields": changed}, session=db_session)
+    return get_run(run_id, session=session)
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -464,28 +475,28 @@ def _same(old: Any, new: Any) -> bool:
     return old == new
 
 
-def delete_run(run_id: int, *, url: str | None = None) -> bool:
+def delete_run(run_id: int, *, session: Session | None = None) -> bool:
     """Delete a run (admin); its prediction becomes unlinked again (free for a later run).
 
     Returns False if there is no such run.  The deletion is in the audit log.
     """
     auth.require("admin", "deleting a run")
     table = Run.__table__
-    with session_scope(url) as session:
-        row = session.execute(
+    with db.use(session) as db_session:
+        row = db_session.execute(
             select(table.c.workload, table.c.gpu_type, table.c.execution_time_s).where(table.c.id == int(run_id))
         ).first()
         if row is None:
             return False
         prediction = Prediction.__table__
         usage = UsageSession.__table__
-        session.execute(update(prediction).where(prediction.c.run_id == int(run_id)).values(run_id=None))
-        session.execute(update(usage).where(usage.c.run_id == int(run_id)).values(run_id=None))
-        session.execute(delete(table).where(table.c.id == int(run_id)))
+        db_session.execute(update(prediction).where(prediction.c.run_id == int(run_id)).values(run_id=None))
+        db_session.execute(update(usage).where(usage.c.run_id == int(run_id)).values(run_id=None))
+        db_session.execute(delete(table).where(table.c.id == int(run_id)))
         auth.record(
             "run.delete",
             f"run {int(run_id)}",
             {"workload": row[0], "gpu_type": row[1], "execution_time_s": row[2]},
-            session=session,
+            session=db_session,
         )
     return True

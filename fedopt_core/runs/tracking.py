@@ -48,13 +48,13 @@ def record_actual_performance(
     execution_time: float,
     success: bool = True,
     *,
-    url: str | None = None,
+    database_url: str | None = None,
 ) -> bool:
     """Record one measured run (seconds in ``execution_time``); the seed API, kept.
 
     Returns True when the run is stored (or was already), False with a logged reason when the
     input is invalid or the database cannot be written.  Keys that are not run fields are kept
-    in the run's notes.
+    in the run's notes.  ``database_url``: another database than the configured one.
     """
     values, extra = _merge_for_script(task_info, platform_info)
     if extra:
@@ -62,8 +62,9 @@ def record_actual_performance(
     values["execution_time_s"] = execution_time
     values["success"] = success
     try:
-        db.ensure_database(url)
-        log_run(values, source="api", url=url)
+        db.ensure_database(database_url)
+        with db.session_scope(database_url) as session:
+            log_run(values, source="api", session=session)
     except ValidationError as exc:
         logger.warning("record_actual_performance: run not recorded: %s", exc)
         return False
@@ -92,7 +93,7 @@ def track(
     *,
     notes: str | None = None,
     logged_by: str | None = None,
-    url: str | None = None,
+    database_url: str | None = None,
 ) -> Iterator[TrackedRun]:
     """Time the ``with`` block and record it as a run (source ``"track"``).
 
@@ -100,7 +101,8 @@ def track(
     An exception in the block records ``success=False`` and is re-raised unchanged;
     KeyboardInterrupt and SystemExit are not runs and are not recorded.  Recording never breaks
     the job: a problem is a ``RuntimeWarning`` (and a log line), and ``TrackedRun.error`` says why.
-    Works without the dashboard: the configured database is created or upgraded when needed.
+    Works without the dashboard: the configured database (or ``database_url``) is created or
+    upgraded when needed.
     """
     values, extra = _merge_for_script(task, platform, notes=notes)
     if logged_by:
@@ -119,18 +121,19 @@ def track(
     except Exception:
         handle.execution_time_s = time.perf_counter() - start
         handle.success = False
-        _record_tracked(handle, values, url)
+        _record_tracked(handle, values, database_url)
         raise
     handle.execution_time_s = time.perf_counter() - start
     handle.success = True
-    _record_tracked(handle, values, url)
+    _record_tracked(handle, values, database_url)
 
 
-def _record_tracked(handle: TrackedRun, values: dict[str, Any], url: str | None) -> None:
+def _record_tracked(handle: TrackedRun, values: dict[str, Any], database_url: str | None) -> None:
     run = dict(values, execution_time_s=handle.execution_time_s, success=handle.success, started_at=handle.started_at)
     try:
-        db.ensure_database(url)
-        logged = log_run(run, source="track", url=url)
+        db.ensure_database(database_url)
+        with db.session_scope(database_url) as session:
+            logged = log_run(run, source="track", session=session)
     except Exception as exc:  # noqa: BLE001 - the user's job must never fail because logging did
         handle.error = f"{type(exc).__name__}: {exc}"
         _warn(f"run not recorded: {handle.error}")

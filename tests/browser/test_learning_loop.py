@@ -76,6 +76,12 @@ def page(browser):
     page.close()
 
 
+def on_server(dashboard: Dashboard, function, *args, **kwargs):
+    """``function`` run on the dashboard server's own database (not this test process's)."""
+    with db.session_scope(dashboard.database_url) as session:
+        return function(*args, session=session, **kwargs)
+
+
 def open_page(page, url: str, heading: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=PAGE_TIMEOUT_MS)
@@ -146,7 +152,7 @@ def test_csv_upload_reports_the_imported_count_and_the_bad_line(upload: Upload, 
     assert (int(line), field) == (BAD_ROW_LINE, "execution_time_s")
     assert reason.strip()
     # The rows landed in the server's database, one per good line, as public benchmark runs.
-    stored = runs.list_runs(source="benchmark", url=dashboard.database_url)
+    stored = on_server(dashboard, runs.list_runs, source="benchmark")
     assert len(stored) == upload.good_rows
     assert set(stored["workload"]) == {WORKLOAD}
     assert stored["execution_time_s"].gt(0).all()
@@ -170,7 +176,7 @@ def test_form_logs_a_run_into_the_database_and_the_history(upload: Upload, dashb
     wait_for_script(page)
     run_id = int(re.search(r"Logged run #(\d+)", success.inner_text()).group(1))
 
-    stored = runs.get_run(run_id, url=dashboard.database_url)
+    stored = on_server(dashboard, runs.get_run, run_id)
     assert stored["notes"] == note
     assert (stored["workload"], stored["gpu_type"], stored["gpu_count"]) == ("bert_base_squad", "A100 PCIe 40GB", 2)
     assert stored["execution_time_s"] == pytest.approx(12.5 * 60)
@@ -187,24 +193,24 @@ def test_form_logs_a_run_into_the_database_and_the_history(upload: Upload, dashb
 
 
 def test_train_now_makes_an_active_version_shown_on_the_model_page(upload: Upload, dashboard: Dashboard, page) -> None:
-    assert training.list_versions(url=dashboard.database_url).empty  # no retrain started by itself
+    assert on_server(dashboard, training.list_versions).empty  # no retrain started by itself
     open_page(page, f"{dashboard.base_url}/model", "Model")
     page.get_by_text("No model yet").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.get_by_role("button", name="Train now").click()
 
     deadline = time.monotonic() + TRAIN_TIMEOUT_S
-    versions = training.list_versions(url=dashboard.database_url)
+    versions = on_server(dashboard, training.list_versions)
     while versions.empty and time.monotonic() < deadline:
-        status = training.training_status(url=dashboard.database_url)
+        status = on_server(dashboard, training.training_status)
         assert status.get("stage") != "failed", status
         page.wait_for_timeout(1000)
-        versions = training.list_versions(url=dashboard.database_url)
-    status = training.training_status(url=dashboard.database_url)
+        versions = on_server(dashboard, training.list_versions)
+    status = on_server(dashboard, training.training_status)
     assert len(versions) == 1, f"no model version after {TRAIN_TIMEOUT_S} s: {status}"
     version = versions.iloc[0]
     assert version["status"] == "active"
     # Every successful run stored was either trained on or held out to score the model.
-    successful = runs.list_runs(success=True, url=dashboard.database_url)
+    successful = on_server(dashboard, runs.list_runs, success=True)
     assert version["n_train_runs"] + version["n_holdout"] == len(successful)
     assert version["n_train_runs"] >= upload.good_rows // 2
 

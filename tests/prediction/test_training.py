@@ -197,3 +197,20 @@ def test_a_viewer_cannot_start_a_retrain_process(benchmark_runs) -> None:
     with auth.acting_as(auth.Actor(name="vic", role="viewer")), pytest.raises(auth.PermissionDenied):
         training.maybe_retrain_async(force=True, separate_process=True)
     assert training.list_versions().empty
+
+
+def test_the_model_cache_keeps_the_most_recently_used_versions_only() -> None:
+    cache = training._BoundedCache(2)
+    loads = []
+
+    def loader(version: int):
+        return lambda: loads.append(version) or f"model {version}"
+
+    assert cache.get_or_make(("db", 1), loader(1)) == "model 1"
+    assert cache.get_or_make(("db", 2), loader(2)) == "model 2"
+    assert cache.get_or_make(("db", 1), loader(1)) == "model 1"  # kept: not loaded again
+    cache.get_or_make(("db", 3), loader(3))  # evicts version 2, the least recently used
+    assert len(cache) == 2 and loads == [1, 2, 3]
+    cache.get_or_make(("db", 2), loader(2))
+    assert loads == [1, 2, 3, 2]
+    assert training.MODEL_CACHE_SIZE >= 2  # the active version and the one before it

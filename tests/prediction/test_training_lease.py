@@ -5,12 +5,14 @@ from __future__ import annotations
 import multiprocessing
 from datetime import timedelta
 
+from fedopt_core import config
 from fedopt_core.prediction import training
 
 
 def _try_acquire(url: str, holder: str, barrier, results) -> None:
+    config.reload_settings(database_url=url)  # a spawned process: the database it was given
     barrier.wait()
-    results.put((holder, training.acquire_lease("race", holder, url=url)))
+    results.put((holder, training.acquire_lease("race", holder)))
 
 
 def test_exactly_one_of_many_processes_gets_the_lease(any_db: str) -> None:
@@ -24,25 +26,25 @@ def test_exactly_one_of_many_processes_gets_the_lease(any_db: str) -> None:
     outcomes = [results.get(timeout=5) for _ in workers]
     winners = [holder for holder, won in outcomes if won]
     assert len(winners) == 1
-    assert training.lease_holder("race", url=any_db) == winners[0]
+    assert training.lease_holder("race") == winners[0]
 
 
 def test_the_holder_renews_and_others_wait(any_db: str) -> None:
-    assert training.acquire_lease("l", "a", url=any_db)
-    assert not training.acquire_lease("l", "b", url=any_db)
-    assert training.acquire_lease("l", "a", url=any_db)  # renewal
-    training.release_lease("l", "a", url=any_db)
-    assert training.acquire_lease("l", "b", url=any_db)
+    assert training.acquire_lease("l", "a")
+    assert not training.acquire_lease("l", "b")
+    assert training.acquire_lease("l", "a")  # renewal
+    training.release_lease("l", "a")
+    assert training.acquire_lease("l", "b")
 
 
 def test_an_expired_lease_of_a_dead_holder_is_taken_over(any_db: str) -> None:
-    assert training.acquire_lease("l", "dead", timedelta(seconds=-1), url=any_db)  # already expired
-    assert training.lease_holder("l", url=any_db) is None
-    assert training.acquire_lease("l", "alive", url=any_db)
-    assert training.lease_holder("l", url=any_db) == "alive"
+    assert training.acquire_lease("l", "dead", timedelta(seconds=-1))  # already expired
+    assert training.lease_holder("l") is None
+    assert training.acquire_lease("l", "alive")
+    assert training.lease_holder("l") == "alive"
 
 
 def test_release_by_someone_else_does_nothing(any_db: str) -> None:
-    assert training.acquire_lease("l", "a", url=any_db)
-    training.release_lease("l", "b", url=any_db)
-    assert training.lease_holder("l", url=any_db) == "a"
+    assert training.acquire_lease("l", "a")
+    training.release_lease("l", "b")
+    assert training.lease_holder("l") == "a"

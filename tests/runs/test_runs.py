@@ -134,7 +134,7 @@ def test_track_warns_but_does_not_crash_when_the_database_cannot_be_written(tmp_
     done = []
     with (
         pytest.warns(RuntimeWarning, match="run not recorded"),
-        track(task=RESNET, platform=H100, url=broken) as handle,
+        track(task=RESNET, platform=H100, database_url=broken) as handle,
     ):
         done.append("the job ran")
     assert done == ["the job ran"] and not handle.recorded and "DatabaseError" in handle.error
