@@ -12,42 +12,23 @@ Everything else is reached through its package: :mod:`fedopt_core.catalog`, :mod
 :mod:`~fedopt_core.cloud` (see ``docs/architecture.md``).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from fedopt_core._exports import lazy_exports
 
 __version__ = "0.1.0"
 
-#: Public name -> the module that defines it (imported on first access, PEP 562).
-_PUBLIC = {
-    "PerformancePredictor": "fedopt_core.prediction.estimator",
-    "load_lambda_benchmarks": "fedopt_core.catalog.datasets",
-    "rank_platforms": "fedopt_core.planning.ranking",
-    "plan_shards": "fedopt_core.planning.shards",
-    "plan_for_task": "fedopt_core.planning.shards",
-    "advise_spot": "fedopt_core.planning.spot",
-    "track": "fedopt_core.runs.tracking",
-    "record_actual_performance": "fedopt_core.runs.tracking",
-    "log_run": "fedopt_core.runs.store",
-    "import_csv": "fedopt_core.runs.csv_io",
-    "AccountManager": "fedopt_core.compat",
-    "LambdaLabsManager": "fedopt_core.compat",
-    "LambdaCloudClient": "fedopt_core.cloud.lambda_cloud",
-    "FedoptInputError": "fedopt_core.errors",
-}
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fedopt_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.prediction.estimator": ["PerformancePredictor"],
+        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks"],
+        "fedopt_core.planning.ranking": ["rank_platforms"],
+        "fedopt_core.planning.shards": ["plan_shards", "plan_for_task"],
+        "fedopt_core.planning.spot": ["advise_spot"],
+        "fedopt_core.runs.tracking": ["track", "record_actual_performance"],
+        "fedopt_core.runs.store": ["log_run"],
+        "fedopt_core.runs.csv_io": ["import_csv"],
+        "fedopt_core.compat": ["AccountManager", "LambdaLabsManager"],
+        "fedopt_core.cloud.lambda_cloud": ["LambdaCloudClient"],
+        "fedopt_core.errors": ["FedoptInputError"],
+    },
+)

@@ -213,6 +213,30 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
 
 
+class Task(dict):
+    """A job's task fields after :func:`validate_task`: cleaned values, missing ones left out.
+
+    A plain dict to every reader; its type says it was validated, so the functions a request
+    passes it through (advisor, ranking, planner) do not validate it again.
+    """
+
+
+def validate_task(values: Mapping[str, Any]) -> Task:
+    """The task fields of ``values``, validated like a run's (bad values raise :class:`ValidationError`).
+
+    Platform and outcome fields are ignored (the platforms a task is ranked on own those); a
+    :class:`Task` is returned as it is.
+    """
+    if isinstance(values, Task):
+        return values
+    if not isinstance(values, Mapping):
+        raise TypeError(f"task must be a dict of task fields, got {type(values).__name__}")
+    task = {k: v for k, v in values.items() if k in TASK_FIELDS}
+    # A neutral platform so the run validation applies; only the task fields are kept.
+    clean = validate_run({**task, "gpu_type": CPU_ONLY, "gpu_count": 0}, require_outcome=False)
+    return Task({k: v for k, v in clean.items() if k in TASK_FIELDS and v is not None})
+
+
 def task_on_platforms(task: Mapping[str, Any], platforms: pd.DataFrame) -> pd.DataFrame:
     """One row per platform carrying the task's fields: what a predictor is asked about.
 

@@ -18,6 +18,7 @@ DASHBOARD = REPO_ROOT / "fedopt_dashboard"
 
 #: The base modules of fedopt_core (each may import the others).
 BASE = {
+    "_exports",
     "config",
     "db",
     "models",

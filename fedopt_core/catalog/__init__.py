@@ -10,42 +10,27 @@ May import: config, db, models, schema, csvfiles, errors, auth.  Nothing here im
 prediction, planning, accounts or cloud.
 """
 
-from fedopt_core.catalog.datasets import load_lambda_benchmarks
-from fedopt_core.catalog.loading import LoadReport
-from fedopt_core.catalog.platforms import (
-    CLOUD_PRICE_COLUMNS,
-    PLATFORM_COLUMNS,
-    PLATFORM_FILE,
-    filter_platforms,
-    import_cloud_prices,
-    list_platforms,
-    load_platforms,
-    price_history,
-    save_platform,
-    speed_scores,
-)
-from fedopt_core.catalog.shipped import load_all, load_gpu_specs
-from fedopt_core.catalog.techniques import TECHNIQUE_FILE, filter_techniques, list_techniques, load_techniques
-from fedopt_core.errors import CatalogueInputError
+from fedopt_core._exports import lazy_exports
 
-__all__ = [
-    "CLOUD_PRICE_COLUMNS",
-    "PLATFORM_COLUMNS",
-    "PLATFORM_FILE",
-    "TECHNIQUE_FILE",
-    "CatalogueInputError",
-    "LoadReport",
-    "filter_platforms",
-    "filter_techniques",
-    "import_cloud_prices",
-    "list_platforms",
-    "list_techniques",
-    "load_all",
-    "load_gpu_specs",
-    "load_lambda_benchmarks",
-    "load_platforms",
-    "load_techniques",
-    "price_history",
-    "save_platform",
-    "speed_scores",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks"],
+        "fedopt_core.catalog.loading": ["LoadReport"],
+        "fedopt_core.catalog.platforms": [
+            "CLOUD_PRICE_COLUMNS",
+            "PLATFORM_COLUMNS",
+            "PLATFORM_FILE",
+            "filter_platforms",
+            "import_cloud_prices",
+            "list_platforms",
+            "load_platforms",
+            "price_history",
+            "save_platform",
+            "speed_scores",
+        ],
+        "fedopt_core.catalog.shipped": ["load_all", "load_gpu_specs"],
+        "fedopt_core.catalog.techniques": ["TECHNIQUE_FILE", "filter_techniques", "list_techniques", "load_techniques"],
+        "fedopt_core.errors": ["CatalogueInputError"],
+    },
+)

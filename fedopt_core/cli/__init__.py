@@ -23,6 +23,7 @@ import pandas as pd
 
 from fedopt_core import config
 from fedopt_core.db import DatabaseError
+from fedopt_core.errors import FedoptInputError
 
 EXIT_USAGE = 2
 EXIT_DATABASE = 3
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"fedopt: {exc}", file=sys.stderr)
         return exc.code
+    except FedoptInputError as exc:  # every refused value: one line naming the field
+        print(f"fedopt: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as exc:
         print(f"fedopt: {exc}", file=sys.stderr)
         return 1

@@ -36,20 +36,16 @@ def _task(args: argparse.Namespace) -> dict:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    from fedopt_core import planning
     from fedopt_core.planning import advisor
 
-    try:
-        plan = advisor.plan(
-            _task(args),
-            _platforms(args),
-            args.work_units,
-            objective=args.objective,
-            deadline_s=args.deadline,
-            budget_usd=args.budget,
-        )
-    except planning.PlanningError as exc:
-        raise CliError(str(exc)) from None
+    plan = advisor.plan(
+        _task(args),
+        _platforms(args),
+        args.work_units,
+        objective=args.objective,
+        deadline_s=args.deadline,
+        budget_usd=args.budget,
+    )
     frame = plan.to_frame()
     if args.json:
         emit(

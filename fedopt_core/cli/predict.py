@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fedopt_core.cli import CliError, emit
+from fedopt_core.planning.ranking import OBJECTIVES
 from fedopt_core.schema import TASK_FIELDS
 
 
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-required-gb", dest="memory_required_gb", type=float)
     p.add_argument("--gpu-memory-required-gb", dest="gpu_memory_required_gb", type=float)
     p.add_argument("--platform", action="append", help="only this instance type (repeatable); default all")
-    p.add_argument("--objective", choices=["time", "cost", "balanced"], default="time")
+    p.add_argument("--objective", choices=OBJECTIVES, default="time")
     p.add_argument("--deadline", type=float, help="deadline in seconds")
     p.add_argument("--budget", type=float, help="budget in USD")
     p.add_argument("--ran-on", help="GPU of a run you already measured (scales the prediction from it)")

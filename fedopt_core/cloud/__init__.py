@@ -8,6 +8,11 @@ May import everything below it except planning: config, db, models, schema, erro
 catalog, accounts.
 """
 
-from fedopt_core.cloud.lambda_cloud import LambdaCloudClient, LambdaCloudError
+from fedopt_core._exports import lazy_exports
 
-__all__ = ["LambdaCloudClient", "LambdaCloudError"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.cloud.lambda_cloud": ["LambdaCloudClient", "LambdaCloudError"],
+    },
+)

@@ -11,43 +11,33 @@ May import everything below it: config, db, models, schema, errors, formatting, 
 prediction, accounts.  Nothing below imports planning.
 """
 
-from fedopt_core.errors import PlanningError
-from fedopt_core.planning.movement import (
-    DEFAULT_NETWORK_SPEED_MBPS,
-    FALLBACK_NETWORK_SPEED_MBPS,
-    data_movement_s,
-    transfer_time_s,
-)
-from fedopt_core.planning.ranking import OBJECTIVES, RANKING_COLUMNS, Predictor, pareto_front, rank_platforms
-from fedopt_core.planning.shards import DEFAULT_STARTUP_S, ShardPlan, plan_for_task, plan_shards
-from fedopt_core.planning.spot import (
-    DEFAULT_RESTART_COST_S,
-    SPOT_MODEL,
-    advise_spot,
-    advise_spot_frame,
-    load_spot_prices,
-    preemption_rate_from_sessions,
-)
+from fedopt_core._exports import lazy_exports
 
-__all__ = [
-    "DEFAULT_NETWORK_SPEED_MBPS",
-    "DEFAULT_RESTART_COST_S",
-    "DEFAULT_STARTUP_S",
-    "FALLBACK_NETWORK_SPEED_MBPS",
-    "OBJECTIVES",
-    "RANKING_COLUMNS",
-    "SPOT_MODEL",
-    "PlanningError",
-    "Predictor",
-    "ShardPlan",
-    "advise_spot",
-    "advise_spot_frame",
-    "data_movement_s",
-    "load_spot_prices",
-    "pareto_front",
-    "plan_for_task",
-    "plan_shards",
-    "preemption_rate_from_sessions",
-    "rank_platforms",
-    "transfer_time_s",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.errors": ["PlanningError"],
+        "fedopt_core.planning.movement": [
+            "DEFAULT_NETWORK_SPEED_MBPS",
+            "FALLBACK_NETWORK_SPEED_MBPS",
+            "data_movement_s",
+            "transfer_time_s",
+        ],
+        "fedopt_core.planning.ranking": [
+            "OBJECTIVES",
+            "RANKING_COLUMNS",
+            "Predictor",
+            "pareto_front",
+            "rank_platforms",
+        ],
+        "fedopt_core.planning.shards": ["DEFAULT_STARTUP_S", "ShardPlan", "plan_for_task", "plan_shards"],
+        "fedopt_core.planning.spot": [
+            "DEFAULT_RESTART_COST_S",
+            "SPOT_MODEL",
+            "advise_spot",
+            "advise_spot_frame",
+            "load_spot_prices",
+            "preemption_rate_from_sessions",
+        ],
+    },
+)

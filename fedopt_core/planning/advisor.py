@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlmodel import Session
 
-from fedopt_core import formatting, schema
+from fedopt_core import db, formatting, schema
 from fedopt_core.accounts.usage import usage_in_window
 from fedopt_core.catalog.platforms import list_platforms
 from fedopt_core.errors import PlanningError
@@ -53,12 +53,50 @@ class Comparison:
         }
 
 
-def current_predictor(*, session: Session | None = None) -> tuple[Any, dict[str, Any] | None]:
+@dataclass(frozen=True)
+class ActiveModel:
+    """What answers come from: the active trained version, or an unfitted predictor (heuristic).
+
+    A page takes it once per run (:func:`current_model`) and hands it to every question it asks,
+    so one Predict click reads the active version once.
+    """
+
+    predictor: Any
+    facts: dict[str, Any] | None = None
+    database: str | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.facts is not None
+
+    @property
+    def version(self) -> int | None:
+        return int(self.facts["version"]) if self.facts else None
+
+    @property
+    def n_train_runs(self) -> int:
+        return int(self.facts["n_train_runs"]) if self.facts else 0
+
+    def interval_levels(self) -> tuple[list[float], float | None]:
+        """Interval levels the model keeps, and its own; ([], None) before a model is trained."""
+        if not self.trained:
+            return [], None
+        own = float(self.predictor.confidence)
+        return self.predictor.calibrated_levels() or [own], own
+
+    def importances(self) -> pd.DataFrame:
+        """Permutation importances of the model (computed once per version and process)."""
+        if not self.trained:
+            return pd.DataFrame(columns=["feature", "importance", "std"])
+        return training.cached_importances(self.predictor, self.version, self.database)
+
+
+def current_model(*, session: Session | None = None) -> ActiveModel:
     """The active trained model, or an unfitted predictor whose answers are labelled heuristic."""
-    model, facts = training.active_model(session=session)
-    if model is None:
-        return PerformancePredictor(), None
-    return model, facts
+    with db.use(session) as db_session:
+        predictor, facts = training.active_model(session=db_session)
+        database = db.database_key(db_session)
+    return ActiveModel(predictor if predictor is not None else PerformancePredictor(), facts, database)
 
 
 #: At most this many logged runs of the task's workload are used as anchors for one prediction.
@@ -94,6 +132,7 @@ def compare(
     anchor: Mapping[str, Any] | None = None,
     record: bool = False,
     confidence: float | None = None,
+    model: ActiveModel | None = None,
     session: Session | None = None,
 ) -> Comparison:
     """Rank ``platforms`` (default: every available GPU platform in the catalogue) for ``task``.
@@ -101,22 +140,21 @@ def compare(
     ``confidence``: the nominal level of the intervals (and so of the deadline check, made on the
     upper bound), one the trained model keeps (see :func:`interval_levels`); None = the model's own.
     Predictions recorded at another level keep their point estimate only, so the interval coverage
-    measured on real outcomes stays at one level.
+    measured on real outcomes stays at one level.  ``model``: what :func:`current_model` gave the
+    caller (read again when not given); the task is validated here, once.
     """
     if objective not in OBJECTIVES:
         raise PlanningError("objective", f"{objective!r} is not one of {', '.join(OBJECTIVES)}")
     for name, value in (("deadline_s", deadline_s), ("budget_usd", budget_usd)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise PlanningError(name, "must be a positive number")
-    task = schema.validate_run(
-        dict(task, gpu_type=task.get("gpu_type") or "A10", gpu_count=task.get("gpu_count") or 1), require_outcome=False
-    )
-    task = {k: v for k, v in task.items() if k in schema.TASK_FIELDS and v is not None}
+    task = schema.validate_task(task)
     if platforms is None:
         platforms = list_platforms(include_cpu=False, include_unavailable=False, session=session)
     if platforms.empty:
         return Comparison(platforms, "heuristic", None, 0, None, "No platforms to compare: widen the filters.")
-    predictor, facts = current_predictor(session=session)
+    model = model or current_model(session=session)
+    predictor, facts = model.predictor, model.facts
     own_level = float(predictor.confidence)
     level_note = None
     if confidence is not None and abs(float(confidence) - own_level) > 1e-9:
@@ -176,10 +214,7 @@ def compare(
 
 def interval_levels(*, session: Session | None = None) -> tuple[list[float], float | None]:
     """Interval levels the active model keeps, and its own; ([], None) before a model is trained."""
-    predictor, facts = current_predictor(session=session)
-    if facts is None:
-        return [], None
-    return predictor.calibrated_levels() or [float(predictor.confidence)], float(predictor.confidence)
+    return current_model(session=session).interval_levels()
 
 
 def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budget_usd: float | None) -> str:
@@ -203,23 +238,39 @@ def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budg
     return "; ".join(parts) + "."
 
 
+def what_if_configurations(catalogue: pd.DataFrame, gpu_type: str, gpu_counts: list[int]) -> pd.DataFrame:
+    """Hand-picked machines for a what-if question: ``gpu_counts`` of ``gpu_type``, each priced at
+    the catalogue's median price per GPU-hour of that GPU times its count (NaN when unpriced)."""
+    per_gpu = catalogue.loc[catalogue["gpu_type"] == gpu_type, "price_per_gpu_hour_usd"].median()
+    return pd.DataFrame(
+        {
+            "platform": [f"{n}x {gpu_type}" for n in gpu_counts],
+            "provider": "what-if",
+            "gpu_type": gpu_type,
+            "gpu_count": list(gpu_counts),
+            "price_per_hour_usd": [per_gpu * n for n in gpu_counts],
+        }
+    )
+
+
 def what_if(
     task: Mapping[str, Any],
     platforms: pd.DataFrame,
     *,
     session: Session | None = None,
     anchor: Mapping[str, Any] | None = None,
+    model: ActiveModel | None = None,
 ) -> pd.DataFrame:
     """Predicted time and cost of ``task`` on a few hand-picked configurations (what-if rows).
 
     ``platforms`` rows give gpu_type, gpu_count and price_per_hour_usd; the model does the rest.
     """
-    predictor, _ = current_predictor(session=session)
+    task = schema.validate_task(task)
     return rank_platforms(
-        dict(task),
+        task,
         platforms,
         objective="time",
-        predictor=predictor,
+        predictor=(model or current_model(session=session)).predictor,
         anchors=anchor_frame(task, anchor, session=session),
     )
 
@@ -235,14 +286,21 @@ def plan(
     objective: str = "makespan",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
+    model: ActiveModel | None = None,
     session: Session | None = None,
 ) -> shards.ShardPlan:
     """A shard plan for ``task`` over ``platforms`` (with a ``count`` column), rates from the current predictor."""
-    predictor, _ = current_predictor(session=session)
+    predictor = (model or current_model(session=session)).predictor
     rows = platforms.copy()
     rows["platform"] = rows.get("platform", rows.get("instance_type"))
     return shards.plan_for_task(
-        dict(task), rows, predictor, int(work_units), objective=objective, deadline_s=deadline_s, budget_usd=budget_usd
+        schema.validate_task(task),
+        rows,
+        predictor,
+        int(work_units),
+        objective=objective,
+        deadline_s=deadline_s,
+        budget_usd=budget_usd,
     )
 
 
@@ -253,6 +311,7 @@ def spot_advice(
     preemptions_per_hour: float | None,
     checkpoint_cost_s: float,
     deadline_s: float | None = None,
+    model: ActiveModel | None = None,
     session: Session | None = None,
 ) -> pd.DataFrame:
     """Spot against on-demand for the platforms that have a spot price, with predicted compute time.
@@ -270,9 +329,9 @@ def spot_advice(
         preemptions_per_hour = learned_preemption_rate(session=session)
         if preemptions_per_hour is None:
             return with_spot.iloc[0:0]
-    predictor, _ = current_predictor(session=session)
+    predictor = (model or current_model(session=session)).predictor
     with_spot["platform"] = with_spot["instance_type"]
-    times = rank_platforms(dict(task), with_spot, objective="time", predictor=predictor)
+    times = rank_platforms(schema.validate_task(task), with_spot, objective="time", predictor=predictor)
     merged = with_spot.merge(times[["platform", "predicted_time_s", "method"]], on="platform")
     frame = pd.DataFrame(
         {

@@ -92,15 +92,6 @@ def _positive_or_none(value: float | None, field: str) -> float | None:
     return number
 
 
-def _check_task(task: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(task, Mapping):
-        raise TypeError(f"task must be a dict of task fields, got {type(task).__name__}")
-    for key, value in task.items():
-        if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
-            raise schema.ValidationError(str(key), f"must be a finite number (got {value!r})")
-    return dict(task)
-
-
 def rank_platforms(
     task: Mapping[str, Any],
     platforms: pd.DataFrame,
@@ -133,7 +124,7 @@ def rank_platforms(
         raise TypeError(f"platforms must be a pandas DataFrame, got {type(platforms).__name__}")
     deadline = _positive_or_none(deadline_s, "deadline_s")
     budget = _positive_or_none(budget_usd, "budget_usd")
-    task = _check_task(task)
+    task = schema.validate_task(task)
 
     base = platforms.reset_index(drop=True)
     if len(base) == 0:

@@ -10,8 +10,13 @@ May import: config, db, models, schema, errors, auth, catalog (GPU facts), runs 
 set).  Nothing here imports planning, accounts or cloud.
 """
 
-from fedopt_core.errors import ModelFormatError
-from fedopt_core.prediction.diagnostics import SUSPECT_FACTOR
-from fedopt_core.prediction.estimator import CALIBRATED_LEVELS, PerformancePredictor
+from fedopt_core._exports import lazy_exports
 
-__all__ = ["CALIBRATED_LEVELS", "SUSPECT_FACTOR", "ModelFormatError", "PerformancePredictor"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.errors": ["ModelFormatError"],
+        "fedopt_core.prediction.diagnostics": ["SUSPECT_FACTOR"],
+        "fedopt_core.prediction.estimator": ["CALIBRATED_LEVELS", "PerformancePredictor"],
+    },
+)

@@ -556,7 +556,12 @@ def active_importances(*, session: Session | None = None) -> pd.DataFrame:
         database = db.database_key(db_session)
     if model is None:
         return pd.DataFrame(columns=["feature", "importance", "std"])
-    return _importances.get_or_make((database, int(facts["version"])), model.feature_importances)
+    return cached_importances(model, int(facts["version"]), database)
+
+
+def cached_importances(model: Any, version: int, database: str) -> pd.DataFrame:
+    """``model.feature_importances()``, computed once per (database, version) in this process."""
+    return _importances.get_or_make((database, int(version)), model.feature_importances)
 
 
 if __name__ == "__main__":

@@ -10,70 +10,43 @@ May import: config, db, models, schema, csvfiles, errors, auth, catalog.  Nothin
 prediction, planning, accounts or cloud.
 """
 
-from fedopt_core.runs.csv_io import (
-    EXPORT_COLUMNS,
-    FORMAT_LAMBDA_BENCHMARK,
-    FORMAT_RUNS,
-    MAX_IMPORT_BYTES,
-    REQUIRED_COLUMNS,
-    export_csv,
-    import_csv,
-    template_csv,
-)
-from fedopt_core.runs.predictions import prediction_pairs, record_predictions, weekly_accuracy
-from fedopt_core.runs.queries import (
-    LIST_COLUMNS,
-    RunNotFoundError,
-    count_runs_since,
-    get_run,
-    latest_run,
-    list_runs,
-    run_facets,
-    training_frame,
-)
-from fedopt_core.runs.store import (
-    DEFAULT_BATCH_SIZE,
-    SOURCES,
-    ImportAborted,
-    ImportResult,
-    LoggedRun,
-    delete_run,
-    log_run,
-    store_runs,
-    update_run,
-)
-from fedopt_core.runs.tracking import TrackedRun, record_actual_performance, track
+from fedopt_core._exports import lazy_exports
 
-__all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "EXPORT_COLUMNS",
-    "FORMAT_LAMBDA_BENCHMARK",
-    "FORMAT_RUNS",
-    "LIST_COLUMNS",
-    "MAX_IMPORT_BYTES",
-    "REQUIRED_COLUMNS",
-    "SOURCES",
-    "ImportAborted",
-    "ImportResult",
-    "LoggedRun",
-    "RunNotFoundError",
-    "TrackedRun",
-    "count_runs_since",
-    "delete_run",
-    "export_csv",
-    "get_run",
-    "import_csv",
-    "latest_run",
-    "list_runs",
-    "log_run",
-    "prediction_pairs",
-    "record_actual_performance",
-    "record_predictions",
-    "run_facets",
-    "store_runs",
-    "template_csv",
-    "track",
-    "training_frame",
-    "update_run",
-    "weekly_accuracy",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "fedopt_core.runs.csv_io": [
+            "EXPORT_COLUMNS",
+            "FORMAT_LAMBDA_BENCHMARK",
+            "FORMAT_RUNS",
+            "MAX_IMPORT_BYTES",
+            "REQUIRED_COLUMNS",
+            "export_csv",
+            "import_csv",
+            "template_csv",
+        ],
+        "fedopt_core.runs.predictions": ["prediction_pairs", "record_predictions", "weekly_accuracy"],
+        "fedopt_core.runs.queries": [
+            "LIST_COLUMNS",
+            "RunNotFoundError",
+            "count_runs_since",
+            "get_run",
+            "latest_run",
+            "list_runs",
+            "run_facets",
+            "training_frame",
+        ],
+        "fedopt_core.runs.store": [
+            "DEFAULT_BATCH_SIZE",
+            "SOURCES",
+            "ImportAborted",
+            "ImportResult",
+            "LoggedRun",
+            "delete_run",
+            "log_run",
+            "store_runs",
+            "update_run",
+        ],
+        "fedopt_core.runs.tracking": ["TrackedRun", "record_actual_performance", "track"],
+    },
+)

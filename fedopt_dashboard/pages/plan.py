@@ -17,6 +17,7 @@ st.caption(
 )
 
 gpu_platforms = available_gpu_platforms()
+model = advisor.current_model()  # read once for the plan and the spot advice
 
 c1, c2, c3 = st.columns(3)
 workload = c1.text_input("Workload", value="resnet50")
@@ -55,7 +56,13 @@ with left:
     st.subheader("Shard plan")
     try:
         plan = advisor.plan(
-            task, candidates, work_units, objective=objective, deadline_s=deadline_h * 3600 or None, budget_usd=budget
+            task,
+            candidates,
+            work_units,
+            objective=objective,
+            deadline_s=deadline_h * 3600 or None,
+            budget_usd=budget,
+            model=model,
         )
     except FedoptInputError as exc:
         st.error(f"Cannot plan: {exc}")
@@ -121,6 +128,7 @@ with right:
         preemptions_per_hour=rate or None,
         checkpoint_cost_s=checkpoint,
         deadline_s=deadline_h * 3600 or None,
+        model=model,
     )
     if advice.empty:
         st.caption(

@@ -8,7 +8,6 @@ import streamlit as st
 from fedopt_core import accounts, catalog, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor
-from fedopt_core.prediction import training
 from fedopt_dashboard.ui import available_gpu_platforms, money_column, require_role
 
 require_role("viewer")
@@ -19,6 +18,8 @@ st.caption(
 )
 
 gpu_platforms = available_gpu_platforms()
+# The active model, read once for everything this page asks of it.
+model = advisor.current_model()
 
 with st.form("task"):
     st.subheader("The job")
@@ -49,7 +50,7 @@ with st.form("task"):
     objective = f3.selectbox("Rank by", list(advisor.OBJECTIVES))
     deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
     budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0)
-    levels, own_level = advisor.interval_levels()
+    levels, own_level = model.interval_levels()
     level = f3.select_slider(
         "Interval level",
         options=levels or [0.9],
@@ -104,6 +105,7 @@ try:
         anchor=goal["anchor"],
         record=submitted,
         confidence=goal.get("confidence"),
+        model=model,
     )
 except FedoptInputError as exc:
     st.error(f"Cannot predict: {exc}")
@@ -218,18 +220,9 @@ def what_if() -> None:
     if not counts:
         st.caption("Pick at least one GPU count.")
         return
-    price_per_gpu = catalog.filter_platforms(gpu_platforms, gpu_type=gpu)["price_per_gpu_hour_usd"].median()
-    configs = pd.DataFrame(
-        {
-            "platform": [f"{n}x {gpu}" for n in counts],
-            "provider": "what-if",
-            "gpu_type": gpu,
-            "gpu_count": counts,
-            "price_per_hour_usd": [price_per_gpu * n for n in counts],
-        }
-    )
+    configs = advisor.what_if_configurations(gpu_platforms, gpu, counts)
     changed = dict(task, precision=precision_choice, work_units=task["work_units"] * scale)
-    answer = advisor.what_if(changed, configs, anchor=goal["anchor"])
+    answer = advisor.what_if(changed, configs, anchor=goal["anchor"], model=model)
     answer = answer.assign(predicted_h=answer["predicted_time_s"] / 3600)
     st.plotly_chart(
         px.bar(
@@ -249,7 +242,7 @@ def what_if() -> None:
 what_if()
 
 st.subheader("What drives the prediction")
-importances = training.active_importances()
+importances = model.importances()
 if importances.empty:
     st.caption("Feature importances appear once a model is trained.")
 else:

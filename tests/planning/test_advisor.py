@@ -121,3 +121,13 @@ def test_fedopt_predict_confidence(trained: int, capsys: pytest.CaptureFixture) 
     assert answer["confidence"] == 0.95 and answer["method"] == "model"
     assert cli_main([*args, "--confidence", "0.42"]) == 1
     assert "refit with confidence=0.42" in capsys.readouterr().err
+
+
+def test_what_if_machines_are_priced_at_the_catalogues_median_per_gpu() -> None:
+    catalogue = pd.DataFrame(
+        {"gpu_type": ["A10", "A10", "A10", "H100 SXM5 80GB"], "price_per_gpu_hour_usd": [0.60, 0.75, 1.10, 2.99]}
+    )
+    configs = advisor.what_if_configurations(catalogue, "A10", [1, 4])
+    assert configs["platform"].tolist() == ["1x A10", "4x A10"]
+    assert configs["price_per_hour_usd"].tolist() == pytest.approx([0.75, 3.00])
+    assert advisor.what_if_configurations(catalogue, "L4", [2])["price_per_hour_usd"].isna().all()
