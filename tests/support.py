@@ -20,3 +20,12 @@ NINE_TRAINING_GPUS = [
     "Quadro RTX 8000",
     "RTX A4000",
 ]
+#: ResNet-50 training as the benchmark's v0 table measured it (the shared model's usual question).
+RESNET50_TASK = {
+    "task_type": "training",
+    "workload": "resnet50",
+    "precision": "fp16_amp",
+    "software": "v0_ngc20",
+    "batch_size": 256.0,
+    "work_units": 1e6,
+}

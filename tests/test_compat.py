@@ -10,15 +10,7 @@ import pytest
 from fedopt_core import accounts, compat
 from fedopt_core.planning.ranking import rank_platforms
 from fedopt_core.prediction.estimator import PerformancePredictor
-
-R50 = {
-    "task_type": "training",
-    "workload": "resnet50",
-    "precision": "fp16_amp",
-    "software": "v0_ngc20",
-    "batch_size": 256.0,
-    "work_units": 1e6,
-}
+from tests.support import RESNET50_TASK as R50
 
 
 @pytest.fixture(scope="module")

@@ -20,24 +20,7 @@ from fedopt_core.planning import (
     preemption_rate_from_sessions,
 )
 
-RTOL = 1e-9
 FAST = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def frame(rates, prices=None, counts=None, overheads=None, uppers=None, names=None) -> pd.DataFrame:
-    n = len(rates)
-    df = pd.DataFrame(
-        {
-            "platform": names or [f"p{i}" for i in range(n)],
-            "seconds_per_unit": rates,
-            "price_per_hour_usd": prices or [1.0] * n,
-            "count": counts or [1] * n,
-            "overhead_s": overheads or [0.0] * n,
-        }
-    )
-    if uppers is not None:
-        df["seconds_per_unit_upper"] = uppers
-    return df
 
 
 # ---------------------------------------------------------------------------------------------------------------

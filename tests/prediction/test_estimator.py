@@ -19,16 +19,9 @@ from fedopt_core import compat, schema
 from fedopt_core.prediction.estimator import ModelFormatError, PerformancePredictor
 from fedopt_core.prediction.trees import ArrayTrees
 from tests.support import NINE_TRAINING_GPUS as TRAIN_GPUS
+from tests.support import RESNET50_TASK as R50
 
 HELD_OUT_GPUS = ["RTX A5000", "A100 PCIe 80GB"]
-R50 = {
-    "task_type": "training",
-    "workload": "resnet50",
-    "precision": "fp16_amp",
-    "software": "v0_ngc20",
-    "batch_size": 256.0,
-    "work_units": 1e6,
-}
 
 
 @pytest.fixture(scope="module")
