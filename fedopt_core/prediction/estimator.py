@@ -329,12 +329,11 @@ class PerformancePredictor:
         extra = collapse_runs(features.encode(good), good)
         if extra.empty:
             return pool
-        base = self.anchors_ if getattr(self, "anchors_", None) is not None else extra.iloc[:0]
-        # Where the user measured the same configuration, their run replaces the stored one.
-        both = pd.concat([extra, base], ignore_index=True)
-        ekey = features.encode(schema.normalise_frame(both.assign(work_units=1.0)))
-        dup = pd.DataFrame({"c": ekey["ctx"], "g": ekey["gpu_key"], "n": both["gpu_count"]}).duplicated(keep="first")
-        return encode_anchors(both.loc[~dup.to_numpy(bool)].reset_index(drop=True))
+        # The user's anchors are encoded once and put before the stored (already encoded) ones:
+        # where they measured the same configuration, their run replaces the stored one.
+        both = pd.concat([encode_anchors(extra), pool], ignore_index=True)
+        dup = pd.DataFrame({"c": both["ctx"], "g": both["gpu_key"], "n": both["gpu_count"]}).duplicated(keep="first")
+        return both.loc[~dup.to_numpy(bool)].reset_index(drop=True)
 
     # ------------------------------------------------------------------ prediction
 
