@@ -20,7 +20,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "fedopt_core.prediction.estimator": ["PerformancePredictor"],
-        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks"],
+        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks", "load_llm_runs"],
         "fedopt_core.planning.ranking": ["rank_platforms"],
         "fedopt_core.planning.shards": ["plan_shards", "plan_for_task"],
         "fedopt_core.planning.spot": ["advise_spot"],

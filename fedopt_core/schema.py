@@ -23,6 +23,15 @@ TASK_FIELDS = [
     "batch_size",
     "work_units",
     "software",
+    # What the job is, as people describe an LLM job (see MODES, WORK_UNITS).
+    "mode",
+    "work_unit",
+    "model_params_b",
+    "active_params_b",
+    "seq_len",
+    "prompt_tokens",
+    "output_tokens",
+    "concurrency",
     "input_size_mb",
     "output_size_mb",
     "memory_required_gb",
@@ -48,19 +57,95 @@ RUN_FIELDS = TASK_FIELDS + PLATFORM_FIELDS + OUTCOME_FIELDS
 META_FIELDS = ["started_at", "logged_by", "notes"]
 
 #: Task types the faces offer (free text is still accepted: these are the ones the model has flags for).
-TASK_TYPES = ("training", "inference", "batch")
+TASK_TYPES = ("training", "fine-tuning", "inference", "batch")
+
+#: How a model is run.  Training modes first, then inference (MLPerf's scenarios, a serving
+#: engine at a concurrency cap), then NeuSight's single-batch measurements.
+TRAINING_MODES = ("pretrain", "full-ft", "lora", "qlora", "train-step")
+INFERENCE_MODES = ("offline", "server", "interactive", "serving", "forward")
+MODES = TRAINING_MODES + INFERENCE_MODES
+#: What one of ``work_units`` is.  "run" is a whole job to a target (MLPerf's time to train).
+WORK_UNITS = ("tokens", "samples", "images", "steps", "run")
+#: Words people write for a mode or a unit, and what they mean.
+_MODE_ALIASES = {
+    "pretraining": "pretrain",
+    "pre-train": "pretrain",
+    "pre-training": "pretrain",
+    "full": "full-ft",
+    "full-finetune": "full-ft",
+    "full_ft": "full-ft",
+    "fullft": "full-ft",
+    "sft": "full-ft",
+    "finetune": "full-ft",
+    "fine-tune": "full-ft",
+    "fine-tuning": "full-ft",
+    "q-lora": "qlora",
+    "batch": "offline",
+    "serve": "serving",
+    "online": "server",
+    "chat": "interactive",
+    "train_step": "train-step",
+}
+_UNIT_ALIASES = {
+    "token": "tokens",
+    "sample": "samples",
+    "sequences": "samples",
+    "sequence": "samples",
+    "queries": "samples",
+    "image": "images",
+    "step": "steps",
+    "iterations": "steps",
+    "runs": "run",
+    "job": "run",
+}
 #: Precision labels the faces offer, most common first (features.precision_class reads any label).
 PRECISIONS = ("fp16_amp", "fp32", "bf16")
 
 #: The gpu_type of a platform without a GPU.
 CPU_ONLY = "cpu"
 
-STRING_FIELDS = ["task_type", "workload", "precision", "software", "platform", "provider", "gpu_type", "cpu_type"]
+STRING_FIELDS = [
+    "task_type",
+    "workload",
+    "precision",
+    "software",
+    "mode",
+    "work_unit",
+    "platform",
+    "provider",
+    "gpu_type",
+    "cpu_type",
+]
+#: Text fields with a closed set of values (aliases accepted): field -> (values, aliases).
+CHOICE_FIELDS = {"mode": (MODES, _MODE_ALIASES), "work_unit": (WORK_UNITS, _UNIT_ALIASES)}
 BOOL_FIELDS = ["is_batch_processing", "success"]
 NUMERIC_FIELDS = [f for f in RUN_FIELDS if f not in STRING_FIELDS and f not in BOOL_FIELDS]
 
 #: Numbers that must be strictly positive when given (a zero time or size is a typo, not a run).
-POSITIVE_FIELDS = ["execution_time_s", "work_units", "batch_size"]
+POSITIVE_FIELDS = [
+    "execution_time_s",
+    "work_units",
+    "batch_size",
+    "model_params_b",
+    "active_params_b",
+    "seq_len",
+    "output_tokens",
+    "concurrency",
+]
+#: Numbers that must be whole when given.
+WHOLE_FIELDS = ["gpu_count", "seq_len", "concurrency"]
+#: Beyond these a value is a typo or a unit slip, not a job (the largest clusters have ~1e5 GPUs,
+#: the largest models ~1e4 B parameters); refusing them keeps 1e20 GPUs out of every sum.
+UPPER_LIMITS = {
+    "gpu_count": 1_000_000,
+    "model_params_b": 1_000_000,
+    "active_params_b": 1_000_000,
+    "seq_len": 100_000_000,
+    "prompt_tokens": 100_000_000,
+    "output_tokens": 100_000_000,
+    "concurrency": 10_000_000,
+    "batch_size": 1e12,
+}
 #: Numbers that may be zero but never negative.
 NON_NEGATIVE_FIELDS = [
     "input_size_mb",
@@ -74,6 +159,7 @@ NON_NEGATIVE_FIELDS = [
     "ram_gb",
     "network_speed_mbps",
     "price_per_hour_usd",
+    "prompt_tokens",
 ]
 
 FIELD_DESCRIPTIONS = {
@@ -81,7 +167,15 @@ FIELD_DESCRIPTIONS = {
     "workload": "model or job name, e.g. resnet50",
     "precision": "fp32, fp16_amp, bf16, …",
     "batch_size": "global batch size",
-    "work_units": "how much work (samples, steps); time scales with it",
+    "work_units": "how much work, in work_unit; time scales with it",
+    "work_unit": "what one work unit is: " + ", ".join(WORK_UNITS),
+    "mode": "how the model runs: " + ", ".join(MODES),
+    "model_params_b": "model size, billions of parameters",
+    "active_params_b": "parameters active per token, billions (mixture of experts)",
+    "seq_len": "tokens per sequence (context length)",
+    "prompt_tokens": "input tokens per request (inference)",
+    "output_tokens": "generated tokens per request (inference)",
+    "concurrency": "requests served at once (inference)",
     "software": "framework or container version",
     "gpu_type": f"GPU model, or '{CPU_ONLY}' for a CPU-only machine",
     "gpu_count": "number of GPUs used",
@@ -131,6 +225,10 @@ def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
         col = out[name].astype(object)
         text = col.where(col.isna(), col.astype(str).str.strip())
         out[name] = text.where(text.notna() & (text != ""), None).astype(object)
+    for name, (_, aliases) in CHOICE_FIELDS.items():
+        word = out[name].astype("string").str.lower().str.replace(" ", "-", regex=False)
+        word = word.replace(aliases)
+        out[name] = word.astype(object).where(word.notna(), None)
     for name in NUMERIC_FIELDS:
         out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
     for name in BOOL_FIELDS:
@@ -178,11 +276,21 @@ def validate_frame(
         if name in raw.columns:
             refuse(_to_bool(raw[name])[1], name, "must be true or false")
 
+    for name, (values, _) in CHOICE_FIELDS.items():
+        refuse(out[name].notna() & ~out[name].isin(values), name, "must be one of " + ", ".join(values))
+
     gpu_missing = out["gpu_type"].isna()
     refuse(gpu_missing, "gpu_type", f"is required (a GPU model, or '{CPU_ONLY}')")
     refuse(out["gpu_count"].isna(), "gpu_count", "is required")
     count = out["gpu_count"]
-    refuse(count.notna() & (count != np.floor(count)), "gpu_count", "must be a whole number")
+    for name in WHOLE_FIELDS:
+        value = out[name]
+        fraction = value.notna() & np.isfinite(value.fillna(0)) & (value != np.floor(value))
+        refuse(fraction, name, "must be a whole number")
+    for name, limit in UPPER_LIMITS.items():
+        refuse(out[name] > limit, name, f"must be at most {limit:,.0f}")
+    active, total = out["active_params_b"], out["model_params_b"]
+    refuse(active > total * (1 + 1e-9), "active_params_b", "cannot exceed model_params_b (the total)")
     is_cpu = out["gpu_type"] == CPU_ONLY
     refuse(~is_cpu & out["gpu_type"].notna() & (count < 1), "gpu_count", "must be at least 1 for a GPU platform")
 
@@ -258,6 +366,16 @@ def empty_frame() -> pd.DataFrame:
 
 #: The fields that make a run's identity: the same task on the same platform with the same
 #: measured time and start is the same run, however many times its file is imported.
+#: The fields of the first release, in their order: a run's key must not change when the schema grows.
+_FIRST_FIELDS = [
+    *TASK_FIELDS[: TASK_FIELDS.index("mode")],
+    *TASK_FIELDS[TASK_FIELDS.index("input_size_mb") :],
+    *PLATFORM_FIELDS,
+    *OUTCOME_FIELDS,
+]
+#: Fields added later: they join a row's key only when the row sets one of them, so a run
+#: stored before they existed keeps its key (and re-importing its file still adds nothing).
+_LATER_FIELDS = [f for f in RUN_FIELDS if f not in _FIRST_FIELDS]
 IDENTITY_FIELDS = RUN_FIELDS
 
 
@@ -278,7 +396,7 @@ def _canonical_text(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
 
 def run_keys(frame: pd.DataFrame, extra: pd.Series | None = None) -> pd.Series:
     """A stable identity per row (sha1 of its canonical field values, plus ``extra`` if given)."""
-    text = _canonical_text(frame, IDENTITY_FIELDS)
+    text = _keyed_text(frame, _FIRST_FIELDS)
     if extra is not None:
         text = text + "\x1e" + extra.astype(str).reindex(text.index).fillna("")
     return text.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())
@@ -297,5 +415,16 @@ def task_keys(frame: pd.DataFrame) -> pd.Series:
         "gpu_count",
         "platform",
     ]
-    text = _canonical_text(frame, fields)
+    text = _keyed_text(frame, fields)
     return text.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())
+
+
+def _keyed_text(frame: pd.DataFrame, first: list[str]) -> pd.Series:
+    """The canonical text of ``first``, then of the later fields on rows that set any of them."""
+    text = _canonical_text(frame, first)
+    later = [f for f in _LATER_FIELDS if f in frame.columns]
+    if not later:
+        return text
+    tail = _canonical_text(frame, later)
+    has_any = frame[later].notna().any(axis=1)
+    return text.where(~has_any, text + "\x1d" + tail)

@@ -15,7 +15,7 @@ from fedopt_core._exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks"],
+        "fedopt_core.catalog.datasets": ["load_lambda_benchmarks", "load_llm_runs"],
         "fedopt_core.catalog.loading": ["LoadReport"],
         "fedopt_core.catalog.platforms": [
             "CLOUD_PRICE_COLUMNS",

