@@ -121,3 +121,65 @@ def test_plan_shard_json_known_case_shape(home: Path) -> None:
 def test_model_list_json_is_empty_before_training(home: Path) -> None:
     result = run_cli("model", "list", "--json", home=home)
     assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+# ---------------------------------------------------------------- jobs described by model and tokens
+
+
+def _predict_model(home: Path, model: str, mode: str, *extra: str) -> dict:
+    result = run_cli("predict", "--model", model, "--mode", mode, "--tokens", "2e8", *extra, "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_70b_full_fine_tune_is_never_recommended_on_one_8x80_gb_node(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-70b", "full-ft")
+    rows = {r["platform"]: r for r in answer["platforms"]}
+    for name in ("gpu_8x_h100_sxm5", "gpu_8x_a100_80gb_sxm4"):
+        assert rows[name]["fits_memory"] is False and not rows[name]["feasible"]
+        assert rows[name]["memory_per_gpu_gb"] > 80
+        assert "needs 143 GB per GPU, has 80" in rows[name]["warning"]
+    recommended = answer["recommendation"]
+    assert recommended is None or rows[recommended["platform"]]["fits_memory"] is True
+
+
+def test_70b_bf16_inference_is_never_recommended_on_one_80_gb_gpu(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-70b", "offline", "--precision", "bf16")
+    rows = {r["platform"]: r for r in answer["platforms"]}
+    assert rows["gpu_1x_h100_sxm5"]["fits_memory"] is False
+    assert rows["gpu_1x_a100"]["fits_memory"] is False
+    assert rows["gpu_2x_h100_sxm5"]["fits_memory"] is True
+    assert rows[answer["recommendation"]["platform"]]["fits_memory"] is True
+
+
+def test_8b_full_fine_tune_fits_8_a100_80gb_sharded_but_not_one_h100(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-8b", "full-ft")
+    rows = {r["platform"]: r for r in answer["platforms"]}
+    assert rows["gpu_1x_h100_sxm5"]["fits_memory"] is False
+    assert rows["gpu_8x_a100_80gb_sxm4"]["fits_memory"] is True
+    assert rows["gpu_8x_a100_80gb_sxm4"]["memory_layout"] == "fully sharded"
+
+
+def test_8b_bf16_inference_fits_one_24_gb_a10_at_the_default_context(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-8b", "offline", "--precision", "bf16")
+    a10 = next(r for r in answer["platforms"] if r["platform"] == "gpu_1x_a10")
+    assert a10["fits_memory"] is True and 16 < a10["memory_per_gpu_gb"] < 18
+
+
+def test_a_job_that_fits_nowhere_gets_no_recommendation_and_says_what_it_needs(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-405b", "full-ft", "--platform", "gpu_8x_h100_sxm5")
+    assert answer["recommendation"] is None
+    assert "fits on none" in answer["reason"] and "would fit on" in answer["reason"]
+
+
+def test_an_unknown_model_is_refused_naming_the_option(home: Path) -> None:
+    result = run_cli("predict", "--model", "no-such-model-9b", "--mode", "lora", home=home)
+    assert result.returncode != 0
+    assert "--model" in result.stderr and "fedopt models list" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_list_json(home: Path) -> None:
+    rows = json.loads(run_cli("models", "list", "--json", home=home).stdout)
+    assert len(rows) >= 40
+    llama = json.loads(run_cli("models", "list", "--search", "llama-3.1", "--json", home=home).stdout)
+    assert {r["model_id"] for r in llama} == {"llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"}

@@ -57,6 +57,24 @@ def cmd_techniques_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from fedopt_core.catalog import models
+
+    frame = models.list_models()
+    if args.search:
+        text = args.search.lower()
+        hit = frame[["model_id", "name", "aliases", "family"]].apply(
+            lambda c: c.str.lower().str.contains(text, regex=False)
+        )
+        frame = frame[hit.any(axis=1)]
+    emit(
+        frame,
+        args.json,
+        ["model_id", "name", "kind", "total_params_b", "active_params_b", "n_layers", "hidden_size", "max_context"],
+    )
+    return 0
+
+
 def cmd_platforms_import(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
 
@@ -108,6 +126,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--account", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_refresh)
+
+    p_mo = sub.add_parser("models", help="the model catalogue").add_subparsers(dest="mo_command", required=True)
+    p = p_mo.add_parser("list", help="list the catalogued models (the names fedopt predict --model takes)")
+    p.add_argument("--search", help="text to look for in ids, names, aliases and families")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models_list)
 
     p_te = sub.add_parser("techniques", help="access and cost techniques").add_subparsers(
         dest="te_command", required=True

@@ -6,7 +6,7 @@ import argparse
 
 from fedopt_core.cli import CliError, emit
 from fedopt_core.planning.ranking import OBJECTIVES
-from fedopt_core.schema import TASK_FIELDS
+from fedopt_core.schema import INFERENCE_MODES, MODES, TASK_FIELDS
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -14,6 +14,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fedopt_core.planning import advisor
 
     task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
+    task.update(_described_job(args))
     platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False)
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
@@ -43,18 +44,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else "HEURISTIC (no trained model yet): wide intervals"
     )
     print(f"Method: {label}\n{result.reason}\n")
-    emit(
-        result.ranking,
-        False,
-        ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s", "cost_usd", "method"],
-    )
+    columns = ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s", "cost_usd", "method"]
+    if result.ranking["fits_memory"].notna().any():
+        columns += ["fits_memory", "memory_per_gpu_gb"]
+    emit(result.ranking, False, columns)
     return 0
+
+
+def _described_job(args: argparse.Namespace) -> dict[str, object]:
+    """The task fields --model, --mode and --tokens stand for."""
+    from fedopt_core.catalog import models
+
+    fields: dict[str, object] = {}
+    if args.model:
+        if models.find_model(args.model) is None and args.model_params_b is None:
+            raise CliError(
+                f"--model: {args.model!r} is not in the model catalogue (see fedopt models list); "
+                "describe it with --params-b"
+            )
+        fields["workload"] = args.model
+    if args.tokens is not None:
+        if args.work_units is not None:
+            raise CliError("--tokens: give either --tokens or --work-units, not both")
+        fields["work_units"] = args.tokens
+        fields["work_unit"] = "tokens"
+    if args.task_type is None:
+        mode = (args.mode or "").lower()
+        fields["task_type"] = (
+            "inference"
+            if mode in INFERENCE_MODES
+            else "fine-tuning"
+            if mode in ("full-ft", "lora", "qlora")
+            else "training"
+        )
+    return fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict time and cost of a task on each platform, ranked")
-    p.add_argument("--task-type", dest="task_type", default="training")
+    p.add_argument(
+        "--task-type", dest="task_type", help="training, fine-tuning, inference (default: what --mode implies)"
+    )
     p.add_argument("--workload")
+    p.add_argument("--model", help="a catalogued model (fedopt models list), e.g. llama-3.1-8b; sets the workload")
+    p.add_argument("--mode", help="how it runs: " + ", ".join(MODES))
+    p.add_argument("--tokens", type=float, help="tokens to train on or generate, e.g. 2e8 (work in tokens)")
+    p.add_argument("--seq-len", dest="seq_len", type=float, help="tokens per sequence (default 4096)")
+    p.add_argument("--params-b", dest="model_params_b", type=float, help="model size in billions (unlisted model)")
+    p.add_argument("--active-params-b", dest="active_params_b", type=float, help="active billions per token (MoE)")
+    p.add_argument("--prompt-tokens", dest="prompt_tokens", type=float, help="input tokens per request")
+    p.add_argument("--output-tokens", dest="output_tokens", type=float, help="generated tokens per request")
+    p.add_argument("--concurrency", type=float, help="requests served at once")
     p.add_argument(
         "--confidence",
         type=float,

@@ -21,7 +21,7 @@ from fedopt_core.catalog.platforms import list_platforms
 from fedopt_core.errors import PlanningError
 from fedopt_core.planning import shards, spot
 from fedopt_core.planning.ranking import OBJECTIVES, rank_platforms
-from fedopt_core.prediction import training
+from fedopt_core.prediction import training, work
 from fedopt_core.prediction.estimator import PerformancePredictor
 from fedopt_core.runs.predictions import record_predictions
 from fedopt_core.runs.queries import list_runs
@@ -174,26 +174,38 @@ def compare(
         predictor=predictor,
         anchors=anchor_frame(task, anchor, session=session),
     )
-    warnings = sorted({w for w in ranked.get("warning", pd.Series(dtype=object)).dropna() if w})
+    too_big = (ranked["fits_memory"] == False).to_numpy(bool)  # noqa: E712 (None: not known)
+    # Each platform's "does not fit" note stays on its row; the page-wide list says it once.
+    row_warnings = ranked.loc[~too_big, "warning"] if "warning" in ranked else pd.Series(dtype=object)
+    warnings = sorted({w for w in row_warnings.dropna() if w})
+    if too_big.any():
+        warnings.append(f"{int(too_big.sum())} of {len(ranked)} platforms cannot hold the job in memory (ranked last)")
     if level_note:
         warnings.append(level_note)
     method = "model" if facts is not None else "heuristic"
     best = ranked.iloc[0].to_dict()
-    recommendation = {
-        k: best.get(k)
-        for k in (
-            "platform",
-            "provider",
-            "gpu_type",
-            "gpu_count",
-            "predicted_time_s",
-            "lower_s",
-            "upper_s",
-            "cost_usd",
-            "method",
-        )
-    }
-    reason = _reason(ranked, objective, deadline_s, budget_usd)
+    if too_big.all():
+        # Never recommend a machine the job cannot fit on: say what it would need instead.
+        recommendation = None
+        reason = _no_fit_reason(task, ranked)
+    else:
+        recommendation = {
+            k: best.get(k)
+            for k in (
+                "platform",
+                "provider",
+                "gpu_type",
+                "gpu_count",
+                "predicted_time_s",
+                "lower_s",
+                "upper_s",
+                "cost_usd",
+                "method",
+                "fits_memory",
+                "memory_per_gpu_gb",
+            )
+        }
+        reason = _reason(ranked, objective, deadline_s, budget_usd)
     if record:
         rows = ranked.assign(**task)
         if abs(float(predictor.confidence) - own_level) > 1e-9:
@@ -235,6 +247,22 @@ def _reason(ranked: pd.DataFrame, objective: str, deadline_s: float | None, budg
             parts.append("none meets the deadline with confidence; this is the closest")
     if budget_usd is not None:
         parts.append(f"{int(ranked['within_budget'].sum())} fit the budget")
+    return "; ".join(parts) + "."
+
+
+def _no_fit_reason(task: Mapping[str, Any], ranked: pd.DataFrame) -> str:
+    """Why nothing is recommended: the job fits none of the platforms, and what it would need."""
+    closest = ranked.loc[ranked["memory_per_gpu_gb"].idxmin()]
+    parts = [f"The job fits on none of these {len(ranked)} platforms (at best it {closest['memory_note']})"]
+    job = work.describe_job(task)
+    capacity = ranked.groupby("gpu_type")["gpu_memory_gb_available"].first().dropna()
+    needs = []
+    for gpu, gb in capacity.sort_values(ascending=False).items():
+        count = work.smallest_fitting_count(job.model, job.mode, job.precision, float(gb), **job.shape())
+        if count is not None:
+            needs.append(f"{count}x {gpu}")
+    if needs:
+        parts.append("it would fit on " + ", ".join(needs[:3]))
     return "; ".join(parts) + "."
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from fedopt_core import schema
 from fedopt_core.errors import PlanningError
 from fedopt_core.planning.movement import data_movement_s
+from fedopt_core.prediction.work import FIT_COLUMNS, memory_fit
 
 __all__ = ["OBJECTIVES", "RANKING_COLUMNS", "Predictor", "pareto_front", "rank_platforms"]
 
@@ -35,6 +36,11 @@ RANKING_COLUMNS = [
     "cost_upper_usd",
     "meets_deadline",
     "within_budget",
+    "fits_memory",
+    "memory_per_gpu_gb",
+    "gpu_memory_gb_available",
+    "memory_layout",
+    "memory_note",
     "feasible",
     "pareto_optimal",
     "method",
@@ -110,7 +116,11 @@ def rank_platforms(
     * ``meets_deadline``: the *upper* bound fits in ``deadline_s`` (True when no deadline).
     * ``within_budget``: the *upper* cost bound fits in ``budget_usd`` (True when no budget; False
       for a platform without a price when a budget is given: its cost cannot be promised).
-    * ``feasible`` = both; ``pareto_optimal``: on the time/cost front (among priced platforms).
+    * ``fits_memory``: the job fits the platform's GPUs in some layout (``memory_per_gpu_gb`` in
+      ``memory_layout``; ``memory_note`` says why not); None when the task does not say which model
+      it runs.  A platform where it does not fit is never feasible, and its warning says why.
+    * ``feasible`` = all three; ``pareto_optimal``: on the time/cost front (among priced platforms
+      where the job fits).
     * Sorted feasible first, then by ``objective``: "time", "cost" (unpriced last) or "balanced"
       (sum of log time and log cost relative to the best of each; a free platform counts as the
       cheapest).  ``rank`` starts at 1; ``input_position`` is the row's position in ``platforms``.
@@ -155,12 +165,20 @@ def rank_platforms(
     out["cost_usd"] = cost
     out["cost_lower_usd"] = cost_lower
     out["cost_upper_usd"] = cost_upper
+    memory = memory_fit(task, base)
+    too_big = (memory["fits_memory"] == False).to_numpy(bool)  # noqa: E712 (None means "not known")
     out["meets_deadline"] = meets
     out["within_budget"] = within
-    out["feasible"] = meets & within
-    out["pareto_optimal"] = pareto_front(time_s, cost)
+    for col in FIT_COLUMNS:
+        out[col] = memory[col].to_numpy()
+    out["feasible"] = meets & within & ~too_big
+    out["pareto_optimal"] = pareto_front(np.where(too_big, np.nan, time_s), cost)
     for col in ("method", "basis", "n_anchor_runs", "warning"):
         out[col] = pred[col].to_numpy()
+    if too_big.any():
+        notes = "does not fit: " + memory["memory_note"].astype(str)
+        warning = out["warning"].astype(object)
+        out["warning"] = np.where(too_big, np.where(warning.isna(), notes, notes + "; " + warning.astype(str)), warning)
     out["input_position"] = np.arange(len(base))
 
     if objective == "time":

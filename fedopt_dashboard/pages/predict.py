@@ -18,6 +18,9 @@ st.caption(
 )
 
 gpu_platforms = available_gpu_platforms()
+model_catalogue = catalog.list_models()
+model_names = dict(zip(model_catalogue["model_id"], model_catalogue["name"], strict=True))
+NO_MODEL, OWN_MODEL, FROM_TASK_TYPE = "(not a catalogued model)", "(my own: give its size)", "(from the task type)"
 # The active model, read once for everything this page asks of it.
 model = advisor.current_model()
 
@@ -38,6 +41,20 @@ with st.form("task"):
         help="Framework or container version, as in your logged runs. Empty: the version "
         "with the most measured runs of this workload.",
     )
+    st.markdown("**Describe the model** (LLM and transformer jobs): its memory and work then follow from it.")
+    m1, m2, m3 = st.columns(3)
+    model_choice = m1.selectbox(
+        "Model",
+        [NO_MODEL, OWN_MODEL, *model_catalogue["model_id"]],
+        format_func=lambda v: model_names.get(v, v),
+        help="A catalogued model (fedopt models list), or your own described by its size.",
+    )
+    own_params_b = m2.number_input("Your model's size (billions of parameters)", min_value=0.0, value=0.0)
+    mode = m3.selectbox("Mode", [FROM_TASK_TYPE, *schema.MODES], help="Training: pretrain, full-ft, lora, qlora. "
+                        "Inference: offline (batch), server, interactive, serving.")  # fmt: skip
+    tokens = m1.number_input("Tokens (trained on or generated; 0 = use work units)", min_value=0.0, value=0.0)
+    seq_len = m2.number_input("Sequence length (tokens; 0 = 4,096)", min_value=0, value=0, step=512)
+    concurrency = m3.number_input("Requests at once (inference; 0 = one)", min_value=0, value=0)
     st.markdown("**Already ran it?** Give one measured run and the prediction scales from it.")
     a1, a2, a3 = st.columns(3)
     anchor_gpu = a1.selectbox("On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()))
@@ -64,12 +81,18 @@ with st.form("task"):
     submitted = st.form_submit_button("Predict", type="primary")
 
 if submitted or "comparison_task" not in st.session_state:
+    described = model_choice not in (NO_MODEL, OWN_MODEL)
     st.session_state["comparison_task"] = {
         "task_type": task_type,
-        "workload": workload.strip() or None,
+        "workload": model_choice if described else (workload.strip() or None),
         "precision": precision,
         "batch_size": batch_size,
-        "work_units": work_units,
+        "work_units": tokens or work_units,
+        "work_unit": "tokens" if tokens else None,
+        "mode": None if mode == FROM_TASK_TYPE else mode,
+        "model_params_b": own_params_b or None if model_choice == OWN_MODEL else None,
+        "seq_len": seq_len or None,
+        "concurrency": concurrency or None,
         "input_size_mb": input_mb or None,
         "output_size_mb": output_mb or None,
         "gpu_memory_required_gb": gpu_mem or None,
@@ -127,18 +150,21 @@ for warning in result.warnings:
 
 st.subheader("Recommendation")
 st.text(result.reason)
-payer = accounts.paying_accounts(
-    pd.DataFrame(
-        [
-            {
-                "provider": result.recommendation["provider"],
-                "expected_hours": result.recommendation["predicted_time_s"] / 3600,
-                "expected_cost_usd": result.recommendation["cost_usd"],
-            }
-        ]
+if result.recommendation is not None:
+    payer = accounts.paying_accounts(
+        pd.DataFrame(
+            [
+                {
+                    "provider": result.recommendation["provider"],
+                    "expected_hours": result.recommendation["predicted_time_s"] / 3600,
+                    "expected_cost_usd": result.recommendation["cost_usd"],
+                }
+            ]
+        )
     )
-)
-st.caption(f"Who would pay: {payer['paying_account'].iloc[0] or 'no account can'} — {payer['paying_reason'].iloc[0]}")
+    st.caption(
+        f"Who would pay: {payer['paying_account'].iloc[0] or 'no account can'} — {payer['paying_reason'].iloc[0]}"
+    )
 
 shown = ranked.assign(
     predicted_h=ranked["predicted_time_s"] / 3600, lower_h=ranked["lower_s"] / 3600, upper_h=ranked["upper_s"] / 3600
@@ -158,11 +184,16 @@ columns = [
         "cost_upper_usd",
         "meets_deadline",
         "within_budget",
+        "fits_memory",
+        "memory_per_gpu_gb",
         "pareto_optimal",
         "method",
+        "warning",
     ]
     if c in shown.columns
 ]
+if shown["fits_memory"].isna().all():  # the task names no model: nothing is claimed about memory
+    columns = [c for c in columns if c not in ("fits_memory", "memory_per_gpu_gb")]
 st.dataframe(
     shown[columns],
     hide_index=True,
@@ -174,8 +205,38 @@ st.dataframe(
         "cost_usd": money_column("Cost"),
         "cost_lower_usd": money_column("Cost low"),
         "cost_upper_usd": money_column("Cost high"),
+        "fits_memory": st.column_config.CheckboxColumn("Fits in memory"),
+        "memory_per_gpu_gb": st.column_config.NumberColumn("Memory per GPU (GB)", format="%.1f"),
     },
 )
+
+if shown["fits_memory"].notna().any():
+    by_machine = shown.dropna(subset=["memory_per_gpu_gb"]).drop_duplicates(["gpu_type", "gpu_count"])
+    by_machine = by_machine.assign(
+        machine=by_machine["gpu_count"].astype(int).astype(str) + "x " + by_machine["gpu_type"]
+    )
+    memory_chart = go.Figure(
+        [
+            go.Bar(
+                x=by_machine["machine"],
+                y=by_machine["memory_per_gpu_gb"],
+                name="needed per GPU",
+                marker_color=by_machine["fits_memory"].map({True: "#2ca02c", False: "#d62728"}),
+                hovertext=by_machine["memory_note"],
+            ),
+            go.Scatter(
+                x=by_machine["machine"],
+                y=by_machine["gpu_memory_gb_available"],
+                mode="markers",
+                name="GPU memory",
+                marker={"symbol": "line-ew-open", "size": 28, "color": "black"},
+            ),
+        ]
+    )
+    memory_chart.update_layout(
+        title="Memory the job needs per GPU (bar) against each GPU's memory (line)", yaxis_title="GB"
+    )
+    st.plotly_chart(memory_chart, width="stretch")
 
 top = shown.head(20).iloc[::-1]
 interval = go.Figure(
@@ -259,7 +320,7 @@ else:
     )
 
 if st.button("Log the actual run of this job…"):
-    best = result.recommendation
+    best = result.recommendation or ranked.iloc[0].to_dict()
     st.session_state["prefill_run"] = {
         **task,
         "platform": best["platform"],

@@ -236,3 +236,75 @@ def test_data_movement_is_reported_apart_and_counted_in_time_cost_and_deadline()
     assert (ranked["predicted_time_s"] - compute - ranked["data_movement_s"]).abs().max() < 1e-6
     assert ranked.index[0] == "fast-net"  # same GPU and price: the faster network wins
     assert ranked.loc["slow-net", "cost_usd"] > ranked.loc["fast-net", "cost_usd"]
+
+
+# ---------------------------------------------------------------- memory fit
+
+MACHINES = pd.DataFrame(
+    {
+        "platform": ["1x A10", "1x H100", "8x H100", "8x A100 80GB", "64x H100"],
+        "gpu_type": ["A10", "H100 SXM5 80GB", "H100 SXM5 80GB", "A100 SXM4 80GB", "H100 SXM5 80GB"],
+        "gpu_count": [1, 1, 8, 8, 64],
+        "price_per_hour_usd": [0.75, 3.0, 24.0, 14.0, 192.0],
+    }
+)
+# The 1x A10 is the fastest and cheapest here, so only the memory rule can keep it off the top.
+FAST_A10 = StubPredictor({"A10": 10.0, "H100 SXM5 80GB": 1000.0, "A100 SXM4 80GB": 2000.0})
+
+
+def test_a_70b_full_fine_tune_is_never_recommended_where_it_does_not_fit() -> None:
+    task = {
+        "task_type": "fine-tuning",
+        "workload": "llama-3.1-70b",
+        "mode": "full-ft",
+        "precision": "bf16",
+        "work_units": 1.0,
+    }
+    ranked = rank_platforms(task, MACHINES, predictor=FAST_A10).set_index("platform")
+    assert ranked.loc["64x H100", "fits_memory"] is True
+    for name in ("1x A10", "1x H100", "8x H100", "8x A100 80GB"):
+        assert ranked.loc[name, "fits_memory"] is False
+        assert not ranked.loc[name, "feasible"] and not ranked.loc[name, "pareto_optimal"]
+    assert ranked.loc["8x H100", "warning"].startswith("does not fit: needs 143 GB per GPU, has 80")
+    assert ranked.reset_index().loc[0, "platform"] == "64x H100"
+
+
+def test_an_8b_job_fits_where_the_arithmetic_says_it_does() -> None:
+    tune = {
+        "task_type": "fine-tuning",
+        "workload": "llama-3.1-8b",
+        "mode": "full-ft",
+        "precision": "bf16",
+        "work_units": 1.0,
+    }
+    ranked = rank_platforms(tune, MACHINES, predictor=FAST_A10).set_index("platform")
+    assert ranked.loc["1x H100", "fits_memory"] is False
+    assert ranked.loc["8x A100 80GB", "fits_memory"] is True
+    assert ranked.loc["8x A100 80GB", "memory_layout"] == "fully sharded"
+    serve = {
+        "task_type": "inference",
+        "workload": "llama-3.1-8b",
+        "mode": "offline",
+        "precision": "bf16",
+        "work_units": 1.0,
+    }
+    ranked = rank_platforms(serve, MACHINES, predictor=FAST_A10).set_index("platform")
+    assert ranked.loc["1x A10", "fits_memory"] is True
+    assert ranked.loc["1x A10", "memory_per_gpu_gb"] == pytest.approx(16.06 + 0.537, rel=0.01)
+    assert ranked.reset_index().loc[0, "platform"] == "1x A10"
+
+
+def test_a_task_that_names_no_model_claims_nothing_about_memory(platforms: pd.DataFrame, stub: StubPredictor) -> None:
+    ranked = rank_platforms(TASK, platforms, predictor=stub)
+    assert ranked["fits_memory"].isna().all() and ranked["feasible"].all()
+
+
+@pytest.mark.parametrize("workload", ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "qwen2.5-72b", "gpt-oss-120b"])
+@pytest.mark.parametrize("mode", ["pretrain", "full-ft", "lora", "qlora", "offline", "serving"])
+def test_the_top_recommendation_always_fits(workload: str, mode: str) -> None:
+    task = {"workload": workload, "mode": mode, "precision": "bf16", "seq_len": 4096, "work_units": 1.0}
+    ranked = rank_platforms(task, MACHINES, predictor=FAST_A10)
+    top = ranked.iloc[0]
+    if ranked["fits_memory"].any():
+        assert top["fits_memory"] is True and top["feasible"]
+    assert not ranked.loc[ranked["fits_memory"] == False, "feasible"].any()  # noqa: E712

@@ -31,6 +31,22 @@ def test_predict_page_labels_heuristic_answers_and_ranks(app) -> None:
     assert (ranking["lower_h"] <= ranking["predicted_h"]).all() and (ranking["predicted_h"] <= ranking["upper_h"]).all()
 
 
+def test_predict_page_describes_a_model_and_never_recommends_where_it_does_not_fit(app) -> None:
+    at = app("pages/predict.py", timeout=120)
+    next(s for s in at.selectbox if s.label == "Model").select("llama-3.1-70b")
+    next(s for s in at.selectbox if s.label == "Mode").select("full-ft")
+    next(n for n in at.number_input if n.label.startswith("Tokens")).set_value(2e8)
+    next(b for b in at.button if b.label == "Predict").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    ranking = at.dataframe[0].value
+    assert {"fits_memory", "memory_per_gpu_gb"} <= set(ranking.columns)
+    assert ranking["fits_memory"].iloc[0]
+    too_big = ranking[ranking["fits_memory"] == False]  # noqa: E712
+    assert len(too_big) > 0 and too_big["warning"].str.contains("does not fit: needs").all()
+    assert any("cannot hold the job in memory" in w.value for w in at.warning)
+    assert any("Memory the job needs per GPU" in str(c.proto.spec) for c in at.get("plotly_chart"))
+
+
 def test_predict_page_with_a_model_deadline_and_budget(app, trained: int) -> None:
     at = app("pages/predict.py", timeout=180)
     assert not at.exception, [e.value for e in at.exception]
