@@ -453,7 +453,10 @@ class PerformancePredictor:
                 n_anchor[rows] = est["n_anchor"][rows]
         todo = ~np.isfinite(log_pred)
         if todo.any():
-            why = getattr(self, "fallback_reason_", None) or "no predictor has been fitted"
+            if getattr(self, "method_", "heuristic") == "model":
+                why = "the fitted model has no calibrated interval here"
+            else:
+                why = getattr(self, "fallback_reason_", None) or "no predictor has been fitted"
             h = heuristic_estimates(T.loc[todo].reset_index(drop=True), pool, why)
             idx = np.flatnonzero(todo)
             log_pred[idx], lower[idx], upper[idx] = h["est"], h["lower"], h["upper"]

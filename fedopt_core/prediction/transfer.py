@@ -11,7 +11,6 @@ rows it cannot estimate get NaN and basis "" (the heuristics take those).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from fedopt_core.prediction import features
 from fedopt_core.prediction.calibration import SPARSE_ANCHORS
 from fedopt_core.prediction.stats import join_keys, weighted_median_and_mad
+from fedopt_core.prediction.trees import fit_gbm
 
 __all__ = [
     "MASK_DESCRIPTOR_FRACTION",
@@ -66,9 +66,7 @@ def fit_transfer(
     hide = np.random.default_rng(seed + 1).random(len(X)) < MASK_DESCRIPTOR_FRACTION
     for name in ("ctx_slope_peak", "ctx_slope_bandwidth"):
         X[hide, TRANSFER_FEATURE_NAMES.index(name)] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _gbm(params, seed).fit(X, y)
+    return fit_gbm(_gbm(params, seed), X, y)
 
 
 def fit_scaling(pool: pd.DataFrame, mask: np.ndarray, seed: int, params: dict[str, Any]) -> Any:
@@ -82,9 +80,7 @@ def fit_scaling(pool: pd.DataFrame, mask: np.ndarray, seed: int, params: dict[st
     X = features.scaling_features(pool.iloc[t], pool.iloc[s])
     y = pool["y"].to_numpy(float)[t] - pool["y"].to_numpy(float)[s]
     params = {**params, "max_leaf_nodes": 15, "max_iter": min(params["max_iter"], 100), "learning_rate": 0.1}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _gbm(params, seed).fit(X, y)
+    return fit_gbm(_gbm(params, seed), X, y)
 
 
 def workload_levels(pool: pd.DataFrame, desc: pd.DataFrame) -> np.ndarray:
@@ -117,9 +113,7 @@ def fit_direct(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: i
         "max_iter": min(params["max_iter"], 100),
         "learning_rate": 0.1,
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _gbm(params, seed).fit(X, pool["y"].to_numpy(float)[ok])
+    return fit_gbm(_gbm(params, seed), X, pool["y"].to_numpy(float)[ok])
 
 
 def estimate(

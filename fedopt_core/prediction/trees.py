@@ -6,6 +6,7 @@ and tree at once.  Out-of-range indices in a loaded file raise :class:`~fedopt_c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from fedopt_core.errors import ModelFormatError
 
-__all__ = ["ArrayTrees"]
+__all__ = ["ArrayTrees", "fit_gbm"]
 
 
 class ArrayTrees:
@@ -132,3 +133,16 @@ class ArrayTrees:
             if isinstance(exc, ModelFormatError):
                 raise
             raise ModelFormatError(f"model file: tree {prefix!r} is incomplete ({exc})") from None
+
+
+def fit_gbm(model: HistGradientBoostingRegressor, X: np.ndarray, y: np.ndarray) -> HistGradientBoostingRegressor:
+    """``model.fit(X, y)`` where a column with no value at all (no run states a batch size, say)
+    is fitted as a constant: scikit-learn's binning fails on an all-NaN column, and a column that
+    never varies is never split on, so the trees are the same as without it."""
+    X = np.array(X, dtype=float, copy=True)
+    if X.size:
+        empty = ~np.isfinite(X).any(axis=0)
+        X[:, empty] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, y)

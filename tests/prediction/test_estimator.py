@@ -82,6 +82,19 @@ def test_too_few_gpus_fall_back_to_heuristic_and_say_so(runs: pd.DataFrame) -> N
     assert out.loc[0, "predicted_time_s"] < out.loc[1, "predicted_time_s"]  # specs: the H100 is faster
 
 
+def test_a_fit_where_no_run_states_a_batch_size_works(runs: pd.DataFrame) -> None:
+    # The schema makes batch_size optional; scikit-learn cannot bin an all-NaN column.
+    part = runs.loc[runs["gpu_type"].isin(TRAIN_GPUS)].copy()
+    part["batch_size"] = np.nan
+    fitted = PerformancePredictor(random_state=0).fit(part)
+    assert fitted.method_ == "model"
+    task = {k: v for k, v in R50.items() if k != "batch_size"}
+    out = fitted.predict_frame(_platforms(("A10", 1), ("A100 PCIe 40GB", 1), ("A100 PCIe 40GB", 8)).assign(**task))
+    assert np.isfinite(out["predicted_time_s"]).all() and (out["predicted_time_s"] > 0).all()
+    assert (out["method"] == "model").all()
+    assert out.loc[2, "predicted_time_s"] < out.loc[1, "predicted_time_s"]  # eight GPUs beat one
+
+
 def test_bad_confidence_is_refused(runs: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="confidence"):
         PerformancePredictor(confidence=1.5).fit(runs.head(10))
