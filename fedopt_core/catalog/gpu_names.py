@@ -15,11 +15,16 @@ from typing import NamedTuple
 
 import pandas as pd
 
-__all__ = ["NameIndex", "basic_name", "canonical_key"]
+__all__ = ["NameIndex", "basic_name", "canonical_key", "partition_of"]
 
 # Fuzzy matches below this difflib ratio are not trusted (0.85 keeps "a100 sxm" ~ "a100 sxm4" but
 # rejects unrelated names; different model numbers are excluded separately).
 _FUZZY_CUTOFF = 0.85
+# A slice of a GPU is not the GPU: MIG profiles ("1g.10gb", "3g.40gb", "MIG") and NVIDIA vGPU
+# profiles ("H100-80C", "A40-24Q", "A16-4A": memory in GB then the profile letter), "GRID ...".
+_MIG = re.compile(r"(?<![a-z0-9])(\d+g\.\d+gb|mig)(?![a-z0-9])", re.IGNORECASE)
+_VGPU = re.compile(r"(?<![a-z0-9])(?:[a-z]+\d+[a-z]*)-\d+[abcq](?![a-z0-9])|(?<![a-z0-9])(grid|vgpu|vws)(?![a-z0-9])",
+                   re.IGNORECASE)  # fmt: skip
 # Two memory sizes name the same variant within this relative tolerance (94 vs 96 GB do not).
 _MEMORY_TOLERANCE = 0.015
 
@@ -175,6 +180,21 @@ class _Entry(NamedTuple):
     memory_gb: float | None
 
 
+def partition_of(raw: str) -> str | None:
+    """"MIG slice" or "vGPU profile" when ``raw`` names a fraction of a GPU, else None.
+
+    Such a name must never resolve to the whole GPU (a 1g.10gb slice has a seventh of an A100's
+    compute): resolution reports it as a ``partition``.
+    """
+    if not isinstance(raw, str):
+        return None
+    if _MIG.search(raw):
+        return "MIG slice"
+    if _VGPU.search(raw):
+        return "vGPU profile"
+    return None
+
+
 class NameIndex:
     """Everything name resolution needs, built once from a GPU catalogue frame."""
 
@@ -208,6 +228,8 @@ class NameIndex:
         }
 
     def resolve(self, raw: str) -> tuple[str | None, str]:
+        if partition_of(raw) is not None:
+            return None, "partition"
         basic = _basic(raw)
         if not basic:
             return None, "unknown"

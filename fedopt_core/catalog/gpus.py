@@ -53,7 +53,8 @@ CATALOG_FILE = "gpu_catalog.csv"
 CATALOG_PATH = DEFAULT_DATA_DIR / CATALOG_FILE
 
 FORM_FACTORS = ("SXM", "PCIe", "other")
-MATCH_KINDS = ("exact", "alias", "fuzzy", "unknown")
+#: How a name was resolved; "partition" is a MIG slice or vGPU profile, never the whole GPU.
+MATCH_KINDS = ("exact", "alias", "fuzzy", "unknown", "partition")
 
 NUMERIC_SPEC_COLUMNS = [
     "release_year",
@@ -433,7 +434,7 @@ def gpu_specs(names: Iterable[str]) -> pd.DataFrame:
     """Hardware facts for each name, one row per input in input order.
 
     Columns are ``SPEC_COLUMNS``: the input (``query``), its canonical ``gpu_name``, how it
-    ``matched`` (exact/alias/fuzzy/unknown) and the facts.  An unknown or missing name gives
+    ``matched`` (exact/alias/fuzzy/unknown/partition) and the facts.  An unknown or missing name gives
     ``matched="unknown"`` and NaN facts, never an exception.  Each distinct name is resolved once,
     so long columns of repeated names are cheap.
     """
@@ -454,6 +455,8 @@ def gpu_specs(names: Iterable[str]) -> pd.DataFrame:
         name, kind = resolve_gpu_name(raw) if isinstance(raw, str) else (None, "unknown")
         if name in position:  # a name missing from the facts table would be a bug: report unknown
             slot_row[slot], slot_kind[slot] = position[name], kind
+        elif kind == "partition":  # no facts for a slice, but say what it is
+            slot_kind[slot] = kind
     row = slot_row[codes]
 
     def take(column: str, dtype: str | type) -> np.ndarray:

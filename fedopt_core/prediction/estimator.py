@@ -44,6 +44,7 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from fedopt_core import schema
+from fedopt_core.catalog.gpu_names import partition_of
 from fedopt_core.errors import FedoptInputError, ModelFormatError
 from fedopt_core.prediction import features, persistence
 from fedopt_core.prediction.anchors import (
@@ -406,6 +407,17 @@ class PerformancePredictor:
             enc["gpu_matched"].to_numpy(object) == "fuzzy",
             "GPU name matched approximately to " + enc["gpu_name"].astype(str),
         )
+        partition = enc["gpu_matched"].to_numpy(object) == "partition"
+        if partition.any():  # said first, whatever else is said: the estimate is not for this slice
+            raw = clean["gpu_type"].astype(str)
+            what = raw.map(lambda name: partition_of(name) or "partition")
+            note = (
+                raw + " is a " + what + ": a fraction of a GPU, which fedopt does not model, so it is not matched"
+                " to the whole GPU; the estimate is for an unknown GPU"
+            )
+            old = result["warning"].astype(object)
+            joined = np.where(old.isna(), note, note + "; " + old.astype(str))
+            result["warning"] = pd.Series(np.where(partition, joined, old.to_numpy(object)), dtype=object)
         result.index = rows.index
         return result
 

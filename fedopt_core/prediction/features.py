@@ -206,7 +206,7 @@ def hardware_facts(gpu_type: pd.Series | np.ndarray | list) -> pd.DataFrame:
     facts["compute_capability"] = specs["compute_capability"].to_numpy(float)
     facts["release_year"] = specs["release_year"].to_numpy(float)
     form = specs["form_factor"].astype(object)
-    known = (specs["matched"] != "unknown").to_numpy(bool) & ~is_cpu
+    known = ~specs["matched"].isin(["unknown", "partition"]).to_numpy(bool) & ~is_cpu
     facts["is_sxm"] = np.where(known, (form == "SXM").to_numpy(float), np.nan)
     facts["is_mobile"] = np.where(known, (form == "other").to_numpy(float), np.nan)
     facts.loc[~known, HW_FEATURES] = np.nan

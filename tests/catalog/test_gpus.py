@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedopt_core.catalog import gpus
+from fedopt_core.catalog import gpu_names, gpus
 from tests.support import SHARED_DATA as DEFAULT_SHARED_DATA_DIR
 
 DATACENTER_GPUS = [
@@ -168,6 +168,31 @@ def test_misspelt_model_words_are_corrected_and_flagged_fuzzy() -> None:
 def test_near_names_of_other_gpus_stay_unknown(raw: str) -> None:
     # a different model number or model word is a different GPU, however similar the text
     assert gpus.normalise_gpu_name(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("A100-SXM-80GB (7x1g.10gb MIG)", "MIG slice"),
+        ("NVIDIA A100-SXM4-40GB MIG 3g.20gb", "MIG slice"),
+        ("H100 MIG", "MIG slice"),
+        ("H100-80C", "vGPU profile"),
+        ("A40-24Q", "vGPU profile"),
+        ("GRID T4-16Q", "vGPU profile"),
+        ("NVIDIA A16-4A", "vGPU profile"),
+    ],
+)
+def test_a_slice_of_a_gpu_is_never_the_whole_gpu(raw: str, kind: str) -> None:
+    # A 1g.10gb slice has a seventh of an A100's compute: matching it to the A100 would be 7x off.
+    assert gpus.resolve_gpu_name(raw) == (None, "partition")
+    assert gpu_names.partition_of(raw) == kind
+    facts = gpus.gpu_specs([raw])
+    assert facts.loc[0, "matched"] == "partition" and math.isnan(facts.loc[0, "memory_gb"])
+
+
+@pytest.mark.parametrize("raw", ["A100-SXM4-80GB", "H100-SXM5-80GB", "NVIDIA H100 80GB HBM3", "L40S", "RTX A6000"])
+def test_whole_gpu_names_are_not_taken_for_slices(raw: str) -> None:
+    assert gpu_names.partition_of(raw) is None and gpus.normalise_gpu_name(raw) is not None
 
 
 def test_system_names_of_the_lambda_benchmark_resolve(shared_gpu_specs: pd.DataFrame) -> None:

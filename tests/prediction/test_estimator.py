@@ -151,6 +151,13 @@ def test_fuzzy_gpu_name_still_uses_the_model(model: PerformancePredictor) -> Non
     assert out.loc[0, "method"] == "model"
 
 
+def test_a_mig_slice_is_not_predicted_as_the_whole_gpu(model: PerformancePredictor) -> None:
+    out = model.predict_frame(_platforms(("A100-SXM-80GB (7x1g.10gb MIG)", 1), ("A100 SXM4 80GB", 1)).assign(**R50))
+    assert out.loc[0, "warning"].startswith("A100-SXM-80GB (7x1g.10gb MIG) is a MIG slice")
+    assert out.loc[0, "method"] == "heuristic" and out.loc[1, "method"] == "model"
+    assert out.loc[0, "basis"] != "measured"
+
+
 def test_cpu_platform_is_heuristic(model: PerformancePredictor) -> None:
     out = model.predict_frame(_platforms(("cpu", 0)).assign(**R50))
     assert out.loc[0, "method"] == "heuristic" and out.loc[0, "basis"] == "cpu-from-gpu"
