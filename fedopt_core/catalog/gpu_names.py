@@ -181,7 +181,7 @@ class _Entry(NamedTuple):
 
 
 def partition_of(raw: str) -> str | None:
-    """"MIG slice" or "vGPU profile" when ``raw`` names a fraction of a GPU, else None.
+    """The kind of slice ("MIG slice" or "vGPU profile") when ``raw`` names a fraction of a GPU, else None.
 
     Such a name must never resolve to the whole GPU (a 1g.10gb slice has a seventh of an A100's
     compute): resolution reports it as a ``partition``.

@@ -29,6 +29,7 @@ __all__ = [
     "MODEL_FILE",
     "ModelSpec",
     "describe_model",
+    "family_of",
     "find_model",
     "list_models",
     "model_key",
@@ -289,3 +290,26 @@ def resolve_model(
     if params_b is None:
         return None
     return describe_model(params_b, active_params_b=active_params_b, name=str(workload or "custom"))
+
+
+def family_of(model: ModelSpec | None, workload: str | None = None) -> str | None:
+    """The model family a job belongs to: the catalogue's, else the one its name starts with.
+
+    ``gemma-3-27b-it`` (not catalogued) is family "gemma" like the catalogued Gemma 2 models, and
+    ``gpt3-5b`` is "gpt3" like GPT-3 175B: a held-out family is held out with all its generations.
+    """
+    if model is not None and model.family and model.family != "custom":
+        return model.family
+    name = model_key(workload or (model.model_id if model else "") or "")
+    first = name.split("-")[0]
+    known = _families(str(MODEL_FILE))
+    for candidate in (first, re.sub(r"[\d.]+$", "", first)):
+        if candidate in known:
+            return candidate
+    match = re.match(r"[a-z]+", name)
+    return match.group(0) if match else None
+
+
+@functools.lru_cache(maxsize=4)
+def _families(path: str) -> frozenset[str]:
+    return frozenset(str(f) for f in _table(path)["family"] if str(f).strip())
