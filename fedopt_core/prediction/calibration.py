@@ -110,6 +110,9 @@ def difficulty(
     workload_keys: np.ndarray, mad: np.ndarray, workload_scale: Mapping[str, float], global_scale: float | None
 ) -> np.ndarray:
     """Per-row scale of the conformal scores: sqrt(s_workload**2 + anchor spread**2)."""
-    scale = pd.Series(workload_keys, dtype=object).map(workload_scale).astype(float)
+    keys = pd.Series(workload_keys, dtype=object)
+    scale = keys.map(workload_scale).astype(float)
+    # Models saved before the key carried the task type knew the workload name alone.
+    scale = scale.fillna(keys.astype(str).str.rsplit("\x1f", n=1).str[-1].map(workload_scale).astype(float))
     s = scale.fillna(global_scale or math.log(1.3)).to_numpy(float)
     return np.sqrt(s**2 + np.nan_to_num(mad) ** 2)

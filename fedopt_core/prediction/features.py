@@ -273,7 +273,10 @@ def encode(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.reset_index(drop=True)
     hw = hardware_facts(rows["gpu_type"])
     out = hw.copy()
-    out["workload_key"] = pd.Series(_text_key(rows["workload"]).to_numpy(object), dtype=object)
+    # Task type and workload: what is known of a workload's other contexts (precisions, software)
+    # never crosses from training to inference, whose times are unrelated (about 236x for ResNet-50).
+    workload_key = _text_key(rows["task_type"]) + "\x1f" + _text_key(rows["workload"])
+    out["workload_key"] = pd.Series(workload_key.to_numpy(object), dtype=object)
     out["ctx"] = pd.Series(context_keys(rows), dtype=object)
     prec = precision_class(rows["precision"])
     out["precision_class"] = pd.Series(prec, dtype=object)

@@ -238,9 +238,28 @@ def _prior_into(
             "speed of platforms comes from GPU specs; the absolute time is a placeholder. "
             "Log one run (or pass it as an anchor)."
         )
+    _say_other_task(sub, pool, rows, warn)
     unknown = ~sub["known_hw"].to_numpy(bool) & ~sub["is_cpu"].to_numpy(bool)
     if unknown.any():
         r = rows[unknown]
         lo[r] -= HALF_WIDTH["unknown-gpu"]
         hi[r] += HALF_WIDTH["unknown-gpu"]
         warn[r] = warn[r] + "; GPU not in the catalogue, speed unknown"
+
+
+def _say_other_task(sub: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, warn: np.ndarray) -> None:
+    """Where the workload was measured only as the other task type (inference asked, training
+    runs held), say so: those runs were not used as if they measured this task."""
+    if not len(pool):
+        return
+    measured = pool.loc[np.isfinite(pool["y"].to_numpy(float)), "workload_key"].astype(str)
+    split = measured.str.rsplit("\x1f", n=1)
+    tasks_of = pd.Series(split.str[0].to_numpy(object)).groupby(split.str[-1].to_numpy(object)).unique()
+    keys = sub["workload_key"].astype(str).str.rsplit("\x1f", n=1)
+    for pos, (task, name) in enumerate(zip(keys.str[0], keys.str[-1], strict=True)):
+        others = [t for t in tasks_of.get(name, []) if t and t != task] if name else []
+        if others:
+            warn[rows[pos]] = (
+                f"only {' and '.join(sorted(others))} runs of this workload are measured, and a {task or 'untyped'} "
+                "time is not predicted from them (the two are unrelated); " + warn[rows[pos]]
+            )

@@ -158,6 +158,19 @@ def test_a_mig_slice_is_not_predicted_as_the_whole_gpu(model: PerformancePredict
     assert out.loc[0, "basis"] != "measured"
 
 
+def test_inference_is_never_predicted_from_training_runs_as_if_measured(model: PerformancePredictor) -> None:
+    # Measured on MLPerf: ResNet-50 inference predicted from Lambda's training runs was ~236x off.
+    out = model.predict_frame(
+        _platforms(("A100 SXM4 80GB", 1), ("H100 SXM5 80GB", 8)).assign(**{**R50, "task_type": "inference"})
+    )
+    assert (out["method"] == "heuristic").all()
+    assert not out["basis"].isin(["measured", "transfer", "direct", "transfer+scaling"]).any()
+    assert out["warning"].str.startswith("only training runs of this workload are measured").all()
+    assert (out["upper_s"] / out["lower_s"] > 100).all()  # a prior, and its interval says so
+    trained = model.predict_frame(_platforms(("A100 SXM4 80GB", 1)).assign(**R50))
+    assert trained.loc[0, "method"] == "model" and not str(trained.loc[0, "warning"]).startswith("only")
+
+
 def test_cpu_platform_is_heuristic(model: PerformancePredictor) -> None:
     out = model.predict_frame(_platforms(("cpu", 0)).assign(**R50))
     assert out.loc[0, "method"] == "heuristic" and out.loc[0, "basis"] == "cpu-from-gpu"
