@@ -428,3 +428,25 @@ def _keyed_text(frame: pd.DataFrame, first: list[str]) -> pd.Series:
     tail = _canonical_text(frame, later)
     has_any = frame[later].notna().any(axis=1)
     return text.where(~has_any, text + "\x1d" + tail)
+
+
+def validated_rows(rows: pd.DataFrame, *, require_outcome: bool) -> pd.DataFrame:
+    """Validated, normalised rows in input order; the first bad value raises ValidationError."""
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(rows).__name__}")
+    raw = rows.reset_index(drop=True)
+    good, errors = validate_frame(raw, require_outcome=require_outcome)
+    if errors:
+        first = errors[0]
+        pos = _first_bad_position(raw, first, require_outcome)
+        where = f"row {pos}: " if pos is not None else ""
+        raise ValidationError(first.field, f"{where}{first.message}")
+    return good
+
+
+def _first_bad_position(raw: pd.DataFrame, error: RowError, require_outcome: bool) -> int | None:
+    for pos in range(len(raw)):  # only on the error path, to say which row
+        _, errs = validate_frame(raw.iloc[[pos]], require_outcome=require_outcome)
+        if errs:
+            return pos
+    return None

@@ -12,7 +12,16 @@ import pandas as pd
 from fedopt_core import schema
 from fedopt_core.prediction import features
 
-__all__ = ["ANCHOR_NUM", "ANCHOR_TEXT", "borrow_software", "collapse_runs", "encode_anchors", "one_anchor_per_context"]
+__all__ = [
+    "ANCHOR_NUM",
+    "ANCHOR_TEXT",
+    "batch_rule_notes",
+    "borrow_software",
+    "collapse_runs",
+    "encode_anchors",
+    "fill_missing_batch",
+    "one_anchor_per_context",
+]
 
 # The anchor table is stored in these run-schema columns (times per one work unit).
 ANCHOR_TEXT = ["task_type", "workload", "precision", "software", "gpu_type"]
@@ -123,3 +132,51 @@ def one_anchor_per_context(targets: pd.DataFrame, rng: np.random.Generator) -> n
     )
     frame = frame.sort_values(["ctx", "multi"], kind="stable")
     return frame.drop_duplicates("ctx")["pos"].to_numpy(np.int64)
+
+
+def _workload_key(rows: pd.DataFrame) -> pd.Series:
+    text = [rows[c].astype("string").str.strip().str.lower().fillna("") for c in ("task_type", "workload")]
+    return (text[0] + "\x1f" + text[1]).reset_index(drop=True)
+
+
+def fill_missing_batch(rows: pd.DataFrame, table: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows without a batch size take the workload's most measured batch per GPU, times their
+    GPU count (the stated rule; a trained model's intervals for such rows come from predictions
+    made the same way).  Returns the rows and, per row, the batch per GPU assumed (NaN where the
+    row gave one, or nothing of its workload states a batch)."""
+    rows = rows.reset_index(drop=True)
+    batch = pd.to_numeric(rows["batch_size"], errors="coerce").to_numpy(float)
+    assumed = np.full(len(rows), np.nan)
+    missing = ~np.isfinite(batch)
+    if not missing.any() or table is None or len(table) == 0:
+        return rows, assumed
+    t_batch = pd.to_numeric(table["batch_size"], errors="coerce").to_numpy(float)
+    t_count = pd.to_numeric(table["gpu_count"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(t_batch) & (t_count > 0)
+    if not ok.any():
+        return rows, assumed
+    stated = pd.DataFrame(
+        {
+            "key": _workload_key(table.loc[ok]).to_numpy(object),
+            "per_gpu": np.round(t_batch[ok] / t_count[ok], 6),
+            "runs": pd.to_numeric(table.loc[ok, "n_runs"], errors="coerce").fillna(1.0).to_numpy(float),
+        }
+    )
+    counts = stated.groupby(["key", "per_gpu"], as_index=False)["runs"].sum()
+    # most runs first; a tie goes to the smaller batch (it fits wherever the larger does)
+    counts = counts.sort_values(["key", "runs", "per_gpu"], ascending=[True, False, True])
+    rule = counts.drop_duplicates("key").set_index("key")["per_gpu"]
+    assumed = np.where(missing, _workload_key(rows).map(rule).to_numpy(float), np.nan)
+    gpus = pd.to_numeric(rows["gpu_count"], errors="coerce").fillna(1.0).to_numpy(float)
+    fill = np.isfinite(assumed)
+    if fill.any():
+        rows = rows.copy()
+        rows["batch_size"] = np.where(fill, np.maximum(np.round(assumed * gpus), 1.0), batch)
+    return rows, assumed
+
+
+def batch_rule_notes(assumed: np.ndarray) -> pd.Series:
+    """What a prediction says where :func:`fill_missing_batch` chose its batch."""
+    return pd.Series(assumed).map(
+        lambda b: f"no batch size given: assumed {b:g} per GPU, the most measured batch of this workload"
+    )

@@ -16,11 +16,24 @@ import pandas as pd
 
 from fedopt_core.prediction.stats import conformal_quantiles
 
-__all__ = ["CALIBRATED_LEVELS", "SPARSE_ANCHORS", "Residuals", "calibrate", "difficulty", "has_tier", "tier_of"]
+__all__ = [
+    "BATCH_RULE_TIER",
+    "CALIBRATED_LEVELS",
+    "SPARSE_ANCHORS",
+    "Residuals",
+    "at_level",
+    "calibrate",
+    "difficulty",
+    "has_tier",
+    "tier_of",
+]
 
 #: Nominal levels whose conformal quantiles every fit keeps (see with_confidence).
 CALIBRATED_LEVELS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
+
+#: Tier suffix of rows whose missing batch size the rule filled (anchors.fill_missing_batch).
+BATCH_RULE_TIER = "/batch-rule"
 
 #: A prediction resting on fewer distinct anchor configurations than this is "sparse" and has
 #: its own, wider calibration (one anchor says nothing about how much anchors disagree).
@@ -43,13 +56,15 @@ class Residuals:
     def __init__(self) -> None:
         self.parts: list[pd.DataFrame] = []
 
-    def add(self, targets: pd.DataFrame, est: Mapping[str, np.ndarray], mode: str) -> None:
+    def add(self, targets: pd.DataFrame, est: Mapping[str, np.ndarray], mode: str, suffix: str = "") -> None:
         ok = np.isfinite(est["est"]) & (est["basis"] != "")
         if mode != "auto":
             ok &= est["basis"] == mode
         # each anchor row stands for n_runs measured runs: the interval is for single runs
         rep = np.where(ok, targets["n_runs"].to_numpy(float), 0).astype(int)
         tier = tier_of(est["basis"], est["n_configs"])
+        if suffix:
+            tier = np.where(tier == "measured", "transfer", tier).astype(object) + suffix
         self.parts.append(
             pd.DataFrame(
                 {
@@ -116,3 +131,14 @@ def difficulty(
     scale = scale.fillna(keys.astype(str).str.rsplit("\x1f", n=1).str[-1].map(workload_scale).astype(float))
     s = scale.fillna(global_scale or math.log(1.3)).to_numpy(float)
     return np.sqrt(s**2 + np.nan_to_num(mad) ** 2)
+
+
+def at_level(calibration: Mapping[str, Any], level: float) -> dict[str, Any] | None:
+    """``calibration`` with every tier's interval at nominal ``level``; None if a tier lacks it."""
+    out = {}
+    for tier, cal in calibration.items():
+        match = [lv for lv in cal.get("levels", []) if abs(lv[0] - level) < 1e-9]
+        if not match:
+            return None
+        out[tier] = {**cal, "lower": match[0][1], "upper": match[0][2]}
+    return out

@@ -15,7 +15,10 @@ How a prediction is made (the Habitat idea, applied to whole runs):
    the transfer happens at the anchor's count and a second model scales the count.
 3. **Direct** (``basis="direct"``): the workload was measured only with another precision or
    software: a model of the time from hardware facts and the workload's level elsewhere.
-4. **Heuristic** (``method="heuristic"``): no model applies (too few runs to fit one, a
+4. **Physics** (``basis="physics"``, ``"physics+anchors"``, :mod:`.physics`): a job described by
+   model and mode (an LLM on T tokens): work over peak, times a learned efficiency, anchored on
+   the workload's runs elsewhere; it replaces 1-3 unless this configuration was measured.
+5. **Heuristic** (``method="heuristic"``): no model applies (too few runs to fit one, a
    CPU-only or unknown GPU, a workload nobody measured).  Estimates from specification ratios or
    from the user's own anchor run, with a deliberately wide interval and a ``warning``.
 
@@ -44,21 +47,24 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from fedopt_core import schema
-from fedopt_core.catalog.gpu_names import partition_of
 from fedopt_core.errors import FedoptInputError, ModelFormatError
 from fedopt_core.prediction import features, persistence
 from fedopt_core.prediction.anchors import (
     ANCHOR_NUM,
     ANCHOR_TEXT,
+    batch_rule_notes,
     borrow_software,
     collapse_runs,
     encode_anchors,
+    fill_missing_batch,
     one_anchor_per_context,
 )
 from fedopt_core.prediction.calibration import (
+    BATCH_RULE_TIER,
     CALIBRATED_LEVELS,
     SPARSE_ANCHORS,
     Residuals,
+    at_level,
     calibrate,
     difficulty,
     has_tier,
@@ -70,7 +76,9 @@ from fedopt_core.prediction.diagnostics import (
     importance_sample,
     permutation_importances,
 )
-from fedopt_core.prediction.heuristics import heuristic_estimates
+from fedopt_core.prediction.heuristics import add_notes, heuristic_estimates, say_partitions
+from fedopt_core.prediction.physics import PhysicsModel, overlay, physics_rows
+from fedopt_core.prediction.stats import dedupe_rows
 from fedopt_core.prediction.transfer import estimate, fit_direct, fit_scaling, fit_transfer, same_count_pairs
 from fedopt_core.prediction.trees import ArrayTrees
 
@@ -80,38 +88,6 @@ __all__ = ["CALIBRATED_LEVELS", "SPARSE_ANCHORS", "SUSPECT_FACTOR", "ModelFormat
 
 _OUTPUT_COLUMNS = ["predicted_time_s", "lower_s", "upper_s", "method", "basis", "n_anchor_runs", "warning"]
 TRANSFER_FEATURE_NAMES = features.TRANSFER_FEATURE_NAMES
-
-
-def _clean_rows(rows: pd.DataFrame, *, require_outcome: bool) -> pd.DataFrame:
-    """Validated, normalised rows in input order; the first bad value raises ValidationError."""
-    if not isinstance(rows, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(rows).__name__}")
-    raw = rows.reset_index(drop=True)
-    good, errors = schema.validate_frame(raw, require_outcome=require_outcome)
-    if errors:
-        first = errors[0]
-        pos = _first_bad_position(raw, first, require_outcome)
-        where = f"row {pos}: " if pos is not None else ""
-        raise schema.ValidationError(first.field, f"{where}{first.message}")
-    return good
-
-
-def _add_notes(result: pd.DataFrame, where: np.ndarray, notes: pd.Series) -> None:
-    """Set ``warning`` to ``notes`` on the rows ``where`` says, unless they already carry one."""
-    if not where.any():
-        return
-    empty = result["warning"].isna().to_numpy(bool)
-    result["warning"] = pd.Series(
-        np.where(where & empty, notes.to_numpy(object), result["warning"].to_numpy(object)), dtype=object
-    )
-
-
-def _first_bad_position(raw: pd.DataFrame, error: schema.RowError, require_outcome: bool) -> int | None:
-    for pos in range(len(raw)):  # only on the error path, to say which row
-        _, errs = schema.validate_frame(raw.iloc[[pos]], require_outcome=require_outcome)
-        if errs:
-            return pos
-    return None
 
 
 # =========================================================================== the predictor
@@ -231,8 +207,18 @@ class PerformancePredictor:
         if reason is None:
             with threadpool_limits(limits=self.n_threads, user_api="openmp"):
                 self._fit_models(pool, usable)
+        self.physics_ = self._fit_physics(good)
         self.model_version_ = self._version_tag()
         return self
+
+    def _fit_physics(self, good: pd.DataFrame) -> PhysicsModel | None:
+        """The physics prior, learned from the described (LLM) runs; None when there are none."""
+        if not physics_rows(good)["applies"].any():
+            return None
+        model = PhysicsModel(confidence=self.confidence, random_state=int(self.random_state))
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            model.fit(good)
+        return model if model.efficiency_ is not None and model.calibration_ else None
 
     def _fit_models(self, pool: pd.DataFrame, usable: np.ndarray) -> None:
         seed = int(self.random_state)
@@ -263,6 +249,7 @@ class PerformancePredictor:
                             }
                         )
                     )
+            self._collect_batch_rule(collected, held, train, sub, models, desc)
             if fold == 0 and models["transfer"] is not None:
                 self.importance_sample_ = importance_sample(targets, sub, models["transfer"], desc, seed)
         # 2. Folds grouped by workload, one anchor run each: a workload the model never saw,
@@ -298,6 +285,16 @@ class PerformancePredictor:
         self.scaling_ = as_trees(final["scaling"]) if has_tier(self.calibration_, "transfer+scaling") else None
         self.direct_ = as_trees(final["direct"])
 
+    def _collect_batch_rule(self, collected: Residuals, held: np.ndarray, train: np.ndarray, *fitted: Any) -> None:
+        """Residuals of held-out runs predicted with their batch hidden and filled by the rule."""
+        hidden = self.anchors_.loc[held].assign(batch_size=np.nan)
+        filled, rule = fill_missing_batch(hidden, self.anchors_.loc[train])
+        if np.isfinite(rule).any():
+            targets = encode_anchors(filled.loc[np.isfinite(rule)])
+            sub, models, desc = fitted
+            est = estimate(targets, sub, models, desc, distance_weight=self.anchor_distance_weight)
+            collected.add(targets, est, "auto", suffix=BATCH_RULE_TIER)
+
     def _fit_all(self, pool: pd.DataFrame, desc: pd.DataFrame, seed: int, direct: bool = True) -> dict[str, Any]:
         mask = np.ones(len(pool), bool)
         params = self._params()
@@ -325,7 +322,7 @@ class PerformancePredictor:
         pool = self._pool_cache
         if anchors is None or len(anchors) == 0:
             return pool
-        good = _clean_rows(anchors, require_outcome=True)
+        good = schema.validated_rows(anchors, require_outcome=True)
         good = good.loc[good["success"].to_numpy(bool)].reset_index(drop=True)
         extra = collapse_runs(features.encode(good), good)
         if extra.empty:
@@ -357,7 +354,7 @@ class PerformancePredictor:
         own run of this workload on another GPU.  Bad values raise ``schema.ValidationError``
         naming the field and row.
         """
-        clean = _clean_rows(rows, require_outcome=False)
+        clean = schema.validated_rows(rows, require_outcome=False)
         n = len(clean)
         if n == 0:
             return pd.DataFrame(
@@ -366,7 +363,8 @@ class PerformancePredictor:
                     for c in _OUTPUT_COLUMNS
                 }
             )
-        enc = features.encode(clean)
+        clean, batch_rule = fill_missing_batch(clean, getattr(self, "anchors_", None))
+        enc = features.encode(clean).assign(batch_rule=np.isfinite(batch_rule))
         pool = self._pool(anchors)
         enc, borrowed = borrow_software(enc, clean, pool)
         # Rows that differ only in things the model ignores (platform name, price) share one estimate.
@@ -379,8 +377,9 @@ class PerformancePredictor:
             "precision_class",
             "task_training",
             "task_inference",
+            "batch_rule",
         ]
-        codes, first = self._dedupe(enc[key_cols])
+        codes, first = dedupe_rows(enc[key_cols])
         uniq = enc.iloc[first].reset_index(drop=True)
         out = self._predict_unique(uniq, pool)
         units = enc["work_units"].to_numpy(float)
@@ -397,41 +396,29 @@ class PerformancePredictor:
             }
         )
         # Notes for rows that have no warning of their own (the first one found is kept).
-        _add_notes(
+        add_notes(
             result,
             borrowed.notna().to_numpy(bool),
             "no software version given: compared with the runs under " + borrowed.astype(str),
         )
-        _add_notes(
+        add_notes(result, np.isfinite(batch_rule), batch_rule_notes(batch_rule), append=True)
+        add_notes(
             result,
             enc["gpu_matched"].to_numpy(object) == "fuzzy",
             "GPU name matched approximately to " + enc["gpu_name"].astype(str),
         )
-        partition = enc["gpu_matched"].to_numpy(object) == "partition"
-        if partition.any():  # said first, whatever else is said: the estimate is not for this slice
-            raw = clean["gpu_type"].astype(str)
-            what = raw.map(lambda name: partition_of(name) or "partition")
-            note = (
-                raw + " is a " + what + ": a fraction of a GPU, which fedopt does not model, so it is not matched"
-                " to the whole GPU; the estimate is for an unknown GPU"
-            )
-            old = result["warning"].astype(object)
-            joined = np.where(old.isna(), note, note + "; " + old.astype(str))
-            result["warning"] = pd.Series(np.where(partition, joined, old.to_numpy(object)), dtype=object)
+        self._overlay_physics(result, clean, anchors)
+        say_partitions(result, clean["gpu_type"], enc["gpu_matched"].to_numpy(object) == "partition")
         result.index = rows.index
         return result
 
-    @staticmethod
-    def _dedupe(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Codes of identical rows (NaN equals NaN) and the first row of each, vectorised."""
-        key = np.zeros(len(frame), dtype=np.int64)
-        for column in frame.columns:  # mixed-radix key, re-factorised so it never overflows
-            codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
-            key = pd.factorize(key * (len(uniques) + 1) + codes)[0].astype(np.int64)
-        codes, uniques = pd.factorize(key)
-        first = np.full(len(uniques), len(codes), dtype=np.int64)
-        np.minimum.at(first, codes, np.arange(len(codes)))
-        return codes, first
+    def _overlay_physics(self, result: pd.DataFrame, clean: pd.DataFrame, anchors: pd.DataFrame | None) -> None:
+        """Described jobs take the physics estimate (see :func:`.physics.overlay`)."""
+        extra = None
+        if anchors is not None and len(anchors):
+            extra = schema.validated_rows(anchors, require_outcome=True)
+            extra = extra.loc[extra["success"].to_numpy(bool)].reset_index(drop=True)
+        overlay(result, clean, getattr(self, "physics_", None), extra)
 
     def _predict_unique(self, T: pd.DataFrame, pool: pd.DataFrame) -> dict[str, np.ndarray]:
         n = len(T)
@@ -449,9 +436,12 @@ class PerformancePredictor:
             done = np.isfinite(est["est"])
             tiers = tier_of(est["basis"], est["n_configs"])
             tiers[tiers == "measured"] = "transfer"
+            if "batch_rule" in T:  # rows whose batch the rule filled: calibrated on such rows
+                rule = T["batch_rule"].to_numpy(bool) & done
+                tiers[rule] = tiers[rule] + BATCH_RULE_TIER
             for b in set(tiers[done]):
                 rows = done & (tiers == b)
-                cal = self.calibration_.get(b)
+                cal = self.calibration_.get(b) or self.calibration_.get(b.removesuffix(BATCH_RULE_TIER))
                 if cal is None and b.endswith("/sparse"):
                     cal = self._sparse_fallback(b)
                 if cal is None:
@@ -510,6 +500,9 @@ class PerformancePredictor:
         """Nominal levels :meth:`with_confidence` accepts without refitting."""
         self._require_fitted()
         tiers = list(self.calibration_.values())
+        physics = getattr(self, "physics_", None)
+        if physics is not None:
+            tiers += list(physics.calibration_.values())
         if not tiers:  # heuristic only: its intervals are fixed guesses, not calibrated at any level
             return []
         common = set.intersection(*({round(lv[0], 6) for lv in t.get("levels", [])} for t in tiers))
@@ -532,19 +525,20 @@ class PerformancePredictor:
                 f"no fitted model ({self.fallback_reason_}); heuristic intervals are "
                 "fixed guesses, not calibrated at any level",
             )
-        calibration = {}
-        for tier, cal in self.calibration_.items():
-            match = [lv for lv in cal.get("levels", []) if abs(lv[0] - level) < 1e-9]
-            if not match:
-                raise FedoptInputError(
-                    "confidence",
-                    f"this model keeps calibration for {self.calibrated_levels()} only; "
-                    f"refit with confidence={level} for another level",
-                )
-            calibration[tier] = {**cal, "lower": match[0][1], "upper": match[0][2]}
+        physics = getattr(self, "physics_", None)
+        calibration = at_level(self.calibration_, level)
+        physics_calibration = at_level(physics.calibration_, level) if physics is not None else {}
+        if calibration is None or physics_calibration is None:
+            raise FedoptInputError(
+                "confidence",
+                f"this model keeps calibration for {self.calibrated_levels()} only; "
+                f"refit with confidence={level} for another level",
+            )
         clone = copy.copy(self)
         clone.confidence = level
         clone.calibration_ = calibration
+        if physics is not None:
+            clone.physics_ = physics.with_calibration(physics_calibration)
         return clone
 
     def _require_fitted(self) -> None:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from fedopt_core.catalog.gpu_names import partition_of
 from fedopt_core.prediction import features
 from fedopt_core.prediction.stats import join_keys, weighted_median_and_mad, weighted_quantile_by_group
 
@@ -23,7 +24,9 @@ __all__ = [
     "HEURISTIC_CPU_SLOWDOWN",
     "HEURISTIC_PEAK_EXPONENT",
     "NOMINAL_SECONDS_PER_UNIT",
+    "add_notes",
     "heuristic_estimates",
+    "say_partitions",
 ]
 
 # --- heuristic constants (used only when no fitted model applies; every such number is labelled)
@@ -263,3 +266,31 @@ def _say_other_task(sub: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, war
                 f"only {' and '.join(sorted(others))} runs of this workload are measured, and a {task or 'untyped'} "
                 "time is not predicted from them (the two are unrelated); " + warn[rows[pos]]
             )
+
+
+def say_partitions(result: pd.DataFrame, gpu_type: pd.Series, partition: np.ndarray) -> None:
+    """Rows on a MIG slice or vGPU profile say so first, whatever else their warning says: the
+    estimate is for an unknown GPU, never for the whole GPU the name contains."""
+    if not partition.any():
+        return
+    raw = gpu_type.astype(str).reset_index(drop=True)
+    what = raw.map(lambda name: partition_of(name) or "partition")
+    note = (
+        raw + " is a " + what + ": a fraction of a GPU, which fedopt does not model, so it is not matched"
+        " to the whole GPU; the estimate is for an unknown GPU"
+    )
+    old = result["warning"].astype(object).reset_index(drop=True)
+    joined = np.where(old.isna(), note, note + "; " + old.astype(str))
+    result["warning"] = pd.Series(np.where(partition, joined, old.to_numpy(object)), dtype=object, index=result.index)
+
+
+def add_notes(result: pd.DataFrame, where: np.ndarray, notes: pd.Series, *, append: bool = False) -> None:
+    """Set ``warning`` to ``notes`` on the rows ``where`` says, unless they already carry one
+    (``append``: added after the warning they carry)."""
+    if not where.any():
+        return
+    old = result["warning"].to_numpy(object)
+    empty = result["warning"].isna().to_numpy(bool)
+    text = notes.to_numpy(object)
+    joined = np.where(empty, text, old.astype(str) + "; " + text.astype(str)) if append else np.where(empty, text, old)
+    result["warning"] = pd.Series(np.where(where, joined, old), dtype=object)

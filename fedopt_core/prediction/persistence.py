@@ -18,6 +18,7 @@ import pandas as pd
 
 from fedopt_core.errors import ModelFormatError
 from fedopt_core.prediction.anchors import ANCHOR_NUM, ANCHOR_TEXT
+from fedopt_core.prediction.physics import MODE_GROUPS, PHYSICS_NUM, PHYSICS_TEXT, Efficiency, PhysicsModel
 from fedopt_core.prediction.trees import ArrayTrees
 
 __all__ = ["ALGORITHM", "FORMAT_NAME", "FORMAT_VERSION", "SAVED_ATTRIBUTES", "from_bytes", "to_bytes"]
@@ -47,6 +48,10 @@ SAVED_ATTRIBUTES = (
 )
 
 
+def _texts(column: pd.Series) -> list[str | None]:
+    return [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in column.tolist()]
+
+
 def to_bytes(self: Any) -> bytes:
     """The fitted predictor as a zip of ``manifest.json`` + ``arrays.npz`` (no pickles)."""
     self._require_fitted()
@@ -65,13 +70,21 @@ def to_bytes(self: Any) -> bytes:
         arrays["importance.X"] = sample["X"]
         arrays["importance.y"] = sample["y"]
         trees["importance_model"] = meta
+    physics = getattr(self, "physics_", None)
+    physics_text: dict[str, list[str | None]] | None = None
+    if physics is not None:
+        parts = {"shared": physics.efficiency_.shared, **physics.efficiency_.models}
+        for group, model in parts.items():
+            arr, meta = model.to_arrays(f"physics_{group}_")
+            arrays.update(arr)
+            trees[f"physics_{group}_"] = meta
+        for c in PHYSICS_NUM:
+            arrays[f"physics_runs.{c}"] = physics.runs_[c].to_numpy(float)
+        physics_text = {c: _texts(physics.runs_[c]) for c in PHYSICS_TEXT}
     table = self.anchors_
     for c in ANCHOR_NUM:
         arrays[f"anchors.{c}"] = table[c].to_numpy(float)
-    anchors_text = {
-        c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in table[c].tolist()]
-        for c in ANCHOR_TEXT
-    }
+    anchors_text = {c: _texts(table[c]) for c in ANCHOR_TEXT}
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     npz = buf.getvalue()
@@ -100,6 +113,11 @@ def to_bytes(self: Any) -> bytes:
             "suspects_": list(getattr(self, "suspects_", [])),
         },
     }
+    if physics is not None:
+        manifest["physics"] = {
+            "runs_text": physics_text,
+            "calibration": physics.calibration_,
+        }
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True, allow_nan=True))
@@ -164,6 +182,27 @@ def from_bytes(cls: type[Model], payload: bytes) -> Model:
         for c in ANCHOR_NUM:
             table[c] = arrays[f"anchors.{c}"].astype(float)
         self.anchors_ = table
+        self.physics_ = None
+        if "physics" in manifest:
+            saved = manifest["physics"]
+            physics = PhysicsModel(confidence=self.confidence, random_state=int(self.random_state))
+            physics.efficiency_ = Efficiency(
+                {
+                    g: ArrayTrees.from_arrays(f"physics_{g}_", arrays, trees[f"physics_{g}_"])
+                    for g in MODE_GROUPS
+                    if f"physics_{g}_" in trees
+                },
+                ArrayTrees.from_arrays("physics_shared_", arrays, trees["physics_shared_"]),
+            )
+            runs = pd.DataFrame({c: pd.Series(saved["runs_text"][c], dtype=object) for c in PHYSICS_TEXT})
+            for c in PHYSICS_NUM:
+                runs[c] = arrays[f"physics_runs.{c}"].astype(float)
+            physics.runs_ = runs
+            physics.n_runs_ = int(len(runs))
+            if not isinstance(saved["calibration"], dict):
+                raise ModelFormatError("refused model payload: physics calibration is not a mapping")
+            physics.calibration_ = saved["calibration"]
+            self.physics_ = physics
     except (KeyError, TypeError) as exc:
         raise ModelFormatError(f"refused model payload: missing {exc}") from None
     self._pool_cache = None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["conformal_quantiles", "join_keys", "weighted_median_and_mad", "weighted_quantile_by_group"]
+__all__ = ["conformal_quantiles", "dedupe_rows", "join_keys", "weighted_median_and_mad", "weighted_quantile_by_group"]
 
 
 def weighted_median_and_mad(
@@ -60,3 +60,15 @@ def join_keys(left_key: np.ndarray, right_key: np.ndarray) -> tuple[np.ndarray, 
     rk = pd.DataFrame({"k": right_key, "j": np.arange(len(right_key))}).dropna(subset=["k"])
     m = lk.merge(rk, on="k", how="inner")
     return m["i"].to_numpy(np.int64), m["j"].to_numpy(np.int64)
+
+
+def dedupe_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of identical rows (NaN equals NaN) and the first row of each, vectorised."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in frame.columns:  # mixed-radix key, re-factorised so it never overflows
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        key = pd.factorize(key * (len(uniques) + 1) + codes)[0].astype(np.int64)
+    codes, uniques = pd.factorize(key)
+    first = np.full(len(uniques), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return codes, first

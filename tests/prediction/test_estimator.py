@@ -95,6 +95,25 @@ def test_a_fit_where_no_run_states_a_batch_size_works(runs: pd.DataFrame) -> Non
     assert out.loc[2, "predicted_time_s"] < out.loc[1, "predicted_time_s"]  # eight GPUs beat one
 
 
+def test_a_missing_batch_is_filled_by_the_stated_rule(model: PerformancePredictor, runs: pd.DataFrame) -> None:
+    # Before the rule: 8x A100 predicted slower than 1x, and 5-12x off the measured runs.
+    assert any(tier.endswith("/batch-rule") for tier in model.calibration_)
+    task = {k: v for k, v in R50.items() if k != "batch_size"}
+    gpus = [("A100 PCIe 80GB", 1), ("A100 PCIe 80GB", 2), ("A100 PCIe 80GB", 8), ("RTX A5000", 1)]
+    out = model.predict_frame(_platforms(*gpus).assign(**task))
+    with_batch = model.predict_frame(_platforms(*gpus).assign(**R50))
+    assert out["warning"].str.contains("no batch size given: assumed").all()
+    t = out["predicted_time_s"].to_numpy(float)
+    assert t[2] < t[1] < t[0] and t[0] / t[2] <= 8.0 * 1.05
+    measured = runs.loc[
+        (runs["workload"] == "resnet50") & (runs["precision"] == "fp16_amp") & (runs["gpu_type"] == "A100 PCIe 80GB")
+        & (runs["gpu_count"] == 1), "execution_time_s"
+    ]  # fmt: skip
+    assert len(measured) and 0.5 < t[0] / measured.median() < 2.0
+    assert ((out["upper_s"] / out["lower_s"]) < 5).all()
+    assert np.isfinite(with_batch["predicted_time_s"]).all()
+
+
 def test_bad_confidence_is_refused(runs: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="confidence"):
         PerformancePredictor(confidence=1.5).fit(runs.head(10))
