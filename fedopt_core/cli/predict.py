@@ -47,6 +47,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     columns = ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s", "cost_usd", "method"]
     if result.ranking["fits_memory"].notna().any():
         columns += ["fits_memory", "memory_per_gpu_gb"]
+    if result.ranking["tokens_per_s"].notna().any():
+        columns += ["tokens_per_s", "cost_per_1m_tokens_usd"]
     emit(result.ranking, False, columns)
     return 0
 

@@ -34,6 +34,8 @@ RANKING_COLUMNS = [
     "cost_usd",
     "cost_lower_usd",
     "cost_upper_usd",
+    "tokens_per_s",
+    "cost_per_1m_tokens_usd",
     "meets_deadline",
     "within_budget",
     "fits_memory",
@@ -113,6 +115,9 @@ def rank_platforms(
     * ``predicted_time_s`` / ``lower_s`` / ``upper_s``: the predictor's interval plus data movement.
     * ``cost_usd`` (and ``cost_lower_usd``/``cost_upper_usd``) = ``price_per_hour_usd`` x time; NaN
       when the platform has no price.
+    * ``tokens_per_s`` and ``cost_per_1m_tokens_usd``: for work in tokens (trained on, or generated
+      for inference), the throughput and the cost of a million of them at the predicted time; NaN
+      for other work.
     * ``meets_deadline``: the *upper* bound fits in ``deadline_s`` (True when no deadline).
     * ``within_budget``: the *upper* cost bound fits in ``budget_usd`` (True when no budget; False
       for a platform without a price when a budget is given: its cost cannot be promised).
@@ -165,6 +170,10 @@ def rank_platforms(
     out["cost_usd"] = cost
     out["cost_lower_usd"] = cost_lower
     out["cost_upper_usd"] = cost_upper
+    tokens = float(task.get("work_units") or 1.0) if task.get("work_unit") == "tokens" else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["tokens_per_s"] = tokens / time_s
+        out["cost_per_1m_tokens_usd"] = cost / tokens * 1e6
     memory = memory_fit(task, base)
     too_big = (memory["fits_memory"] == False).to_numpy(bool)  # noqa: E712 (None means "not known")
     out["meets_deadline"] = meets

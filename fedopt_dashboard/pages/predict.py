@@ -182,6 +182,8 @@ columns = [
         "cost_usd",
         "cost_lower_usd",
         "cost_upper_usd",
+        "tokens_per_s",
+        "cost_per_1m_tokens_usd",
         "meets_deadline",
         "within_budget",
         "fits_memory",
@@ -194,6 +196,8 @@ columns = [
 ]
 if shown["fits_memory"].isna().all():  # the task names no model: nothing is claimed about memory
     columns = [c for c in columns if c not in ("fits_memory", "memory_per_gpu_gb")]
+if shown["tokens_per_s"].isna().all():  # work not in tokens
+    columns = [c for c in columns if c not in ("tokens_per_s", "cost_per_1m_tokens_usd")]
 st.dataframe(
     shown[columns],
     hide_index=True,
@@ -207,6 +211,8 @@ st.dataframe(
         "cost_upper_usd": money_column("Cost high"),
         "fits_memory": st.column_config.CheckboxColumn("Fits in memory"),
         "memory_per_gpu_gb": st.column_config.NumberColumn("Memory per GPU (GB)", format="%.1f"),
+        "tokens_per_s": st.column_config.NumberColumn("Tokens/s", format="%.0f"),
+        "cost_per_1m_tokens_usd": money_column("Cost per 1M tokens"),
     },
 )
 

@@ -308,3 +308,21 @@ def test_the_top_recommendation_always_fits(workload: str, mode: str) -> None:
     if ranked["fits_memory"].any():
         assert top["fits_memory"] is True and top["feasible"]
     assert not ranked.loc[ranked["fits_memory"] == False, "feasible"].any()  # noqa: E712
+
+
+def test_inference_answers_in_tokens_per_second_and_cost_per_million() -> None:
+    serve = {
+        "task_type": "inference",
+        "workload": "llama-3.1-8b",
+        "mode": "offline",
+        "precision": "bf16",
+        "work_units": 5e6,
+        "work_unit": "tokens",
+    }
+    ranked = rank_platforms(serve, MACHINES, predictor=FAST_A10).set_index("platform")
+    # the stub says 10 s per unit on the A10: 5e6 tokens take 5e7 s at $0.75/h
+    a10 = ranked.loc["1x A10"]
+    assert a10["tokens_per_s"] == pytest.approx(5e6 / a10["predicted_time_s"])
+    assert a10["cost_per_1m_tokens_usd"] == pytest.approx(a10["cost_usd"] / 5.0)
+    images = rank_platforms(TASK, MACHINES, predictor=FAST_A10)
+    assert images["tokens_per_s"].isna().all() and images["cost_per_1m_tokens_usd"].isna().all()

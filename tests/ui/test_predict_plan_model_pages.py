@@ -45,6 +45,10 @@ def test_predict_page_describes_a_model_and_never_recommends_where_it_does_not_f
     assert len(too_big) > 0 and too_big["warning"].str.contains("does not fit: needs").all()
     assert any("cannot hold the job in memory" in w.value for w in at.warning)
     assert any("Memory the job needs per GPU" in str(c.proto.spec) for c in at.get("plotly_chart"))
+    # no LLM run yet: a stated physics guess (not the 100x cold prior), in tokens/s and $ per 1M tokens
+    assert (ranking["method"] == "heuristic").all()
+    assert ranking["warning"].str.contains("assumed 40% of it").all()
+    assert (ranking["tokens_per_s"] > 0).all() and "cost_per_1m_tokens_usd" in ranking.columns
 
 
 def test_predict_page_with_a_model_deadline_and_budget(app, trained: int) -> None:
