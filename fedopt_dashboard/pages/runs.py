@@ -11,6 +11,7 @@ from fedopt_core import auth, runs
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
+from fedopt_core.schema import MODES, WORK_UNITS
 from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, require_role
 
 require_role("viewer")
@@ -36,6 +37,15 @@ MORE_NUMBERS = {
     "memory_required_gb": "Memory required (GB)",
     "gpu_memory_required_gb": "GPU memory required (GB)",
     "cpu_cores_required": "CPU cores required",
+}
+#: An LLM job as people describe it (see "Predicting LLM jobs" in the README).
+LLM_NUMBERS = {
+    "model_params_b": "Model size (billions of parameters)",
+    "active_params_b": "Active parameters per token (billions, MoE)",
+    "seq_len": "Sequence length (tokens)",
+    "prompt_tokens": "Prompt tokens per request",
+    "output_tokens": "Output tokens per request",
+    "concurrency": "Requests served at once",
 }
 
 st.title("Runs")
@@ -138,6 +148,15 @@ with tab_log:
                 )
             cpu_type = m1.text_input("CPU model", value=_text(prefill, "cpu_type"), key="log_cpu_type")
             batch_flag = m2.selectbox("Batch processing", ["unknown", "yes", "no"], key="log_is_batch_processing")
+        with st.expander("LLM job (mode, work unit, model size, tokens)"):
+            l1, l2 = st.columns(2)
+            mode = l1.selectbox("Mode", ["", *MODES], key="log_mode")
+            work_unit = l2.selectbox("Work unit", ["", *WORK_UNITS], key="log_work_unit")
+            llm = {}
+            for i, (name, label) in enumerate(LLM_NUMBERS.items()):
+                llm[name] = (l1 if i % 2 == 0 else l2).number_input(
+                    label, min_value=0.0, value=_number(prefill, name), key=f"log_{name}"
+                )
         notes = st.text_input("Notes", key="log_notes")
         submitted = st.form_submit_button("Log run", type="primary", disabled=not can_write, key="log_submit")
 
@@ -152,6 +171,9 @@ with tab_log:
             "notes": _blank_to_none(notes),
             "success": succeeded,
             **more,
+            **llm,
+            "mode": mode or None,
+            "work_unit": work_unit or None,
         }
         values["is_batch_processing"] = {"yes": True, "no": False}.get(batch_flag)
         values["execution_time_s"] = None if measured is None else measured * TIME_UNITS[unit]

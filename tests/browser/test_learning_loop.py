@@ -167,7 +167,7 @@ def test_form_logs_a_run_into_the_database_and_the_history(upload: Upload, dashb
     form.get_by_label("GPU count", exact=True).fill("2")
     form.get_by_label("Measured time", exact=True).fill("12.5")
     form.get_by_label("Notes", exact=True).fill(note)
-    form.get_by_test_id("stSelectbox").filter(has_text="Unit").click()
+    form.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Unit", exact=True)).click()
     page.get_by_role("option", name="minutes").click()
     form.get_by_role("button", name="Log run").click()
 

@@ -66,6 +66,25 @@ def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
     assert at.dataframe[0].value["id"].tolist() == [row["id"]]  # the history shows it in the same run
 
 
+def test_the_form_takes_an_llm_job_as_people_describe_it(app, loaded_db: str) -> None:
+    at = app(PAGE)
+    fill_form(at, workload="llama-3.1-8b", gpu_type="H100 SXM5 80GB", task_type="fine-tuning")
+    at.number_input(key="log_gpu_count").set_value(8)
+    at.number_input(key="log_work_units").set_value(2e8)
+    at.selectbox(key="log_work_unit").set_value("tokens")
+    at.selectbox(key="log_mode").set_value("lora")
+    at.number_input(key="log_model_params_b").set_value(8.03)
+    at.number_input(key="log_seq_len").set_value(4096)
+    at.number_input(key="log_time").set_value(40)
+    at.selectbox(key="log_time_unit").set_value("minutes")
+    at.button(key="log_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [row] = stored(loaded_db).to_dict("records")
+    assert (row["mode"], row["work_unit"], row["model_params_b"], row["seq_len"]) == ("lora", "tokens", 8.03, 4096)
+    assert row["execution_time_s"] == 2400.0
+    assert pd.isna(row["output_tokens"])  # not given, not invented
+
+
 def test_a_bad_run_is_refused_naming_the_field(app, loaded_db: str) -> None:
     at = app(PAGE)
     fill_form(at, gpu_type="A100")
