@@ -202,6 +202,33 @@ def one_anchor_report(runs: pd.DataFrame, jobs: int) -> None:
     )
 
 
+def future_report(runs: pd.DataFrame) -> bool:
+    """Fit on the v0 table only; predict the runs of the GPUs that first appear in v1."""
+    version = runs["software"].astype(str).str.split("_").str[0]
+    old = runs.loc[version == "v0"]
+    new_gpus = sorted(set(runs.loc[version == "v1", "gpu_type"]) - set(old["gpu_type"]))
+    held = runs.loc[(version == "v1") & runs["gpu_type"].isin(new_gpus)].reset_index(drop=True)
+    model = PerformancePredictor(random_state=0, n_threads=1).fit(old)
+    pred = model.predict_frame(held)
+    actual = held["execution_time_s"].to_numpy(float)
+    ape = np.abs(pred["predicted_time_s"].to_numpy(float) / actual - 1.0)
+    inside = _inside(pred, actual)
+    per_gpu = pd.DataFrame({"gpu": held["gpu_type"], "ape": ape, "inside": inside}).groupby("gpu")
+    print()
+    print(f"future hardware: fitted on the v0 table ({len(old)} runs), predicting {len(held)} v1 runs of")
+    for gpu, part in per_gpu:
+        print(
+            f"  {gpu:<22} {len(part):>4} runs  median APE {part['ape'].median():.3f}  "
+            f"cover90 {part['inside'].mean():.2f}"
+        )
+    med = float(np.median(ape))
+    cov = float(np.mean(inside))
+    bases = pred["basis"].value_counts().to_dict()
+    print(f"  all: median APE {med:.3f} {verdict(med <= 0.12)} (target <= 0.12); 90% coverage {cov:.3f} "
+          f"{verdict(0.87 <= cov <= 0.93)} (target 0.87-0.93); bases {bases}")  # fmt: skip
+    return med <= 0.12 and 0.87 <= cov <= 0.93
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -214,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the seed forest")
     parser.add_argument(
         "--one-anchor", action="store_true", help="also score one user anchor run of an unseen workload (11 more fits)"
+    )
+    parser.add_argument(
+        "--future", action="store_true", help="also fit on the v0 table and predict the GPUs new in v1 (one more fit)"
     )
     args = parser.parse_args(argv)
 
@@ -282,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  coverage in [{lo:.2f}, {hi:.2f}]: {pooled:.3f} {verdict(lo <= pooled <= hi)}")
     if args.one_anchor:
         one_anchor_report(runs, args.jobs)
+    if args.future:
+        future_report(runs)
     print(f"elapsed {time.perf_counter() - started:.0f} s")
     ok = med <= TARGET_MEDIAN_APE and mean <= TARGET_MEAN_APE and lo <= pooled <= hi
     return 0 if ok else 1
