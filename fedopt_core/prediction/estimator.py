@@ -213,7 +213,8 @@ class PerformancePredictor:
 
     def _fit_physics(self, good: pd.DataFrame) -> PhysicsModel | None:
         """The physics prior, learned from the described (LLM) runs; None when there are none."""
-        if not physics_rows(good)["applies"].any():
+        described = good["mode"].notna() | good["model_params_b"].notna()
+        if not described.any() or not physics_rows(good.loc[described])["applies"].any():
             return None
         model = PhysicsModel(confidence=self.confidence, random_state=int(self.random_state))
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
