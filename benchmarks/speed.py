@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedopt_core import compat
 from fedopt_core.catalog import gpus
 from fedopt_core.catalog.datasets import load_lambda_benchmarks
 from fedopt_core.planning.ranking import rank_platforms
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in sample.to_dict("records")
     ]
-    _, loop_s = timed(lambda: [model.predict_execution_time(t, p) for t, p in records])
+    _, loop_s = timed(lambda: [compat.predict_execution_time(model, t, p) for t, p in records])
     per_call = loop_s / len(records)
     loop_100k = per_call * 100_000
     loop_10k = per_call * 10_000
