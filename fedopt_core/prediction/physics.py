@@ -11,7 +11,9 @@ For a job the task describes (a catalogued transformer or one given by its size,
   hardware facts (peak, bandwidth, memory, vendor, year), the model (active and total size, MoE
   share, sequence), the layout (GPU count, batch per GPU, memory pressure) and the mode and
   precision, learned from measured runs.  Physics carries a new GPU's speed-up, so a GPU faster
-  than every measured one is predicted faster; ``g`` only corrects how well it is used.
+  than every measured one is predicted faster; ``g`` only corrects how well it is used.  Training's
+  level of ``g`` is learned from training runs alone and never below 0 (at most the peak);
+  differences of ``g`` between runs come from trees learned on every run (:class:`Efficiency`).
 * **Anchors** (``basis="physics+anchors"``): measured runs of the same workload, mode and
   precision class (on other GPUs or counts, or the user's own run) give the workload's own offset
   from ``g``, the weighted median of their residuals, nearer hardware weighing more.  Where the
@@ -20,6 +22,8 @@ For a job the task describes (a catalogued transformer or one given by its size,
 * Intervals are split-conformal per tier (``physics``, ``physics+anchors`` and its ``/sparse``
   form for fewer than three anchor configurations), from folds grouped by GPU model *and* by model
   family, so they hold for a GPU and for a model nobody measured.
+* Before any run teaches an efficiency, :func:`prior_estimate` states one (``physics-prior``);
+  :func:`overlay` puts these answers into a predictor's rows.
 """
 
 from __future__ import annotations
@@ -40,19 +44,19 @@ from fedopt_core.prediction.stats import conformal_quantiles, weighted_quantile_
 from fedopt_core.prediction.trees import ArrayTrees, fit_gbm
 
 __all__ = [
-    "PRIOR_EFFICIENCY",
-    "prior_estimate",
     "MODE_GROUPS",
     "PHYSICS_FEATURES",
     "PHYSICS_NUM",
     "PHYSICS_TEXT",
+    "PRIOR_EFFICIENCY",
     "Efficiency",
     "PhysicsModel",
+    "overlay",
     "physics_rows",
+    "prior_estimate",
 ]
 
-#: Anchors on hardware ``d`` apart (sum of |log ratios| of peak and bandwidth, half the GPU-count
-#: ratio) weigh ``exp(-ANCHOR_DISTANCE_WEIGHT x d)``.
+#: Anchors ``d`` apart (see :data:`ANCHOR_DISTANCE_TERMS`) weigh ``exp(-ANCHOR_DISTANCE_WEIGHT x d)``.
 ANCHOR_DISTANCE_WEIGHT = 2.0
 #: How far apart two runs' configurations are: weight per |log ratio| (a missing value counts
 #: as ``CONFIG_MISSING`` apart).  Hardware first, then the layout and shape of the job.
