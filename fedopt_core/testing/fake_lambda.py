@@ -1055,7 +1055,7 @@ def _make_handler(server: FakeLambdaServer) -> type[http.server.BaseHTTPRequestH
             self._send(record, status, "text/plain; charset=utf-8", text.encode(), headers)
 
         # BaseHTTPRequestHandler finds its handlers by these names.
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch  # noqa: N815
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch  # noqa: N815 - http.server calls do_<METHOD> by name
 
     return Handler
 

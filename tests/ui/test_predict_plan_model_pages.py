@@ -41,7 +41,7 @@ def test_predict_page_describes_a_model_and_never_recommends_where_it_does_not_f
     ranking = at.dataframe[0].value
     assert {"fits_memory", "memory_per_gpu_gb"} <= set(ranking.columns)
     assert ranking["fits_memory"].iloc[0]
-    too_big = ranking[ranking["fits_memory"] == False]  # noqa: E712
+    too_big = ranking[ranking["fits_memory"] == False]  # noqa: E712 - None (not known) must not count as False
     assert len(too_big) > 0 and too_big["warning"].str.contains("does not fit: needs").all()
     assert any("cannot hold the job in memory" in w.value for w in at.warning)
     assert any("Memory the job needs per GPU" in str(c.proto.spec) for c in at.get("plotly_chart"))
