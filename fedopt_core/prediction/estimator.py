@@ -29,8 +29,7 @@ on fewer than ``SPARSE_ANCHORS`` anchors (typically the user's single run of a n
 have their own calibration, from folds grouped by *workload* where each held-out workload keeps
 exactly one run as its anchor.
 
-Persistence is a zip of JSON and ``.npz`` arrays loaded with ``allow_pickle=False`` and checked
-against a SHA-256 in the manifest, so loading a file can never execute code.
+Persistence (:mod:`.persistence`): JSON and ``.npz`` arrays, never a pickle.
 """
 
 from __future__ import annotations
@@ -105,9 +104,8 @@ class PerformancePredictor:
     anchor_distance_weight: anchors on GPUs ``d`` apart (sum of |log ratios| of bandwidth,
         FP32 peak, SMs) weigh ``exp(-anchor_distance_weight * d)`` in the median.
     min_gpu_models: distinct GPU models with runs needed before a model is fitted.
-    n_threads: OpenMP threads for fitting the tree models (None = the library default).  One
-        is the default because on a shared, small machine several processes fitting with all
-        cores each make OpenMP spin-wait and slow everyone down many times over.
+    n_threads: OpenMP threads for fitting (None = the library's default). One by default: on a
+        small shared machine, processes fitting on all cores make OpenMP spin-wait.
     """
 
     def __init__(
@@ -285,6 +283,7 @@ class PerformancePredictor:
         self.transfer_ = as_trees(final["transfer"])
         self.scaling_ = as_trees(final["scaling"]) if has_tier(self.calibration_, "transfer+scaling") else None
         self.direct_ = as_trees(final["direct"])
+        self.direct_offset_ = True
 
     def _collect_batch_rule(self, collected: Residuals, held: np.ndarray, train: np.ndarray, *fitted: Any) -> None:
         """Residuals of held-out runs predicted with their batch hidden and filled by the rule."""
@@ -303,6 +302,7 @@ class PerformancePredictor:
             "transfer": fit_transfer(pool, mask, desc, seed, params, self.max_pairs),
             "scaling": fit_scaling(pool, mask, seed, params),
             "direct": fit_direct(pool, mask, desc, seed, params) if direct else None,
+            "direct_offset": True,
         }
 
     def _calibrate(self, collected: Residuals) -> None:
@@ -341,6 +341,7 @@ class PerformancePredictor:
             "transfer": getattr(self, "transfer_", None),
             "scaling": getattr(self, "scaling_", None),
             "direct": getattr(self, "direct_", None),
+            "direct_offset": getattr(self, "direct_offset_", False),
         }
 
     def predict_frame(self, rows: pd.DataFrame, anchors: pd.DataFrame | None = None) -> pd.DataFrame:

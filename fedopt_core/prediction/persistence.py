@@ -45,6 +45,7 @@ SAVED_ATTRIBUTES = (
     "workload_scale_",
     "global_scale_",
     "suspects_",
+    "direct_offset_",
 )
 
 
@@ -111,6 +112,7 @@ def to_bytes(self: Any) -> bytes:
             "workload_scale_": self.workload_scale_,
             "global_scale_": getattr(self, "global_scale_", None),
             "suspects_": list(getattr(self, "suspects_", [])),
+            "direct_offset_": bool(getattr(self, "direct_offset_", False)),
         },
     }
     if physics is not None:

@@ -20,6 +20,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from fedopt_core.prediction import features
 from fedopt_core.prediction.calibration import SPARSE_ANCHORS
+from fedopt_core.prediction.heuristics import HEURISTIC_COUNT_EXPONENT, HEURISTIC_PEAK_EXPONENT
 from fedopt_core.prediction.stats import join_keys, weighted_median_and_mad
 from fedopt_core.prediction.trees import fit_gbm
 
@@ -113,7 +114,19 @@ def fit_direct(pool: pd.DataFrame, mask: np.ndarray, desc: pd.DataFrame, seed: i
         "max_iter": min(params["max_iter"], 100),
         "learning_rate": 0.1,
     }
-    return fit_gbm(_gbm(params, seed), X, pool["y"].to_numpy(float)[ok])
+    return fit_gbm(_gbm(params, seed), X, pool["y"].to_numpy(float)[ok] - direct_offset(pool.loc[ok]))
+
+
+def direct_offset(rows: pd.DataFrame) -> np.ndarray:
+    """The roofline-style part of a run's log time that the direct trees do not learn (half peak,
+    half bandwidth, counts at ``HEURISTIC_COUNT_EXPONENT``), so a GPU faster than every measured
+    one comes out faster: trees alone cannot extrapolate."""
+    peak = np.nan_to_num(rows["log_peak_tflops"].to_numpy(float))
+    bandwidth = np.nan_to_num(rows["log_memory_bandwidth"].to_numpy(float))
+    count = np.nan_to_num(rows["log_gpu_count"].to_numpy(float))
+    return (
+        -(HEURISTIC_PEAK_EXPONENT * peak + (1 - HEURISTIC_PEAK_EXPONENT) * bandwidth) - HEURISTIC_COUNT_EXPONENT * count
+    )
 
 
 def estimate(
@@ -183,7 +196,9 @@ def estimate(
             rows = todo[has]
             if len(rows):
                 X = features.direct_features(targets.iloc[rows], levels[has])
-                est[rows] = models["direct"].predict(X)
+                # models saved before the offset existed predict the whole log time
+                offset = direct_offset(targets.iloc[rows]) if models.get("direct_offset") else 0.0
+                est[rows] = models["direct"].predict(X) + offset
                 mad[rows] = 0.0
                 basis[rows] = "direct"
     return {"est": est, "mad": mad, "n_anchor": n_anchor, "n_configs": n_configs, "basis": basis}

@@ -502,3 +502,19 @@ def test_tampered_payloads_are_refused(model: PerformancePredictor, tmp_path: Pa
         PerformancePredictor.from_bytes(_rezip(good, manifest={**manifest, "attributes": {"__class__": 1}}))
     with pytest.raises(ModelFormatError):
         PerformancePredictor.from_bytes(b"not a model")
+
+
+def test_the_direct_model_predicts_a_newer_gpu_faster(runs: pd.DataFrame) -> None:
+    # Fitted on the v0 table only: a v1-software run can only be predicted by the direct model,
+    # whose trees alone would cap every GPU at the fastest v0 one (H100 was 1.16 off that way).
+    v0 = runs.loc[runs["software"].astype(str).str.startswith("v0")]
+    assert "H100 SXM5 80GB" not in set(v0["gpu_type"])
+    fitted = PerformancePredictor(random_state=0).fit(v0)
+    task = {**R50, "software": "v1_ngc22-23"}
+    out = fitted.predict_frame(_platforms(("A100 SXM4 80GB", 1), ("H100 SXM5 80GB", 1)).assign(**task))
+    assert (out["basis"] == "direct").all()
+    assert out.loc[1, "predicted_time_s"] < 0.8 * out.loc[0, "predicted_time_s"]
+    loaded = PerformancePredictor.from_bytes(fitted.to_bytes())
+    pd.testing.assert_frame_equal(
+        loaded.predict_frame(_platforms(("H100 SXM5 80GB", 1)).assign(**task)), out.iloc[[1]].reset_index(drop=True)
+    )
