@@ -58,20 +58,7 @@ MODEL_COLUMNS = [
     "source_url",
     "notes",
 ]
-_NUMBERS = [
-    "total_params_b",
-    "active_params_b",
-    "n_layers",
-    "hidden_size",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "intermediate_size",
-    "vocab_size",
-    "max_context",
-    "n_experts",
-    "experts_per_token",
-]
+_NUMBERS = MODEL_COLUMNS[MODEL_COLUMNS.index("total_params_b") : MODEL_COLUMNS.index("experts_per_token") + 1]
 #: Width over depth of the dense decoders in the catalogue (Llama 3 8B: 4096/32, 405B: 16384/126):
 #: the rule that gives an undescribed model its layers and width from its size.
 _WIDTH_PER_LAYER = 128

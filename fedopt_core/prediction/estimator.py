@@ -313,18 +313,16 @@ class PerformancePredictor:
 
     # ------------------------------------------------------------------ estimation
 
-    def _pool(self, anchors: pd.DataFrame | None) -> pd.DataFrame:
-        """Encoded anchor pool: the fitted runs plus (collapsed) user anchors."""
+    def _pool(self, good: pd.DataFrame | None) -> pd.DataFrame:
+        """Encoded anchor pool: the fitted runs plus (collapsed) user anchors, already validated."""
         if getattr(self, "_pool_cache", None) is None:
             table = getattr(self, "anchors_", None)
             if table is None or len(table) == 0:
                 table = pd.DataFrame(columns=[*ANCHOR_TEXT, *ANCHOR_NUM])
             self._pool_cache = encode_anchors(table)
         pool = self._pool_cache
-        if anchors is None or len(anchors) == 0:
+        if good is None or len(good) == 0:
             return pool
-        good = schema.validated_rows(anchors, require_outcome=True)
-        good = good.loc[good["success"].to_numpy(bool)].reset_index(drop=True)
         extra = collapse_runs(features.encode(good), good)
         if extra.empty:
             return pool
@@ -367,7 +365,11 @@ class PerformancePredictor:
             )
         clean, batch_rule = fill_missing_batch(clean, getattr(self, "anchors_", None))
         enc = features.encode(clean).assign(batch_rule=np.isfinite(batch_rule))
-        pool = self._pool(anchors)
+        good = None  # the user's anchors, validated once for both paths
+        if anchors is not None and len(anchors):
+            good = schema.validated_rows(anchors, require_outcome=True)
+            good = good.loc[good["success"].to_numpy(bool)].reset_index(drop=True)
+        pool = self._pool(good)
         enc, borrowed = borrow_software(enc, clean, pool)
         # Rows that differ only in things the model ignores (platform name, price) share one estimate.
         key_cols = [
@@ -409,18 +411,10 @@ class PerformancePredictor:
             enc["gpu_matched"].to_numpy(object) == "fuzzy",
             "GPU name matched approximately to " + enc["gpu_name"].astype(str),
         )
-        self._overlay_physics(result, clean, anchors)
+        overlay(result, clean, getattr(self, "physics_", None), good)
         say_partitions(result, clean["gpu_type"], enc["gpu_matched"].to_numpy(object) == "partition")
         result.index = rows.index
         return result
-
-    def _overlay_physics(self, result: pd.DataFrame, clean: pd.DataFrame, anchors: pd.DataFrame | None) -> None:
-        """Described jobs take the physics estimate (see :func:`.physics.overlay`)."""
-        extra = None
-        if anchors is not None and len(anchors):
-            extra = schema.validated_rows(anchors, require_outcome=True)
-            extra = extra.loc[extra["success"].to_numpy(bool)].reset_index(drop=True)
-        overlay(result, clean, getattr(self, "physics_", None), extra)
 
     def _predict_unique(self, T: pd.DataFrame, pool: pd.DataFrame) -> dict[str, np.ndarray]:
         n = len(T)

@@ -389,7 +389,8 @@ def prior_estimate(rows: pd.DataFrame) -> pd.DataFrame:
 
     :data:`PRIOR_EFFICIENCY` per mode group, with :data:`PRIOR_HALF_WIDTH` each way: a stated
     guess (measured runs span about that much around it), never called calibrated.  Columns as
-    :meth:`PhysicsModel.predict`; NaN where the job is not described or its work is unknown.
+    :meth:`PhysicsModel.predict` plus ``mode_group``; NaN where the job is not described or its
+    work is unknown.
     """
     table = physics_rows(rows)
     n = len(table)
@@ -405,6 +406,7 @@ def prior_estimate(rows: pd.DataFrame) -> pd.DataFrame:
             "basis": pd.Series(np.where(np.isfinite(log_pred), "physics-prior", None), dtype=object),
             "tier": pd.Series(np.where(np.isfinite(log_pred), "physics-prior", None), dtype=object),
             "n_anchor": np.zeros(n),
+            "mode_group": pd.Series(groups, dtype=object),
         }
     )
     _sane_scaling(out, rows)
@@ -423,14 +425,14 @@ def overlay(
     """
     if not (clean["mode"].notna() | clean["model_params_b"].notna()).any():
         return  # nothing described: the benchmark-style path alone (and no cost for it)
-    est = physics.predict(clean, anchors) if physics is not None else prior_estimate(clean).assign(log_pred=np.nan)
+    guess = prior_estimate(clean)
+    est = physics.predict(clean, anchors) if physics is not None else guess.assign(log_pred=np.nan)
     # No efficiency learned for this kind of job yet, and nothing better than a prior:
     # physics at an assumed efficiency beats a per-unit guess from unrelated workloads.
     prior = est["log_pred"].isna().to_numpy(bool) & result["basis"].isin(["workload-prior", "cold-prior"]).to_numpy(
         bool
     )
     if prior.any():
-        guess = prior_estimate(clean)
         prior &= guess["log_pred"].notna().to_numpy(bool)
         for col in ("log_pred", "log_lower", "log_upper", "basis", "n_anchor"):
             est.loc[prior, col] = guess.loc[prior, col]
@@ -450,7 +452,7 @@ def overlay(
         "no measured run of this workload in this mode: a physics estimate (its work over the GPUs' peak, "
         "with an efficiency learned from other models' runs); log one run to anchor it"
     )
-    groups = physics_rows(clean)["mode_group"].astype(str)
+    groups = guess["mode_group"].astype(str)
     assumed = groups.map(lambda g: f"{PRIOR_EFFICIENCY.get(g, float('nan')):.0%}")
     result.loc[guessed, "warning"] = (
         "no measured " + groups[guessed] + " run of a described model to learn an efficiency from: its work "
