@@ -172,6 +172,34 @@ def test_a_job_that_fits_nowhere_gets_no_recommendation_and_says_what_it_needs(h
     assert "fits on none" in answer["reason"] and "would fit on" in answer["reason"]
 
 
+def test_a_serving_target_says_how_many_gpus_each_platform_needs(home: Path) -> None:
+    answer = _predict_model(home, "llama-3.1-8b", "serving", "--target-tokens-per-s", "20000")
+    assert answer["target_tokens_per_s"] == 20000
+    fleet = answer["serving"]
+    served = [r for r in fleet if r["serves_target"]]
+    assert served, "some platform serves 20,000 tokens/s"
+    for row in served:
+        # sized on the pessimistic rate of one replica, and no larger than needed
+        assert row["replicas_needed"] * row["replica_tokens_per_s_low"] >= 20000 * (1 - 1e-9)
+        assert (row["replicas_needed"] - 1) * row["replica_tokens_per_s_low"] < 20000
+        assert row["gpus_needed"] == row["replicas_needed"] * row["gpu_count"]
+        assert row["fits_memory"] is not False
+    by_name = {r["platform"]: r for r in fleet}
+    a10, h100 = by_name["gpu_1x_a10"], by_name["gpu_1x_h100_sxm5"]
+    # a 24 GB A10 holds fewer sequences' KV caches beside the weights and is slower: more replicas
+    assert a10["replicas_needed"] > h100["replicas_needed"]
+    assert a10["mean_tpot_ms"] > 0 and h100["mean_tpot_ms"] > 0
+    plain = run_cli("predict", "--model", "llama-3.1-8b", "--mode", "serving", "--tokens", "1e6",
+                    "--target-tokens-per-s", "20000", home=home)  # fmt: skip
+    assert plain.returncode == 0 and "replicas_needed" in plain.stdout and "TTFT not predicted" in plain.stdout
+
+
+def test_a_serving_target_needs_work_in_tokens(home: Path) -> None:
+    result = run_cli("predict", "--workload", "resnet50", "--work-units", "1e6", "--target-tokens-per-s", "100",
+                     home=home)  # fmt: skip
+    assert result.returncode != 0 and "--target-tokens-per-s" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_an_unknown_model_is_refused_naming_the_option(home: Path) -> None:
     result = run_cli("predict", "--model", "no-such-model-9b", "--mode", "lora", home=home)
     assert result.returncode != 0

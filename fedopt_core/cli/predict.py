@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fedopt_core.cli import CliError, emit
 from fedopt_core.planning.ranking import OBJECTIVES
 from fedopt_core.schema import INFERENCE_MODES, MODES, TASK_FIELDS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -35,8 +39,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         anchor=anchor,
         confidence=args.confidence,
     )
+    fleet = _fleet(task, result.ranking, args.target_tokens_per_s)
     if args.json:
-        emit(result.to_dict(), True)
+        answer = result.to_dict()
+        if fleet is not None:
+            answer["target_tokens_per_s"] = args.target_tokens_per_s
+            answer["serving"] = fleet.to_dict("records")
+        emit(answer, True)
         return 0
     label = (
         f"model version {result.model_version} ({result.n_training_runs} runs)"
@@ -50,7 +59,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if result.ranking["tokens_per_s"].notna().any():
         columns += ["tokens_per_s", "cost_per_1m_tokens_usd"]
     emit(result.ranking, False, columns)
+    if fleet is not None:
+        print(
+            f"\nServing {args.target_tokens_per_s:g} tokens/s: replicas sized on the interval's upper bound; "
+            "mean TPOT derived from concurrency / tokens/s (p99 is about twice it; TTFT not predicted)"
+        )
+        emit(fleet, False, SERVING_SHOWN)
     return 0
+
+
+#: Columns of the serving table the plain CLI output shows.
+SERVING_SHOWN = [
+    "platform",
+    "gpu_type",
+    "gpu_count",
+    "replicas_needed",
+    "gpus_needed",
+    "fleet_tokens_per_s",
+    "fleet_price_per_hour_usd",
+    "mean_tpot_ms",
+    "serving_note",
+]
+
+
+def _fleet(task: dict[str, object], ranking: pd.DataFrame, target: float | None) -> pd.DataFrame | None:
+    """The serving fleet for ``--target-tokens-per-s`` (None when not asked)."""
+    from fedopt_core.errors import PlanningError
+    from fedopt_core.planning.serving import serving_fleet
+
+    if target is None:
+        return None
+    try:
+        return serving_fleet(task, ranking, target)
+    except PlanningError as exc:
+        raise CliError(f"--target-tokens-per-s: {exc}") from None
 
 
 def _described_job(args: argparse.Namespace) -> dict[str, object]:
@@ -97,6 +139,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-tokens", dest="prompt_tokens", type=float, help="input tokens per request")
     p.add_argument("--output-tokens", dest="output_tokens", type=float, help="generated tokens per request")
     p.add_argument("--concurrency", type=float, help="requests served at once")
+    p.add_argument(
+        "--target-tokens-per-s",
+        dest="target_tokens_per_s",
+        type=float,
+        help="serving: the rate to sustain; adds the replicas and GPUs each platform needs",
+    )
     p.add_argument(
         "--confidence",
         type=float,

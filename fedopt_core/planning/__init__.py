@@ -3,7 +3,8 @@
 What lives here: :mod:`.ranking` (platforms ranked for one task, the Pareto front, the
 :class:`Predictor` protocol), :mod:`.movement` (the one home of data movement), :mod:`.shards`
 and :mod:`.shard_solver` (split a divisible job over machines of several platforms), :mod:`.spot`
-(spot or on-demand with checkpointing), :mod:`.values` (how the planners read numbers) and
+(spot or on-demand with checkpointing), :mod:`.serving` (replicas and GPUs for a target token
+rate), :mod:`.values` (how the planners read numbers) and
 :mod:`.advisor` (the hub the pages and the CLI call: the active model, the catalogue, the
 ranking and who pays, in one answer).
 
@@ -30,6 +31,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "pareto_front",
             "rank_platforms",
         ],
+        "fedopt_core.planning.serving": ["MAX_REPLICAS", "SERVING_COLUMNS", "concurrency_of", "serving_fleet"],
         "fedopt_core.planning.shards": ["DEFAULT_STARTUP_S", "ShardPlan", "plan_for_task", "plan_shards"],
         "fedopt_core.planning.spot": [
             "DEFAULT_RESTART_COST_S",

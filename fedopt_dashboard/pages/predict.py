@@ -7,7 +7,7 @@ import streamlit as st
 
 from fedopt_core import accounts, catalog, schema
 from fedopt_core.errors import FedoptInputError
-from fedopt_core.planning import advisor
+from fedopt_core.planning import advisor, serving
 from fedopt_dashboard.ui import available_gpu_platforms, money_column, require_role
 
 require_role("viewer")
@@ -243,6 +243,51 @@ if shown["fits_memory"].notna().any():
         title="Memory the job needs per GPU (bar) against each GPU's memory (line)", yaxis_title="GB"
     )
     st.plotly_chart(memory_chart, width="stretch")
+
+
+@st.fragment
+def serving_target() -> None:
+    st.subheader("Serving a target rate")
+    target = st.number_input("Tokens/s to sustain", min_value=1.0, value=1000.0, step=500.0, key="target_rate")
+    fleet = serving.serving_fleet(task, result.ranking, target)
+    st.caption(
+        "Replicas are sized on the slow end of each interval, so the rate holds there. Mean time per output "
+        "token = sequences decoded together / tokens per second (derived, not measured; the measured p99 is "
+        "about twice it). Time to first token is not predicted: too few measured runs to calibrate one."
+    )
+    shown_fleet = fleet[fleet["serves_target"]].head(15)
+    if shown_fleet.empty:
+        st.info("No platform serves this rate within the replica limit, or the model fits none of them.")
+        return
+    st.dataframe(
+        shown_fleet[
+            [
+                "platform",
+                "gpu_type",
+                "gpu_count",
+                "replicas_needed",
+                "gpus_needed",
+                "fleet_tokens_per_s",
+                "fleet_price_per_hour_usd",
+                "fleet_cost_per_1m_tokens_usd",
+                "mean_tpot_ms",
+            ]
+        ],  # fmt: skip
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "replicas_needed": st.column_config.NumberColumn("Replicas", format="%d"),
+            "gpus_needed": st.column_config.NumberColumn("GPUs", format="%d"),
+            "fleet_tokens_per_s": st.column_config.NumberColumn("Predicted tokens/s", format="%.0f"),
+            "fleet_price_per_hour_usd": money_column("Fleet per hour"),
+            "fleet_cost_per_1m_tokens_usd": money_column("Per 1M tokens"),
+            "mean_tpot_ms": st.column_config.NumberColumn("Mean TPOT (ms)", format="%.1f"),
+        },
+    )
+
+
+if task.get("work_unit") == "tokens" and task.get("task_type") == "inference":
+    serving_target()
 
 top = shown.head(20).iloc[::-1]
 interval = go.Figure(

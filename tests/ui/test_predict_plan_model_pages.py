@@ -51,6 +51,26 @@ def test_predict_page_describes_a_model_and_never_recommends_where_it_does_not_f
     assert (ranking["tokens_per_s"] > 0).all() and "cost_per_1m_tokens_usd" in ranking.columns
 
 
+def test_predict_page_sizes_a_serving_fleet_for_a_target_rate(app) -> None:
+    at = app("pages/predict.py", timeout=120)
+    next(s for s in at.selectbox if s.label == "Task type").select("inference")
+    next(s for s in at.selectbox if s.label == "Model").select("llama-3.1-8b")
+    next(s for s in at.selectbox if s.label == "Mode").select("serving")
+    next(n for n in at.number_input if n.label.startswith("Tokens (")).set_value(1e6)
+    next(b for b in at.button if b.label == "Predict").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(h.value == "Serving a target rate" for h in at.subheader)
+    target = next(n for n in at.number_input if n.label == "Tokens/s to sustain")
+    fleet = next(d.value for d in at.dataframe if "replicas_needed" in d.value.columns)
+    target.set_value(fleet["fleet_tokens_per_s"].max() * 5).run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    bigger = next(d.value for d in at.dataframe if "replicas_needed" in d.value.columns)
+    top = fleet.set_index("platform")["replicas_needed"]
+    after = bigger.set_index("platform")["replicas_needed"]
+    shared = top.index.intersection(after.index)
+    assert len(shared) > 0 and (after[shared] > top[shared]).all()  # a higher rate needs more replicas
+
+
 def test_predict_page_with_a_model_deadline_and_budget(app, trained: int) -> None:
     at = app("pages/predict.py", timeout=180)
     assert not at.exception, [e.value for e in at.exception]
