@@ -168,3 +168,31 @@ def test_before_any_llm_run_a_described_job_gets_a_stated_physics_guess(benchmar
         _platforms(("A100 SXM4 80GB", 1)).assign(workload="resnet50", precision="fp16_amp", batch_size=256)
     )
     assert r50.loc[0, "basis"] != "physics-prior"
+
+
+def test_a_measured_run_of_unstated_precision_that_fit_only_at_8_bits_is_read_at_8_bits() -> None:
+    from fedopt_core import schema
+
+    served = {
+        "task_type": "inference",
+        "workload": "llama-3.1-70b",
+        "mode": "offline",
+        "gpu_count": 1,
+        "work_units": 1e6,
+        "work_unit": "tokens",
+    }
+    measured = schema.normalise_frame(
+        pd.DataFrame(
+            [
+                served | {"gpu_type": "H200 SXM 141GB", "execution_time_s": 240.0},  # 140 GB at 16 bits: no room
+                served | {"gpu_type": "H200 SXM 141GB", "execution_time_s": 240.0, "precision": "bf16"},
+                served | {"gpu_type": "H200 SXM 141GB", "gpu_count": 2, "execution_time_s": 120.0},
+                served | {"gpu_type": "H200 SXM 141GB"},  # a task: no measured time, nothing inferred
+            ]
+        )
+    )
+    table = physics_rows(measured)
+    assert table["precision_fp8"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # at 8 bits the KV caches of many sequences fit beside 70 GB of weights; at 16 bits one at most
+    assert table.loc[0, "log_concurrency"] > math.log(16) and table.loc[1, "log_concurrency"] == 0.0
+    assert table.loc[0, "log_t_phys"] < table.loc[1, "log_t_phys"] - math.log(4)
