@@ -1,6 +1,6 @@
 """Retraining policy: model versions, champion/challenger, and one retrain at a time.
 
-A candidate is trained on all runs but the newest ones, scored on those newest runs (median
+A candidate is trained on all runs but the newest ones of each kind of job, scored on those (median
 absolute percentage error and interval coverage), and compared with the active model on the
 same held-out runs.  It becomes active only if it is at least as good; otherwise it is kept,
 marked rejected, with the reason.  The stored model is the one that was scored (no refit on the
@@ -152,12 +152,33 @@ def score(predictions: pd.DataFrame, actual_s: np.ndarray) -> dict[str, float]:
     }
 
 
+def holdout_stratum(runs: pd.DataFrame) -> pd.Series:
+    """The kind of job each run is, for the held-out split: its task type, and whether it is
+    described by model and mode (an LLM job the physics model learns from) or not."""
+    described = runs["mode"].notna() | runs["model_params_b"].notna()
+    kind = runs["task_type"].astype("string").fillna("?")
+    return kind + np.where(described.to_numpy(bool), ":described", "")
+
+
 def _split_newest(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Oldest runs to train on, newest to score on: the newest fraction of *each kind of job*.
+
+    Per kind, because one import is usually one kind (a benchmark table, then a file of LLM
+    runs): a global newest 20% would hold out nearly all of the last one, and the stored model
+    would never learn from it.  Still fair to the active model: a kind's held-out window only
+    moves forward as runs arrive, so it never reaches back into runs an older version trained on.
+    """
     ordered = runs.sort_values(["created_at", "run_id"], kind="stable").reset_index(drop=True)
     n_hold = max(MIN_HOLDOUT, int(round(len(ordered) * HOLDOUT_FRACTION)))
     if len(ordered) < 2 * n_hold:
         raise NotEnoughRuns(f"{len(ordered)} successful runs; at least {2 * n_hold} are needed to train and score")
-    return ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
+    stratum = holdout_stratum(ordered)
+    position_from_newest = ordered.groupby(stratum, sort=False).cumcount(ascending=False).to_numpy()
+    per_kind = stratum.map((stratum.value_counts() * HOLDOUT_FRACTION).round()).to_numpy(float)
+    held = position_from_newest < per_kind
+    if held.sum() < MIN_HOLDOUT:  # kinds too small to give a fifth each: the newest runs overall
+        held = np.arange(len(ordered)) >= len(ordered) - n_hold
+    return ordered.loc[~held], ordered.loc[held]
 
 
 def is_at_least_as_good(candidate: dict[str, float], active: dict[str, float], confidence: float) -> tuple[bool, str]:

@@ -214,3 +214,46 @@ def test_the_model_cache_keeps_the_most_recently_used_versions_only() -> None:
     cache.get_or_make(("db", 2), loader(2))
     assert loads == [1, 2, 3, 2]
     assert training.MODEL_CACHE_SIZE >= 2  # the active version and the one before it
+
+
+def _frame(kinds: list[tuple[str, bool]], start: int = 0) -> pd.DataFrame:
+    """Runs in the order given: (task type, described by model and mode?)."""
+    return pd.DataFrame(
+        {
+            "run_id": np.arange(start, start + len(kinds)),
+            "created_at": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(start, start + len(kinds)), "s"),
+            "task_type": [k for k, _ in kinds],
+            "mode": ["lora" if d else None for _, d in kinds],
+            "model_params_b": [8.0 if d else None for _, d in kinds],
+        }
+    )
+
+
+def test_each_kind_of_job_keeps_four_fifths_of_its_runs_to_train_on() -> None:
+    # a benchmark table first, then a file of LLM fine-tuning runs: the last import is not all held out
+    old = _frame([("training", False)] * 400 + [("fine-tuning", True)] * 100)
+    train, holdout = training._split_newest(old)
+    kinds = training.holdout_stratum(train).value_counts()
+    assert kinds["training"] == 320 and kinds["fine-tuning:described"] == 80
+    held = training.holdout_stratum(holdout)
+    assert (held == "fine-tuning:described").sum() == 20 and (held == "training").sum() == 80
+    # within a kind, the held-out runs are its newest
+    for kind in ("training", "fine-tuning:described"):
+        assert (
+            train.loc[training.holdout_stratum(train) == kind, "run_id"].max()
+            < holdout.loc[held == kind, "run_id"].min()
+        )
+
+
+def test_new_runs_never_pull_an_older_models_training_runs_into_the_held_out_set() -> None:
+    old = _frame([("training", False)] * 300 + [("inference", True)] * 60)
+    trained_on = set(training._split_newest(old)[0]["run_id"])
+    newer = pd.concat([old, _frame([("inference", True)] * 45, start=len(old))], ignore_index=True)
+    _, holdout = training._split_newest(newer)
+    assert not trained_on & set(holdout["run_id"])  # the active model is scored on runs it never saw
+
+
+def test_kinds_too_small_for_a_fifth_each_fall_back_to_the_newest_overall() -> None:
+    frame = _frame([("training", False), ("inference", True), ("fine-tuning", True)] * 4)
+    train, holdout = training._split_newest(frame)
+    assert len(holdout) == training.MIN_HOLDOUT and holdout["run_id"].min() > train["run_id"].max()
