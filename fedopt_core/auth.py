@@ -39,9 +39,29 @@ class Actor:
     role: str
     email: str | None = None
     signed_in: bool = False
+    #: Only the identity provider's boolean ``email_verified: true`` makes the e-mail verified.
+    email_verified: bool = False
+    #: The identity provider's subject (``sub``): stable, and not chosen by the user.
+    subject: str | None = None
 
     def can(self, role: str) -> bool:
         return _RANK[self.role] >= _RANK[role]
+
+    @property
+    def identity(self) -> str:
+        """Who this is in the audit log and on logged runs: the verified e-mail, else the identity
+        provider's subject, else the name.  A display name is chosen by the user ("Ada (admin)"),
+        so a signed-in user is never recorded by it alone."""
+        if self.email and self.email_verified:
+            return self.email.lower()
+        if self.subject:
+            return f"sub:{self.subject}"
+        return self.name
+
+    @property
+    def label(self) -> str:
+        """The identity with the display name beside it, for pages."""
+        return self.identity if self.name in (self.identity, self.email) else f"{self.identity} ({self.name})"
 
 
 LOCAL_ADMIN = Actor(name="local", role="admin")
@@ -53,7 +73,7 @@ class PermissionDenied(PermissionError):
 
     def __init__(self, actor: Actor, needed: str, action: str) -> None:
         self.actor, self.needed, self.action = actor, needed, action
-        super().__init__(f"{action} needs the {needed} role; {actor.name} is a {actor.role}")
+        super().__init__(f"{action} needs the {needed} role; {actor.label} is a {actor.role}")
 
 
 def current_actor() -> Actor:
@@ -110,9 +130,19 @@ def actor_from_identity(claims: Mapping[str, Any] | None, *, session: Session | 
     claims = dict(claims or {})
     email = claims.get("email")
     email = email if isinstance(email, str) and email else None
-    email_for_role = None if claims.get("email_verified") is False else email
-    name = str(claims.get("name") or email or claims.get("sub") or "unknown")
-    return Actor(name=name, role=role_for(email_for_role, claims, session=session), email=email, signed_in=True)
+    # Only a boolean true verifies the e-mail: a string "false", or no claim at all, does not.
+    verified = claims.get("email_verified") is True
+    subject = claims.get("sub")
+    subject = str(subject) if isinstance(subject, str | int) and str(subject) else None
+    name = str(claims.get("name") or email or subject or "unknown")
+    return Actor(
+        name=name,
+        role=role_for(email if verified else None, claims, session=session),
+        email=email,
+        signed_in=True,
+        email_verified=verified,
+        subject=subject,
+    )
 
 
 def set_role(email: str, role: str, *, session: Session | None = None) -> None:
@@ -151,7 +181,11 @@ def record(
     session: Session | None = None,
 ) -> None:
     """Append an audit event by the acting user; pass ``session`` to commit with the change itself."""
-    event = AuditEvent(actor=current_actor().name, action=action, target=target, details=dict(details or {}))
+    actor = current_actor()
+    details = dict(details or {})
+    if actor.name != actor.identity:
+        details.setdefault("actor_name", actor.name)  # shown beside the identity, never instead of it
+    event = AuditEvent(actor=actor.identity, action=action, target=target, details=details)
     with db.use(session) as db_session:
         db_session.add(event)
 

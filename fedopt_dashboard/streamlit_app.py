@@ -93,7 +93,7 @@ def main() -> None:
             f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
         )
         if actor.signed_in:
-            st.caption(f"Signed in as {actor.name} ({actor.role})")
+            st.text(f"Signed in as {actor.label} ({actor.role})")  # text: a display name is not Markdown
             st.button("Sign out", on_click=st.logout)
 
     with ui.inside_shell():

@@ -242,7 +242,7 @@ def launch(
                 price_per_hour_usd=price,
                 instance_id=instance_id,
                 region=region,
-                person=person or actor.name,
+                person=person or actor.identity,
                 workload=workload,
                 session=session,
             )
