@@ -156,7 +156,8 @@ def store_runs(
     if actor.signed_in:
         # On the shared dashboard, a run without a name is the signed-in user's.
         given = frame["logged_by"] if "logged_by" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
-        frame = frame.assign(logged_by=given.where(given.notna() & (given.astype(str).str.strip() != ""), actor.identity))
+        named = given.notna() & (given.astype(str).str.strip() != "")
+        frame = frame.assign(logged_by=given.where(named, actor.identity))
     total = len(frame)
     good, errors = _prepare(frame)
     first = ~good["run_key"].duplicated()
