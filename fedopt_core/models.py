@@ -224,6 +224,33 @@ class UsageSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class LaunchIntent(SQLModel, table=True):
+    """One confirmed launch, written *before* the API call and settled after it (or by sync).
+
+    The token is the confirmation's: a second request with it is refused, so one confirmation
+    starts at most one machine however often the button is pressed.  ``name`` is what Lambda is
+    told to call the machine, so a lost reply is found again by it.  ``state``: pending (the
+    call is under way), started, not_started, or unknown (no usable reply and not seen yet).
+    """
+
+    __tablename__ = "launch_intent"
+
+    token: str = Field(primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    name: str = Field(unique=True)
+    instance_type: str
+    region: str
+    max_price_per_hour_usd: float
+    price_per_hour_usd: float | None = None
+    person: str | None = None
+    workload: str | None = None
+    state: str = Field(default="pending", index=True)
+    instance_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    settled_at: datetime | None = None
+
+
 class Technique(SQLModel, table=True):
     """A way to get academic access or to cut cost."""
 

@@ -56,6 +56,27 @@ def find_platform(session: Session, instance_type: str, provider: str | None) ->
     return candidates[0] if len(candidates) == 1 else None
 
 
+def session_text_fields(
+    *,
+    person: Any = None,
+    workload: Any = None,
+    instance_id: Any = None,
+    region: Any = None,
+    notes: Any = None,
+) -> dict[str, str | None]:
+    """The text fields of a usage session, read and checked (AccountInputError names the field).
+
+    A launch calls this *before* it starts a machine, so the session of a running machine can
+    always be written afterwards."""
+    return {
+        "person": read_text(person, "person"),
+        "workload": read_text(workload, "workload", max_len=200),
+        "instance_id": read_text(instance_id, "instance_id", max_len=200),
+        "region": read_text(region, "region"),
+        "notes": read_text(notes, "notes", max_len=MAX_TEXT, allow_newlines=True),
+    }
+
+
 def add_usage_session(
     username: str,
     platform: str,
@@ -107,13 +128,7 @@ def add_usage_session(
         outcome = "running" if end is None else ("completed" if success else "failed")
     if outcome not in OUTCOMES:
         raise AccountInputError("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
-    values = {
-        "person": read_text(person, "person"),
-        "workload": read_text(workload, "workload", max_len=200),
-        "instance_id": read_text(instance_id, "instance_id", max_len=200),
-        "region": read_text(region, "region"),
-        "notes": read_text(notes, "notes", max_len=MAX_TEXT, allow_newlines=True),
-    }
+    values = session_text_fields(person=person, workload=workload, instance_id=instance_id, region=region, notes=notes)
     if run_id is not None and (not isinstance(run_id, (int, np.integer)) or run_id < 1):
         raise AccountInputError("run_id", "must be a positive whole number")
     with db.use(session) as db_session:

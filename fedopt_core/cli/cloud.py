@@ -36,7 +36,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             args.region,
             args.ssh_key,
             max_price_per_hour_usd=args.max_price,
-            name=args.name,
+            workload=args.workload,
         )
     except lambda_ops.LambdaOperationError as exc:
         raise CliError(str(exc)) from None
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region", required=True)
     p.add_argument("--ssh-key", action="append", required=True)
     p.add_argument("--max-price", type=float, required=True, help="maximum USD per hour you accept")
-    p.add_argument("--name")
+    p.add_argument("--workload", help="what the machine is for (recorded on its usage session)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_launch)
     p = lam.add_parser("terminate", help="terminate machines and close their usage sessions")

@@ -14,9 +14,10 @@ Reliability choices, per operation:
   retried only when the request provably never reached the application (a 429 from the edge,
   or a connection that could not be opened).  After an ambiguous failure (timeout after the
   request was sent, dropped connection, 5xx) the client lists the instances and looks for one
-  with the requested name, type and region that did not exist before the attempt; it returns
-  it when found (``LaunchResult.reconciled``), and otherwise raises ``LaunchNotStartedError``
-  (or ``LaunchOutcomeUnknownError`` when the list itself could not be read).  The API reports
+  with the requested name, type and region that did not exist before the attempt, for at least
+  ``reconcile_window_s`` (default: the read timeout); it returns it when found
+  (``LaunchResult.reconciled``), and otherwise raises ``LaunchNotStartedError`` ("not seen", still
+  ``outcome_unknown``) or ``LaunchOutcomeUnknownError`` when the list itself could not be read.  The API reports
   no creation time, so "did not exist before" is decided by a unique generated name when none
   is given, or by a snapshot of same-named instances taken just before the launch.
 * ``terminate`` and ``delete_ssh_key`` are retried like reads: asking twice has the effect of
@@ -256,9 +257,10 @@ class UnexpectedResponseError(LambdaCloudError):
 
 
 class LaunchNotStartedError(LambdaCloudError):
-    """An ambiguous launch failure, after which the instance list shows no such instance."""
+    """An ambiguous launch failure, after which the instance list showed no such instance for the
+    whole reconcile window.  Still ``outcome_unknown``: a machine listed later would bill."""
 
-    default_message = "The launch did not happen."
+    default_message = "The launch was not seen."
 
 
 class LaunchOutcomeUnknownError(LambdaCloudError):
@@ -636,6 +638,7 @@ class LambdaCloudClient:
         max_elapsed_s: float = 90.0,
         reconcile_checks: int = 3,
         reconcile_interval_s: float = 5.0,
+        reconcile_window_s: float | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key: must be a non-empty string")
@@ -651,6 +654,7 @@ class LambdaCloudClient:
             ("max_retry_after_s", max_retry_after_s),
             ("max_elapsed_s", max_elapsed_s),
             ("reconcile_interval_s", reconcile_interval_s),
+            ("reconcile_window_s", 0.0 if reconcile_window_s is None else reconcile_window_s),
         ):
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ValueError(f"{field_name}: must be a number >= 0")
@@ -670,6 +674,11 @@ class LambdaCloudClient:
         self.max_elapsed_s = float(max_elapsed_s)
         self.reconcile_checks = reconcile_checks
         self.reconcile_interval_s = float(reconcile_interval_s)
+        # A server may create the machine up to the read timeout after the request and list it
+        # later still: look for it at least that long before calling it not started.
+        self.reconcile_window_s = (
+            float(timeout.read or 0.0) if reconcile_window_s is None else float(reconcile_window_s)
+        )
         self._secret = _Secret(api_key)
         self._request_pacer = _shared_pacer(self.base_url, api_key, "request")
         self._launch_pacer = _shared_pacer(self.base_url, api_key, "launch")
@@ -940,9 +949,12 @@ class LambdaCloudClient:
     ) -> LaunchResult:
         listed = False
         list_error: LambdaCloudError | None = None
-        for check in range(self.reconcile_checks):
+        began = time.monotonic()
+        check = 0
+        while check < self.reconcile_checks or time.monotonic() - began < self.reconcile_window_s:
             if check:
                 time.sleep(self.reconcile_interval_s)
+            check += 1
             try:
                 instances = self.instances()
             except LambdaCloudError as exc:
@@ -979,11 +991,13 @@ class LambdaCloudClient:
             )
         else:
             error = LaunchNotStartedError(
-                f"The launch of {what} did not happen: it got no usable reply ({_describe(cause)}) and no such "
-                f"instance appeared in {self.reconcile_checks} check(s) of the instance list.",
+                f"The launch of {what} is not seen: it got no usable reply ({_describe(cause)}) and no such "
+                f"instance appeared in {check} check(s) of the instance list over "
+                f"{time.monotonic() - began:.0f} s. Most likely it did not start, but one that appears later bills.",
                 code="client/launch-not-started",
-                suggestion="Nothing was started by this attempt; you can try again.",
+                suggestion=f"Look for an instance named '{name}' again before launching another.",
                 status_code=cause.status_code,
+                outcome_unknown=True,
             )
         error.cause = cause  # type: ignore[attr-defined]
         raise error from cause

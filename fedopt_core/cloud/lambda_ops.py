@@ -2,27 +2,37 @@
 
 Every operation reads from the API first and writes to the database only after the API call
 succeeded, in one transaction, so a failed call leaves the database as it was (apart from the
-note of the failure that the Platforms page shows).
+note of the failure that the Platforms page shows, and a launch's intent row).
+
+A launch is the one call that spends money, so it is recorded *before* the call as a
+:class:`~fedopt_core.models.LaunchIntent` keyed by the user's confirmation: one confirmation
+starts at most one machine; the machine's name comes from the confirmation, so a lost reply is
+found again by it; and while a launch's outcome is unknown no other launch of the account is
+made, until :func:`sync` finds the machine (and opens its session) or the settle window passes.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from fedopt_core import auth, db
+from fedopt_core.accounts.fields import read_text
 from fedopt_core.accounts.registry import decrypted_api_key
-from fedopt_core.accounts.usage import add_usage_session
+from fedopt_core.accounts.usage import add_usage_session, session_text_fields
 from fedopt_core.catalog import gpus
 from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
 from fedopt_core.config import get_settings
-from fedopt_core.models import Account, AppState, Platform, PlatformPrice, UsageSession, utcnow
+from fedopt_core.errors import AccountInputError
+from fedopt_core.models import Account, AppState, LaunchIntent, Platform, PlatformPrice, UsageSession, utcnow
 from fedopt_core.schema import CPU_ONLY
 
 PROVIDER = "lambda"
@@ -192,6 +202,52 @@ class LaunchOutcome:
     instance_ids: list[str]
     session_ids: list[int]
     price_per_hour_usd: float
+    name: str = ""
+
+
+#: A launch whose outcome is unknown stays "unsettled" this long unless sync sees its machine;
+#: meanwhile no other launch on the account is accepted (it could be a second machine).
+SETTLE_WINDOW = timedelta(minutes=10)
+UNSETTLED = ("pending", "unknown")
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def new_confirmation() -> str:
+    """A fresh confirmation token: one per "yes, launch" the user gives."""
+    return uuid.uuid4().hex
+
+
+def machine_name(confirmation: str) -> str:
+    """The name Lambda is told to give the machine of a confirmation (found again by it)."""
+    return f"fedopt-{confirmation[:16]}"
+
+
+def launch_intent(confirmation: str, *, session: Session | None = None) -> dict[str, Any] | None:
+    """What became of a confirmation: its state, machine name and instance ids (None: never used)."""
+    with db.use(session) as db_session:
+        row = db_session.get(LaunchIntent, confirmation)
+        return None if row is None else row.model_dump()
+
+
+def _unsettled(db_session: Session, account_id: int, now: datetime) -> LaunchIntent | None:
+    rows = db_session.exec(
+        select(LaunchIntent).where(LaunchIntent.account_id == account_id, LaunchIntent.state.in_(UNSETTLED))
+    ).all()
+    recent = [r for r in rows if now - _aware(r.created_at) < SETTLE_WINDOW]
+    return recent[0] if recent else None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _settle(token: str, state: str, *, error: str | None = None, session: Session | None = None) -> None:
+    """Record how a launch call ended; only a pending intent changes (an unknown one waits for sync)."""
+    with db.use(session) as db_session:
+        row = db_session.get(LaunchIntent, token)
+        if row is not None and row.state == "pending":
+            row.state, row.error, row.settled_at = state, error, utcnow()
+            db_session.add(row)
 
 
 def launch(
@@ -201,59 +257,151 @@ def launch(
     ssh_key_names: Sequence[str],
     *,
     max_price_per_hour_usd: float,
-    name: str | None = None,
+    confirmation: str | None = None,
     person: str | None = None,
     workload: str | None = None,
     client_factory: ClientFactory | None = None,
     session: Session | None = None,
 ) -> LaunchOutcome:
-    """Launch one machine; refuse when its live hourly price is above the guard.  Opens a usage session."""
+    """Launch one machine for one confirmation; refuse when its live hourly price is above the guard.
+
+    In order: every field the usage session and the audit row need is checked; the confirmation
+    is recorded (a second call with the same ``confirmation`` is refused, so a double click starts
+    one machine); no launch is made while another of the account is unsettled; the live price is
+    checked; then the one API call, with a name derived from the confirmation, so that a lost
+    reply is found again by it (here, and later by :func:`sync`).  The session is opened with it.
+    """
     actor = auth.require("admin", "launching a machine")
     if max_price_per_hour_usd is None or not max_price_per_hour_usd > 0:
         raise LambdaOperationError("max_price_per_hour_usd: set a maximum hourly cost above zero")
-    with _client_for(username, client_factory, session) as client:
-        try:
-            live = {t.name: t for t in client.instance_types()}
-        except LambdaCloudError as exc:
-            raise LambdaOperationError(f"could not read prices before launching: {exc}") from None
-        if instance_type not in live:
-            raise LambdaOperationError(f"instance_type: Lambda offers no {instance_type!r} now")
-        price = live[instance_type].price_per_hour_usd
-        if price > max_price_per_hour_usd:
+    token = confirmation or new_confirmation()
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise LambdaOperationError("confirmation: not a token from new_confirmation()")
+    name = machine_name(token)
+    try:  # before anything is started: what the session and the audit row will need
+        read_text(instance_type, "platform", required=True)
+        fields = session_text_fields(person=person or actor.identity, workload=workload, region=region)
+    except AccountInputError as exc:
+        raise LambdaOperationError(f"not launched: {exc}") from None
+    now = utcnow()
+    with db.use(session) as db_session:
+        account = db_session.exec(select(Account).where(Account.username == username)).first()
+        if account is None:
+            raise LambdaOperationError(f"no account named {username!r}")
+        used = db_session.get(LaunchIntent, token)
+        if used is not None:
             raise LambdaOperationError(
-                f"{instance_type} costs ${price:.2f}/h, above your maximum of "
-                f"${max_price_per_hour_usd:.2f}/h; not launched"
+                f"this confirmation was already used (machine {used.name}: {used.state}); "
+                "confirm again to launch another machine"
+            )
+        other = _unsettled(db_session, int(account.id), now)
+        if other is not None:
+            raise LambdaOperationError(
+                f"the launch of {other.instance_type} (machine {other.name}) is not settled yet: it may be "
+                "running. Sync checks for it; no other launch on this account until then"
             )
         try:
-            result = client.launch(region, instance_type, list(ssh_key_names), name=name)
-        except LambdaCloudError as exc:
-            raise LambdaOperationError(f"launch failed: {exc}") from None
-    started = utcnow()
-    session_ids = []
-    for instance_id in result.instance_ids:
-        session_ids.append(
+            db_session.add(
+                LaunchIntent(
+                    token=token,
+                    account_id=int(account.id),
+                    name=name,
+                    instance_type=instance_type,
+                    region=region,
+                    max_price_per_hour_usd=float(max_price_per_hour_usd),
+                    person=fields["person"],
+                    workload=fields["workload"],
+                    created_at=now,
+                )
+            )
+            db_session.flush()
+        except IntegrityError:  # the same confirmation, recorded by a concurrent request first
+            raise LambdaOperationError("this confirmation was already used; confirm again to launch another") from None
+    try:
+        with _client_for(username, client_factory, session) as client:
+            try:
+                live = {t.name: t for t in client.instance_types()}
+            except LambdaCloudError as exc:
+                raise LambdaOperationError(f"could not read prices before launching: {exc}") from None
+            if instance_type not in live:
+                raise LambdaOperationError(f"instance_type: Lambda offers no {instance_type!r} now")
+            price = live[instance_type].price_per_hour_usd
+            if price > max_price_per_hour_usd:
+                raise LambdaOperationError(
+                    f"{instance_type} costs ${price:.2f}/h, above your maximum of "
+                    f"${max_price_per_hour_usd:.2f}/h; not launched"
+                )
+            try:
+                result = client.launch(region, instance_type, list(ssh_key_names), name=name)
+            except LambdaCloudError as exc:
+                if exc.outcome_unknown:
+                    _settle(token, "unknown", error=str(exc), session=session)
+                    raise LambdaOperationError(
+                        f"the launch of {instance_type} (machine {name}) got no usable reply and the machine is "
+                        f"not seen yet: it may still start. Sync keeps looking for it by its name; no other "
+                        f"launch on this account for {int(SETTLE_WINDOW.total_seconds() // 60)} minutes unless "
+                        "it is found or found absent"
+                    ) from None
+                raise LambdaOperationError(f"launch failed: {exc}") from None
+    except LambdaOperationError as exc:
+        _settle(token, "not_started", error=str(exc), session=session)
+        raise
+    except BaseException:
+        _settle(token, "unknown", error="interrupted during the launch call", session=session)
+        raise
+    return _record_started(username, token, list(result.instance_ids), price, session=session)
+
+
+def _record_started(
+    username: str,
+    token: str,
+    instance_ids: list[str],
+    price: float,
+    *,
+    action: str = "instance.launch",
+    session: Session | None = None,
+) -> LaunchOutcome:
+    """The machine runs: its usage session(s), the audit row and the settled intent, in one transaction."""
+    with db.use(session) as db_session:
+        intent = db_session.get(LaunchIntent, token)
+        already = set(
+            db_session.exec(select(UsageSession.instance_id).where(UsageSession.instance_id.in_(instance_ids))).all()
+        )
+        started = _aware(intent.created_at)
+        session_ids = [
             add_usage_session(
                 username,
-                instance_type,
+                intent.instance_type,
                 started,
                 None,
                 source="lambda_sync",
                 provider=PROVIDER,
                 price_per_hour_usd=price,
                 instance_id=instance_id,
-                region=region,
-                person=person or actor.identity,
-                workload=workload,
-                session=session,
+                region=intent.region,
+                person=intent.person,
+                workload=intent.workload,
+                session=db_session,
             )
+            for instance_id in instance_ids
+            if instance_id not in already  # sync may have opened it first
+        ]
+        intent.state, intent.instance_ids, intent.price_per_hour_usd = "started", instance_ids, price
+        intent.settled_at = utcnow()
+        db_session.add(intent)
+        auth.record(
+            action,
+            ",".join(instance_ids),
+            {
+                "account": username,
+                "instance_type": intent.instance_type,
+                "region": intent.region,
+                "price_per_hour_usd": price,
+                "name": intent.name,
+            },
+            session=db_session,
         )
-    auth.record(
-        "instance.launch",
-        ",".join(result.instance_ids),
-        {"account": username, "instance_type": instance_type, "region": region, "price_per_hour_usd": price},
-        session=session,
-    )
-    return LaunchOutcome(list(result.instance_ids), session_ids, price)
+        return LaunchOutcome(instance_ids, session_ids, price, intent.name)
 
 
 def _close_sessions(session: Session, instance_ids: Sequence[str], ended_at: datetime, outcome: str) -> list[int]:
@@ -305,6 +453,7 @@ class SyncReport:
     running: int = 0
     skipped: bool = False
     error: str | None = None
+    settled: list[str] = field(default_factory=list)  # launches whose outcome sync found out
 
 
 def sync(
@@ -330,6 +479,7 @@ def sync(
     live_ids = {i.id for i in live}
     with db.use(session) as db_session:
         account = db_session.exec(select(Account).where(Account.username == username)).one()
+        report.settled = _settle_intents(username, int(account.id), live, now, db_session)
         open_rows = db_session.exec(
             select(UsageSession).where(
                 UsageSession.account_id == account.id,
@@ -365,6 +515,34 @@ def sync(
         synced[username] = now.isoformat()
         _set_state(db_session, SYNC_STATE_KEY, synced)
     return report
+
+
+def _settle_intents(
+    username: str, account_id: int, live: list[Instance], now: datetime, db_session: Session
+) -> list[str]:
+    """Launches whose outcome was not known: a machine listed under the launch's name opens its
+    session (from when it was confirmed); one still unseen after :data:`SETTLE_WINDOW` did not start."""
+    settled = []
+    open_intents = db_session.exec(
+        select(LaunchIntent).where(LaunchIntent.account_id == account_id, LaunchIntent.state.in_(UNSETTLED))
+    ).all()
+    for intent in open_intents:
+        found = [i for i in live if i.name == intent.name]
+        if found:
+            price = (
+                found[0].price_per_hour_usd if found[0].price_per_hour_usd is not None else intent.price_per_hour_usd
+            )
+            _record_started(
+                username, intent.token, [i.id for i in found], price, action="instance.launch.found", session=db_session
+            )
+            settled.append(intent.name)
+        elif now - _aware(intent.created_at) >= SETTLE_WINDOW:
+            intent.state, intent.settled_at = "not_started", now
+            intent.error = f"not listed by Lambda within {int(SETTLE_WINDOW.total_seconds() // 60)} minutes"
+            db_session.add(intent)
+            settled.append(intent.name)
+    db_session.flush()
+    return settled
 
 
 def running_machines(username: str, *, session: Session | None = None) -> pd.DataFrame:

@@ -71,8 +71,26 @@ st.caption(
     f"Catalogue price: ${row['price_per_hour_usd']:.2f}/h (as of {row['as_of']}). The live price is "
     "checked again at launch and the launch is refused above your maximum."
 )
-confirmed = st.checkbox(f"Yes, launch one {choice} in {region}, billed by the hour until terminated")
-if confirmed and st.button("Launch", type="primary"):
+# One confirmation = one token = at most one machine: a second click, a rerun or a retry with the
+# same confirmation is refused by the database, whatever the browser does.
+confirmed = st.checkbox(f"Yes, launch one {choice} in {region}, billed by the hour until terminated", key="launch_ok")
+if not confirmed:
+    st.session_state.pop("launch_token", None)
+elif "launch_token" not in st.session_state:
+    st.session_state["launch_token"] = lambda_ops.new_confirmation()
+token = st.session_state.get("launch_token")
+used = lambda_ops.launch_intent(token) if token else None
+if used is not None:
+    if used["state"] == "started":
+        st.success(
+            f"Launched {', '.join(used['instance_ids'])} ({used['name']}) at ${used['price_per_hour_usd']:.2f}/h."
+        )
+    elif used["state"] == "pending":
+        st.info(f"Launching {used['name']}…")
+    else:
+        st.error(used["error"] or f"Launch {used['name']}: {used['state']}")
+    st.caption("This confirmation is used. Untick and tick the box again to launch another machine.")
+if st.button("Launch", type="primary", disabled=not confirmed or used is not None):
     try:
         outcome = lambda_ops.launch(
             username,
@@ -80,6 +98,7 @@ if confirmed and st.button("Launch", type="primary"):
             region,
             [k.strip() for k in ssh_keys.split(",") if k.strip()],
             max_price_per_hour_usd=max_price,
+            confirmation=token,
         )
     except lambda_ops.LambdaOperationError as exc:
         st.error(str(exc))

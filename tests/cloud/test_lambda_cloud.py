@@ -55,6 +55,7 @@ FAST = {
     "backoff_max_s": 0.05,
     "reconcile_checks": 3,
     "reconcile_interval_s": 0.02,
+    "reconcile_window_s": 0.0,  # exactly reconcile_checks looks (the tests count them)
 }
 
 
@@ -464,7 +465,9 @@ def test_launch_dropped_before_processing_says_it_did_not_happen(
     srv.inject("drop", path_prefix="/instance-operations/launch")
     with pytest.raises(LaunchNotStartedError) as info:
         keyed.launch("us-west-1", "gpu_1x_a10", "laptop")
-    assert "did not happen" in str(info.value)
+    # not seen, but never "nothing was started": a machine listed later would bill
+    assert "is not seen" in str(info.value) and info.value.outcome_unknown
+    assert "Nothing was started" not in str(info.value) and "try again" not in (info.value.suggestion or "")
     assert isinstance(info.value.__cause__, LambdaConnectionError)
     assert srv.instances() == []
     assert srv.count_requests("POST", "/instance-operations/launch") == 1
@@ -487,6 +490,19 @@ def test_slow_launch_that_completes_after_the_timeout_is_found(srv: FakeLambdaSe
         result = c.launch("us-west-1", "gpu_1x_a10", "laptop")
     assert result.reconciled
     assert [i["id"] for i in srv.instances()] == list(result.instance_ids)
+    assert srv.count_requests("POST", "/instance-operations/launch") == 1
+
+
+def test_a_launch_created_after_the_timeout_is_looked_for_at_least_as_long_as_the_timeout(
+    srv: FakeLambdaServer,
+) -> None:
+    # The server answers (and creates the machine) 0.5 s after a 0.3 s timeout; three quick looks
+    # over 0.1 s would miss it and say it did not start.  The window (the read timeout) finds it.
+    srv.add_ssh_key("laptop", PUBLIC_KEY)
+    srv.inject("slow", delay_s=0.5, path_prefix="/instance-operations/launch")
+    with make_client(srv, timeout=httpx.Timeout(0.3), reconcile_interval_s=0.05, reconcile_window_s=None) as c:
+        result = c.launch("us-west-1", "gpu_1x_a10", "laptop")
+    assert result.reconciled and [i["id"] for i in srv.instances()] == list(result.instance_ids)
     assert srv.count_requests("POST", "/instance-operations/launch") == 1
 
 

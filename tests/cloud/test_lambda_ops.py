@@ -33,6 +33,7 @@ def factory(fake):
             backoff_base_s=0.01,
             max_retries=2,
             reconcile_interval_s=0.01,
+            reconcile_window_s=0.2,
         )
 
     return make
@@ -131,3 +132,103 @@ def test_sync_adopts_machines_launched_elsewhere_and_closes_those_terminated_els
     assert report.closed == [elsewhere]
     [closed] = sessions()
     assert closed.ended_at is not None
+
+
+# ---------------------------------------------------------------- one machine per confirmation
+
+
+def _launch(account, factory, fake, **extra):
+    region = fake.instance_types["gpu_1x_a10"].regions[0]
+    return lambda_ops.launch(
+        account, "gpu_1x_a10", region, ["laptop"], max_price_per_hour_usd=5, client_factory=factory, **extra
+    )
+
+
+def test_one_confirmation_starts_one_machine_however_often_it_is_sent(account, factory, fake) -> None:
+    import threading
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    fake.inject("slow", delay_s=0.5, path_prefix="/instance-operations/launch")  # the server is slow to answer
+    token = lambda_ops.new_confirmation()
+    outcomes, errors = [], []
+
+    def press() -> None:
+        try:
+            outcomes.append(_launch(account, factory, fake, confirmation=token))
+        except lambda_ops.LambdaOperationError as exc:
+            errors.append(str(exc))
+
+    presses = [threading.Thread(target=press) for _ in range(2)]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join(30)
+    assert len(outcomes) == 1 and len(errors) == 1 and "already used" in errors[0]
+    assert len(fake.instances()) == 1 and fake.count_requests("POST", "/instance-operations/launch") == 1
+    [opened] = sessions()
+    assert opened.instance_id == outcomes[0].instance_ids[0]
+    assert fake.instances()[0]["name"] == lambda_ops.machine_name(token)
+    assert lambda_ops.launch_intent(token)["state"] == "started"
+    with pytest.raises(lambda_ops.LambdaOperationError, match="already used"):  # later, too
+        _launch(account, factory, fake, confirmation=token)
+    assert len(fake.instances()) == 1
+
+
+def test_a_launch_not_seen_yet_blocks_another_until_sync_finds_it(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+
+    def late_factory(api_key: str) -> LambdaCloudClient:  # gives up on the reply, then looks only briefly
+        import httpx
+
+        return LambdaCloudClient(
+            api_key, base_url=fake.base_url, timeout=httpx.Timeout(0.2), min_request_interval_s=0,
+            min_launch_interval_s=0, reconcile_interval_s=0.01, reconcile_window_s=0.05,
+        )  # fmt: skip
+
+    fake.inject("slow", delay_s=1.0, path_prefix="/instance-operations/launch")  # created after the client gave up
+    token = lambda_ops.new_confirmation()
+    with pytest.raises(lambda_ops.LambdaOperationError, match="not seen yet") as info:
+        _launch(account, late_factory, fake, confirmation=token)
+    assert "Nothing was started" not in str(info.value)
+    assert lambda_ops.launch_intent(token)["state"] == "unknown"
+    with pytest.raises(lambda_ops.LambdaOperationError, match="not settled yet"):  # no second machine meanwhile
+        _launch(account, factory, fake)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not fake.instances() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    report = lambda_ops.sync(account, client_factory=factory)
+    assert report.settled == [lambda_ops.machine_name(token)]
+    [opened] = sessions()  # the machine that runs has its session, at the price seen
+    assert opened.instance_id == fake.instances()[0]["id"] and opened.ended_at is None
+    assert lambda_ops.launch_intent(token)["state"] == "started"
+    second = _launch(account, factory, fake)  # settled: launching again is allowed
+    assert len(second.instance_ids) == 1 and len(sessions()) == 2
+
+
+def test_a_launch_never_seen_is_settled_as_not_started_after_the_window(account, factory, fake, monkeypatch) -> None:
+    from datetime import timedelta
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    fake.inject("drop", path_prefix="/instance-operations/launch")  # not processed, but the client cannot know
+    token = lambda_ops.new_confirmation()
+    with pytest.raises(lambda_ops.LambdaOperationError, match="not seen yet"):
+        _launch(account, factory, fake, confirmation=token)
+    assert lambda_ops.sync(account, client_factory=factory).settled == []  # too early to say
+    monkeypatch.setattr(lambda_ops, "SETTLE_WINDOW", timedelta(0))
+    assert lambda_ops.sync(account, client_factory=factory).settled == [lambda_ops.machine_name(token)]
+    assert lambda_ops.launch_intent(token)["state"] == "not_started" and fake.instances() == []
+
+
+def test_what_the_session_needs_is_checked_before_anything_starts(account, factory, fake) -> None:
+    from fedopt_core import auth
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    long_name = auth.Actor(name="A" * 150, role="admin", signed_in=True)
+    with auth.acting_as(long_name), pytest.raises(lambda_ops.LambdaOperationError, match="person"):
+        _launch(account, factory, fake)
+    with pytest.raises(lambda_ops.LambdaOperationError, match="workload"):
+        _launch(account, factory, fake, workload="w" * 500)
+    assert fake.instances() == [] and fake.count_requests("POST", "/instance-operations/launch") == 0
+    assert sessions() == []
