@@ -101,3 +101,34 @@ def reset_settings() -> None:
     global _current
     with _lock:
         _current = None
+
+
+#: Files next to a SQLite database that are part of it.
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def protected_paths(settings: Settings | None = None) -> set[Path]:
+    """Files no export may write over: the secret key (and a rotation's next key), and the
+    SQLite database with its journal files."""
+    settings = settings or get_settings()
+    paths = {settings.home / "secret.key", settings.home / "secret.key.next"}
+    if settings.is_sqlite:
+        database = settings.database_url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            paths |= {Path(database + suffix) for suffix in _SQLITE_COMPANIONS}
+    return {p.expanduser().resolve() for p in paths}
+
+
+def output_path(path: str | Path, *, force: bool = False, settings: Settings | None = None) -> Path:
+    """Where an export may write: never over the key or the database; an existing file only with
+    ``force``; never a directory.  Raises ``FedoptInputError`` naming ``out``."""
+    from fedopt_core.errors import FedoptInputError
+
+    target = Path(path).expanduser()
+    if target.resolve() in protected_paths(settings):
+        raise FedoptInputError("out", f"{target} is fedopt's own database or key file; choose another file")
+    if target.is_dir():
+        raise FedoptInputError("out", f"{target} is a directory; give a file name")
+    if target.exists() and not force:
+        raise FedoptInputError("out", f"{target} already exists; pass --force to overwrite it")
+    return target

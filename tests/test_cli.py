@@ -123,6 +123,35 @@ def test_model_list_json_is_empty_before_training(home: Path) -> None:
     assert result.returncode == 0 and json.loads(result.stdout) == []
 
 
+# ---------------------------------------------------------------- exports never write over what they should not
+
+
+def test_exports_refuse_an_existing_file_without_force_and_never_touch_the_key_or_database(home: Path) -> None:
+    key, database = home / "secret.key", home / "fedopt.db"
+    run_cli("accounts", "list", home=home)  # the key file exists once anything asked for it
+    protected = {p: p.read_bytes() for p in (key, database) if p.exists()}
+    assert database in protected
+    for target in protected:
+        for force in ([], ["--force"]):
+            for command in (
+                ["usage", "report", "--month", "2026-11", "--out", str(target)],
+                ["audit", "export", "--out", str(target)],
+            ):
+                result = run_cli(*command, *force, home=home)
+                assert result.returncode != 0 and "--out" not in result.stdout
+                assert "database or key file" in result.stderr and "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in protected} == protected
+    existing = home / "old-audit.csv"
+    existing.write_text("keep me", encoding="utf-8")
+    refused = run_cli("audit", "export", "--out", str(existing), home=home)
+    assert refused.returncode != 0 and "already exists" in refused.stderr and "--force" in refused.stderr
+    assert existing.read_text(encoding="utf-8") == "keep me"
+    forced = run_cli("audit", "export", "--out", str(existing), "--force", home=home)
+    assert forced.returncode == 0 and existing.read_text(encoding="utf-8").startswith("at,actor")
+    folder = run_cli("audit", "export", "--out", str(home), home=home)
+    assert folder.returncode != 0 and "is a directory" in folder.stderr and "Traceback" not in folder.stderr
+
+
 # ---------------------------------------------------------------- jobs described by model and tokens
 
 

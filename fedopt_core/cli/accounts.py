@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fedopt_core.cli import CliError, emit
+from fedopt_core.config import output_path
 
 
 def _read_key(args: argparse.Namespace, *, required: bool) -> str | None:
@@ -209,7 +210,7 @@ def cmd_usage_list(args: argparse.Namespace) -> int:
 def cmd_usage_report(args: argparse.Namespace) -> int:
     from fedopt_core.accounts import review_export
 
-    path = review_export.write_report(args.month, args.out, as_csv=args.csv)
+    path = review_export.write_report(args.month, output_path(args.out, force=args.force), as_csv=args.csv)
     print(f"wrote the {'CSV' if args.csv else 'HTML'} usage report for {args.month} to {path}")
     return 0
 
@@ -295,5 +296,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = p_use.add_parser("report", help="the monthly usage review as a printable HTML file (or CSV)")
     p.add_argument("--month", required=True, help="YYYY-MM")
     p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--csv", action="store_true", help="write the month's sessions as CSV instead")
     p.set_defaults(func=cmd_usage_report)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fedopt_core.cli import emit
+from fedopt_core.cli import CliError, emit
+from fedopt_core.config import output_path
 
 
 def cmd_roles_set(args: argparse.Namespace) -> int:
@@ -29,9 +30,13 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     log = auth.audit_log()
     if args.json:
         emit(log, True)
-    else:
-        to_safe_csv(log.astype({"details": str}), args.out)
-        print(f"{len(log)} audit events written to {args.out}")
+        return 0
+    out = output_path(args.out, force=args.force)
+    try:
+        to_safe_csv(log.astype({"details": str}), out)
+    except OSError as exc:
+        raise CliError(f"--out: cannot write {out}: {exc.strerror}") from None
+    print(f"{len(log)} audit events written to {out}")
     return 0
 
 
@@ -48,5 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     p = audit.add_parser("export", help="write the audit log as CSV (or print JSON)")
     p.add_argument("--out", default="fedopt-audit.csv")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_export)

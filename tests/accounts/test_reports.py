@@ -275,7 +275,7 @@ def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tm
     result = cli("usage", "report", "--month", month, "--out", str(csv_out), "--csv")
     assert result.returncode == 0, result.stderr
     assert csv_out.read_text(encoding="utf-8") == review_export.review_csv(last_month)
-    bad = cli("usage", "report", "--month", "2026-13", "--out", str(csv_out))
+    bad = cli("usage", "report", "--month", "2026-13", "--out", str(tmp_path / "out" / "bad.csv"))
     assert bad.returncode == 1 and "month" in bad.stderr
 
 
