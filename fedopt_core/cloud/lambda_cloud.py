@@ -27,6 +27,10 @@ Reliability choices, per operation:
   application: a second restart reboots the machine again, and a generated key pair whose reply
   was lost cannot be recovered (Lambda keeps no private key).
 
+Deadlines: besides httpx's per-read timeouts, each attempt must be answered whole (headers and
+body) within ``call_deadline_s`` (default: the read timeout), so a server that sends a byte
+every half second cannot hold a page.  The header phase is bounded by the read timeout per read.
+
 Pacing: the API allows about one request per second and one launch per 12 s.  Each client
 waits so that requests sharing a base URL and API key (across clients of this process) are
 at least ``min_request_interval_s`` apart and launches ``min_launch_interval_s`` apart.
@@ -99,6 +103,7 @@ INSTANCE_STATUSES = frozenset({"booting", "active", "unhealthy", "terminated", "
 TERMINAL_STATUSES = frozenset({"terminated", "preempted"})
 
 _MASK = "••••"
+_BODY_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _MAX_NAME_LEN = 64
 
 
@@ -121,6 +126,36 @@ def redact_key(api_key: str) -> str:
     if len(api_key) < 12:
         return _MASK
     return _MASK + api_key[-4:]
+
+
+#: Any run of this many characters that also occurs in the API key is masked in server text.
+SECRET_FRAGMENT_LEN = 8
+
+
+def scrub_secret(text: str | None, secret: str | None) -> str | None:
+    """``text`` with every fragment of ``secret`` (:data:`SECRET_FRAGMENT_LEN` characters or more)
+    replaced by ``••••``: a server that echoes the key minus a character, or a half of it, still
+    leaks nothing."""
+    if not text or not secret:
+        return text
+    n = SECRET_FRAGMENT_LEN
+    if len(secret) < n:
+        return text.replace(secret, _MASK)
+    pieces = {secret[i : i + n] for i in range(len(secret) - n + 1)}
+    hidden = [False] * len(text)
+    for i in range(len(text) - n + 1):
+        if text[i : i + n] in pieces:
+            hidden[i : i + n] = [True] * n
+    out, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            out.append(_MASK)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 class _Secret:
@@ -318,7 +353,7 @@ def error_from_response(response: httpx.Response, *, secret: str | None = None) 
 
     The class is chosen from the envelope's ``code`` (exact match, then the ``provider/``
     prefix) and, only when the code is missing or unknown, from the HTTP status.  ``secret``
-    is scrubbed from any server text, in case a server ever echoes it.
+    is scrubbed from any server text, whole or in fragments, in case a server ever echoes it.
     """
     status = response.status_code
     retry_after_s = _parse_retry_after(response.headers.get("Retry-After"))
@@ -343,9 +378,7 @@ def error_from_response(response: httpx.Response, *, secret: str | None = None) 
     if cls is None:
         cls = ProviderError if status >= 500 else LambdaCloudError
 
-    if secret:
-        message = message.replace(secret, _MASK) if message else message
-        suggestion = suggestion.replace(secret, _MASK) if suggestion else suggestion
+    message, suggestion = scrub_secret(message, secret), scrub_secret(suggestion, secret)
     if message is None:
         # The body is not an envelope (a 429 or 5xx page from a proxy): never show raw text.
         message = f"{cls.default_message} (HTTP {status})"
@@ -639,6 +672,7 @@ class LambdaCloudClient:
         reconcile_checks: int = 3,
         reconcile_interval_s: float = 5.0,
         reconcile_window_s: float | None = None,
+        call_deadline_s: float | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key: must be a non-empty string")
@@ -655,6 +689,7 @@ class LambdaCloudClient:
             ("max_elapsed_s", max_elapsed_s),
             ("reconcile_interval_s", reconcile_interval_s),
             ("reconcile_window_s", 0.0 if reconcile_window_s is None else reconcile_window_s),
+            ("call_deadline_s", 1.0 if call_deadline_s is None else call_deadline_s),
         ):
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ValueError(f"{field_name}: must be a number >= 0")
@@ -679,6 +714,11 @@ class LambdaCloudClient:
         self.reconcile_window_s = (
             float(timeout.read or 0.0) if reconcile_window_s is None else float(reconcile_window_s)
         )
+        # httpx's read timeout is per read: a server that sends a byte every half second never
+        # trips it.  Each attempt must be answered, headers and body, within this total.
+        if call_deadline_s is None:
+            call_deadline_s = float(timeout.read) if timeout.read is not None else 30.0
+        self.call_deadline_s = float(call_deadline_s)
         self._secret = _Secret(api_key)
         self._request_pacer = _shared_pacer(self.base_url, api_key, "request")
         self._launch_pacer = _shared_pacer(self.base_url, api_key, "launch")
@@ -765,7 +805,7 @@ class LambdaCloudClient:
             started = time.monotonic()
             cause: BaseException | None = None
             try:
-                response = self._http.request(method, path, json=json_body)
+                response = self._request_within_deadline(method, path, json_body)
             except httpx.TimeoutException as exc:
                 cause = exc
                 # Connect/pool timeouts happen before anything was sent.
@@ -811,6 +851,26 @@ class LambdaCloudClient:
             logger.debug("retrying %s /%s in %.2f s after %s", method, path, delay, error.code or error.status_code)
             time.sleep(delay)
             attempt += 1
+
+    def _request_within_deadline(self, method: str, path: str, json_body: Any) -> httpx.Response:
+        """One HTTP exchange, read as a stream so that the whole answer must arrive within
+        ``call_deadline_s``; raises ``httpx.ReadTimeout`` past it (the request was sent)."""
+        deadline = time.monotonic() + self.call_deadline_s
+        request = self._http.build_request(method, path, json=json_body)
+        streamed = self._http.send(request, stream=True)
+        try:
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("no complete answer within the call deadline", request=request)
+            chunks = []
+            for chunk in streamed.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("no complete answer within the call deadline", request=request)
+        finally:
+            streamed.close()
+        # The body is decoded already: its encoding headers no longer describe it.
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _BODY_FRAMING_HEADERS]
+        return httpx.Response(streamed.status_code, headers=headers, content=b"".join(chunks), request=request)
 
     def _data(self, response: httpx.Response) -> Any:
         try:

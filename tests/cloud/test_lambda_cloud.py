@@ -665,3 +665,54 @@ def test_key_never_reaches_logs_or_exception_text(srv: FakeLambdaServer, caplog:
         assert secret not in text
         assert json.dumps(secret) not in text
     assert "••••abcd" in repr(c)
+
+
+# --------------------------------------------------------------------------- one deadline per call
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[str]:
+    """A loopback server that answers 200 at once, then sends its body one byte every 0.1 s: no
+    single read ever waits long, so a per-read timeout never fires."""
+    import http.server
+
+    body = json.dumps({"data": [{"name": "x" * 200}]}).encode()
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_server_dripping_bytes_is_cut_off_at_the_call_deadline(dripping_server: str) -> None:
+    client = LambdaCloudClient(
+        KEY, base_url=dripping_server, timeout=httpx.Timeout(2.0), call_deadline_s=1.0, max_retries=0,
+        min_request_interval_s=0,
+    )  # fmt: skip
+    started = time.monotonic()
+    with client, pytest.raises(LambdaTimeoutError):
+        client.ssh_keys()
+    # the whole body would take 2.1 s at one byte per 0.1 s; the deadline ends the call at about 1 s
+    assert time.monotonic() - started < 1.8
+
+
+def test_the_call_deadline_defaults_to_the_read_timeout() -> None:
+    with LambdaCloudClient(KEY, timeout=httpx.Timeout(connect=1.0, read=7.0, write=1.0, pool=1.0)) as c:
+        assert c.call_deadline_s == 7.0

@@ -232,3 +232,55 @@ def test_what_the_session_needs_is_checked_before_anything_starts(account, facto
         _launch(account, factory, fake, workload="w" * 500)
     assert fake.instances() == [] and fake.count_requests("POST", "/instance-operations/launch") == 0
     assert sessions() == []
+
+
+# ---------------------------------------------------------------- a server that echoes the key
+
+
+@pytest.fixture
+def echoing_server():
+    """A hostile API on loopback: every request is refused with the key (minus its last
+    character, and half of it) echoed in the error message and suggestion."""
+    import http.server
+    import json
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "global/invalid-parameters",
+                        "message": f"token {KEY[:-1]} is not valid here",
+                        "suggestion": f"check the key ending {KEY[len(KEY) // 2 :]}",
+                    }
+                }
+            ).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_error_echoing_fragments_of_the_key_is_masked_where_it_is_stored(account, echoing_server) -> None:
+    from fedopt_core.cloud.lambda_cloud import SECRET_FRAGMENT_LEN
+
+    def factory(api_key: str) -> LambdaCloudClient:
+        return LambdaCloudClient(api_key, base_url=echoing_server, min_request_interval_s=0, max_retries=0)
+
+    report = lambda_ops.refresh_catalogue(account, client_factory=factory)
+    stored = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)["last_error"]
+    assert not report.ok and "is not valid here" in stored
+    for text in (report.error, stored):
+        leaked = [KEY[i : i + SECRET_FRAGMENT_LEN] for i in range(len(KEY) - SECRET_FRAGMENT_LEN + 1)]
+        assert not any(piece in text for piece in leaked), text
