@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from fedopt_core import auth, overview
+from fedopt_core.errors import FedoptInputError
 from fedopt_dashboard import ui
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -86,8 +87,9 @@ def main() -> None:
                 st.page_link(page)
         st.divider()
         numbers = ui.counts()
-        st.caption("Database")
-        st.code(overview.database_label(), language=None)
+        if actor.can("admin"):  # where the data lives is for those who run the deployment
+            st.caption("Database")
+            st.code(overview.database_label(), language=None)
         st.caption(
             f"{numbers['gpu_platforms']} GPU platforms · {numbers['runs']} runs · "
             f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
@@ -97,7 +99,11 @@ def main() -> None:
             st.button("Sign out", on_click=st.logout)
 
     with ui.inside_shell():
-        navigation.run()
+        try:
+            navigation.run()
+        except (auth.PermissionDenied, FedoptInputError) as exc:
+            # A refusal a page did not catch is still one line, never a traceback.
+            st.error(ui.plain(f"Not done: {exc}"))
 
 
 if __name__ == "__main__":

@@ -240,3 +240,9 @@ def test_models_list_json(home: Path) -> None:
     assert len(rows) >= 40
     llama = json.loads(run_cli("models", "list", "--search", "llama-3.1", "--json", home=home).stdout)
     assert {r["model_id"] for r in llama} == {"llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"}
+
+
+def test_the_shipped_dashboard_shows_no_error_details_in_the_browser() -> None:
+    from fedopt_core.cli.dashboard import streamlit_command
+
+    assert "--client.showErrorDetails=none" in streamlit_command(8501, "localhost", [])

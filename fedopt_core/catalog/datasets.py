@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fedopt_core import schema
-from fedopt_core.csvfiles import read_table
+from fedopt_core.csvfiles import CsvFormatError, read_table
 
 __all__ = [
     "LLM_RUNS_COLUMNS",
@@ -86,7 +86,7 @@ def lambda_benchmark_runs(raw: pd.DataFrame) -> pd.DataFrame:
     by_lower = {str(c).lower(): c for c in raw.columns}
     missing = [col for col in LAMBDA_BENCHMARK_MAPPING.values() if col.lower() not in by_lower]
     if missing:
-        raise ValueError(f"{missing[0]}: column missing from the Lambda benchmark table")
+        raise CsvFormatError(f"{missing[0]}: column missing from the Lambda benchmark table")
     out = pd.DataFrame(index=raw.index)
     out["task_type"] = "training"
     out["work_units"] = LAMBDA_WORK_UNITS
@@ -190,7 +190,7 @@ def llm_runs(raw: pd.DataFrame) -> pd.DataFrame:
     by_lower = {str(c).lower(): c for c in raw.columns}
     missing = [c for c in [*LLM_RUNS_MAPPING.values(), *LLM_RUNS_COLUMNS] if c.lower() not in by_lower]
     if missing:
-        raise ValueError(f"{missing[0]}: column missing from the LLM runs table")
+        raise CsvFormatError(f"{missing[0]}: column missing from the LLM runs table")
 
     def column(name: str) -> pd.Series:
         found = by_lower.get(name.lower())

@@ -25,6 +25,9 @@ STREAMLIT_OPTIONS = {
     # Streamlit would list every script in pages/ on a fresh server's first request, before the
     # entry script has built its role-filtered navigation; the app draws its own menu instead.
     "client.showSidebarNavigation": "false",
+    # An uncaught error shows a generic message in the browser; the traceback (with server
+    # paths) goes to the server's log only.
+    "client.showErrorDetails": "none",
 }
 
 

@@ -335,3 +335,16 @@ def test_killing_an_import_leaves_whole_batches(empty_db: str, tmp_path: Path) -
     result = runs.import_csv(path, batch_size=5000)
     assert (result.inserted, result.duplicates) == (n - after, after)
     assert count(empty_db) == n
+
+
+def test_a_benchmark_like_table_without_its_version_column_is_one_clear_refusal(
+    loaded_db: str, shared_data, tmp_path
+) -> None:
+    with open(shared_data / "gpu_benchmarks.csv", newline="", encoding="utf-8") as source:
+        rows = [row for _, row in zip(range(4), csv.reader(source), strict=False)]
+    drop = rows[0].index("table_version")
+    path = tmp_path / "bench.csv"
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows([[c for i, c in enumerate(row) if i != drop] for row in rows])
+    with pytest.raises(CsvFormatError, match="table_version"):  # the page's "Not imported" line, not a traceback
+        runs.import_csv(path)

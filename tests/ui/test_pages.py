@@ -93,3 +93,19 @@ def test_the_admin_page_shows_audited_changes_and_sets_roles(app) -> None:
     at.selectbox[1].select("member")
     at.button[0].click().run()
     assert at.dataframe[1].value["email"].tolist() == ["ada@uni.edu"]
+
+
+def test_a_viewer_is_refused_in_one_line_and_is_not_shown_where_the_database_is(app, monkeypatch) -> None:
+    from fedopt_core import auth
+
+    # Without sign-in configured the shell acts as auth.LOCAL_ADMIN: make that a viewer.
+    monkeypatch.setattr(auth, "LOCAL_ADMIN", auth.Actor(name="guest", role="viewer", signed_in=True))
+    at = app("pages/platforms.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.sidebar.code and not any("Database" in c.value for c in at.sidebar.caption)
+    at.text_input[1].input("on-prem")
+    at.text_input[2].input("lab-box")
+    at.text_input[3].input("RTX A6000")
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]  # no traceback with server paths
+    assert any("needs the member role" in e.value for e in at.error)
