@@ -136,8 +136,9 @@ POSITIVE_FIELDS = [
 WHOLE_FIELDS = ["gpu_count", "seq_len", "concurrency"]
 #: Beyond these a value is a typo or a unit slip, not a job (the largest clusters have ~1e5 GPUs,
 #: the largest models ~1e4 B parameters); refusing them keeps 1e20 GPUs out of every sum.
+#: Every number has one (a test checks); the dashboard's forms use the same limits.
 UPPER_LIMITS = {
-    "gpu_count": 1_000_000,
+    "gpu_count": 100_000,
     "model_params_b": 1_000_000,
     "active_params_b": 1_000_000,
     "seq_len": 100_000_000,
@@ -145,6 +146,18 @@ UPPER_LIMITS = {
     "output_tokens": 100_000_000,
     "concurrency": 10_000_000,
     "batch_size": 1e12,
+    "work_units": 1e18,  # tokens of the largest training runs are ~1e14
+    "execution_time_s": 1e9,  # about 32 years
+    "input_size_mb": 1e10,  # 10 EB
+    "output_size_mb": 1e10,
+    "memory_required_gb": 1e7,
+    "gpu_memory_required_gb": 1e4,
+    "cpu_cores_required": 1e7,
+    "gpu_memory_gb": 1e4,
+    "vcpus": 1e6,
+    "ram_gb": 1e7,
+    "network_speed_mbps": 1e8,  # 100 Tbit/s
+    "price_per_hour_usd": 1e6,
 }
 #: Numbers that may be zero but never negative.
 NON_NEGATIVE_FIELDS = [

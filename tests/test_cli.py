@@ -246,3 +246,15 @@ def test_the_shipped_dashboard_shows_no_error_details_in_the_browser() -> None:
     from fedopt_core.cli.dashboard import streamlit_command
 
     assert "--client.showErrorDetails=none" in streamlit_command(8501, "localhost", [])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--gpu-count", "99999999999999999999"), ("--gpu-count", "1e9"), ("--vcpus", "1e15"), ("--ram-gb", "1e18"),
+     ("--seconds", "1e300"), ("--price-per-hour-usd", "1e300")],
+)  # fmt: skip
+def test_runs_log_refuses_absurd_counts_and_sizes_naming_the_option(home: Path, option: str, value: str) -> None:
+    base = {"--gpu-type": "A10", "--gpu-count": "1", "--seconds": "5", option: value}
+    result = run_cli("runs", "log", *[x for pair in base.items() for x in pair], home=home)
+    assert result.returncode != 0 and option in result.stderr and "at most" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -105,7 +105,7 @@ def test_llm_job_fields_are_validated_and_words_people_write_are_understood() ->
         ("seq_len", 4096.5, "whole number"),
         ("seq_len", -1, "greater than zero"),
         ("model_params_b", float("nan"), None),
-        ("gpu_count", 1e20, "at most 1,000,000"),
+        ("gpu_count", 1e20, "at most 100,000"),
         ("model_params_b", 1e9, "at most"),
         ("active_params_b", 9.0, "cannot exceed model_params_b"),
         ("concurrency", 0, "greater than zero"),
@@ -142,3 +142,15 @@ def test_a_run_without_the_new_fields_keeps_the_key_it_had_before_they_existed()
     described, _ = schema.validate_frame(pd.DataFrame([{**run, "seq_len": 2048}]))
     assert schema.run_keys(described)[0] != schema.run_keys(frame)[0]
     assert schema.task_keys(described)[0] != schema.task_keys(frame)[0]
+
+
+def test_every_number_of_a_run_has_an_upper_bound() -> None:
+    assert set(schema.NUMERIC_FIELDS) <= set(schema.UPPER_LIMITS)
+
+
+@pytest.mark.parametrize("field", sorted(schema.UPPER_LIMITS))
+def test_a_number_past_its_bound_is_refused_naming_the_field(field: str) -> None:
+    run = {"gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5.0, field: schema.UPPER_LIMITS[field] * 10}
+    with pytest.raises(schema.ValidationError) as err:
+        schema.validate_run(run)
+    assert err.value.field == field and "at most" in err.value.message

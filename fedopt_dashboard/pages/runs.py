@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from fedopt_core import auth, runs
+from fedopt_core import auth, runs, schema
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
@@ -112,7 +112,7 @@ with tab_log:
         gpu_count = c1.number_input(
             "GPU count",
             min_value=0,
-            max_value=4096,
+            max_value=int(schema.UPPER_LIMITS["gpu_count"]),
             step=1,
             value=1 if last_count is None else int(last_count),
             key="log_gpu_count",
@@ -344,7 +344,8 @@ with tab_history:
                 edits["gpu_count"] = e1.number_input(
                     "GPU count",
                     min_value=0,
-                    max_value=4096,
+                    # a run stored before the limit existed can still be opened (and corrected)
+                    max_value=max(int(schema.UPPER_LIMITS["gpu_count"]), int(current["gpu_count"])),
                     step=1,
                     value=int(current["gpu_count"]),
                     key=f"edit_gpu_count_{run_id}",
