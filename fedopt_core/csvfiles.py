@@ -12,9 +12,9 @@ The rules, here once:
 * leading blank and ``#`` lines are skipped; the header is the first other line; only
   comma-separated files are read (a semicolon/tab/pipe header is refused, naming the separator);
   a header that repeats a column is refused;
-* a row with the wrong number of fields is reported with its line and left out; a row the CSV
-  reader cannot parse (a quote never closed) is reported, and so is the fact that the lines after
-  it were not read.
+* a row with the wrong number of fields is reported with its line and left out; so is a row the
+  CSV reader cannot parse (a quote never closed, a field past its size limit), and reading goes
+  on at the next line.
 
 Writing: :func:`to_safe_csv` neutralises cells a spreadsheet would evaluate as a formula.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +70,10 @@ class CsvText:
 
 @dataclass(frozen=True)
 class Problem:
-    """A record that was not read: its 1-based line and why.  ``stops`` when nothing after it was read."""
+    """A record that was not read: its 1-based line and why."""
 
     line: int
     message: str
-    stops: bool = False
 
 
 def _name(source: Source) -> str:
@@ -176,16 +176,23 @@ def read_text(source: Source, *, max_bytes: int | None = None) -> CsvText:
     return CsvText(_name(source), header, skipped + 1, max(0, data_lines), body, warnings)
 
 
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
 def records(text: CsvText) -> Iterator[tuple[int, list[str]] | Problem]:
     """Each data record as ``(line, cells)``, or a :class:`Problem` for one that cannot be used.
 
     Blank records are skipped.  A record with the wrong number of fields is a problem and reading
-    goes on; one the CSV reader cannot parse is a problem that ``stops``: nothing after it is read.
+    goes on.  So is one the CSV reader cannot parse (a quote never closed, which would otherwise
+    swallow every later line into one field; a field past the reader's size limit): that line is
+    left out, and reading starts again on the next line, so the good rows after it still count.
     """
-    reader = csv.reader(io.StringIO(text.body, newline=""))
+    body_lines = _PHYSICAL_LINE.findall(text.body)
+    reader = csv.reader(io.StringIO(text.body, newline=""), strict=True)
     next(reader)  # the header, parsed by read_text
     before = text.header_line - 1  # lines before the header
-    last_line = reader.line_num
+    base = 0  # body lines before the text the current reader reads
+    consumed = reader.line_num  # body lines read so far
     width = len(text.header)
     while True:
         try:
@@ -193,13 +200,15 @@ def records(text: CsvText) -> Iterator[tuple[int, list[str]] | Problem]:
         except StopIteration:
             return
         except csv.Error as exc:
-            # The reader cannot find the next row boundary after this; what came before stands.
-            yield Problem(
-                before + last_line + 1, f"cannot be read as CSV ({exc}); the lines after it were not read", stops=True
-            )
-            return
-        start_line = before + last_line + 1
-        last_line = reader.line_num
+            bad = consumed + 1  # the body line the unreadable record starts on
+            yield Problem(before + bad, f"cannot be read as CSV ({exc}); this line was left out, the next ones read")
+            if bad >= len(body_lines):
+                return
+            base = consumed = bad
+            reader = csv.reader(io.StringIO("".join(body_lines[base:]), newline=""), strict=True)
+            continue
+        start_line = before + consumed + 1
+        consumed = base + reader.line_num
         if not record or all(not cell.strip() for cell in record):
             continue
         if len(record) != width:

@@ -36,15 +36,32 @@ def test_export_neutralises_formulas_but_not_numbers() -> None:
     assert back["n"].tolist() == [-1.5, 2, 3, 4, 5]
 
 
-def test_an_unreadable_row_is_reported_with_its_line_and_says_the_rest_was_not_read(tmp_path) -> None:
+def test_an_unreadable_row_is_reported_with_its_line_and_the_rows_after_it_are_still_read(tmp_path) -> None:
     path = tmp_path / "c.csv"
-    # A field beyond the CSV reader's limit (128 KiB) on line 3: the reader cannot go on after it.
+    # A field beyond the CSV reader's limit (128 KiB) on line 3: that line is left out, line 4 read.
     path.write_text("name,value\na,1\nb," + "x" * 200_000 + "\nc,3\n", encoding="utf-8")
     items = list(csvfiles.records(csvfiles.read_text(path)))
-    assert items[0] == (2, ["a", "1"]) and len(items) == 2
+    assert items[0] == (2, ["a", "1"]) and items[2] == (4, ["c", "3"]) and len(items) == 3
     problem = items[1]
-    assert isinstance(problem, csvfiles.Problem) and problem.stops and problem.line == 3
-    assert "the lines after it were not read" in problem.message
+    assert isinstance(problem, csvfiles.Problem) and problem.line == 3
+    assert "this line was left out" in problem.message
+
+
+def test_a_quote_never_closed_does_not_swallow_the_lines_after_it(tmp_path) -> None:
+    path = tmp_path / "q.csv"
+    good = "".join(f"r{i},{i}\n" for i in range(50))
+    path.write_text('name,value\na,1\nb,"never closed\n' + good, encoding="utf-8")
+    items = list(csvfiles.records(csvfiles.read_text(path)))
+    problems = [i for i in items if isinstance(i, csvfiles.Problem)]
+    assert [p.line for p in problems] == [3] and "cannot be read as CSV" in problems[0].message
+    rows = [i for i in items if not isinstance(i, csvfiles.Problem)]
+    assert rows[0] == (2, ["a", "1"]) and len(rows) == 51 and rows[-1] == (53, ["r49", "49"])
+
+
+def test_a_multi_line_quoted_field_is_still_one_record(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('name,value\na,"two\nlines"\nb,2\n', encoding="utf-8")
+    assert list(csvfiles.records(csvfiles.read_text(path))) == [(2, ["a", "two\nlines"]), (4, ["b", "2"])]
 
 
 @pytest.mark.parametrize(

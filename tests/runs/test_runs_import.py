@@ -228,11 +228,18 @@ def test_header_only_imports_nothing_and_says_so(empty_db: str) -> None:
     assert result.rows == 0 and result.inserted == 0 and "no data rows" in result.warnings[0]
 
 
-def test_an_unreadable_row_stops_reading_after_storing_what_came_before(empty_db: str) -> None:
+def test_an_unreadable_row_is_refused_with_its_line_and_the_rows_after_it_import(empty_db: str) -> None:
     big = "x" * 200_000  # longer than the csv module's field limit
     content = (HEADER + "a,A10,1,5,,\n" + f'b,A10,1,6,,"{big}\nc,A10,1,7,,\n').encode()
     result = runs.import_csv(content)
-    assert result.inserted == 1 and result.errors[0].line == 3 and "cannot be read as CSV" in result.errors[0].message
+    assert result.inserted == 2 and result.errors[0].line == 3 and "cannot be read as CSV" in result.errors[0].message
+
+
+def test_an_unclosed_quote_on_line_2_loses_only_line_2(empty_db: str) -> None:
+    good = "".join(f"w{i},A10,1,{5 + i},,\n" for i in range(50))
+    result = runs.import_csv((HEADER + 'bad,A10,1,5,,"unclosed\n' + good).encode())
+    assert result.inserted == 50 and result.refused == 1
+    assert [e.line for e in result.errors] == [2] and "cannot be read as CSV" in result.errors[0].message
 
 
 def test_cli_import_reports_a_bad_file_in_one_line(
