@@ -7,8 +7,8 @@ The rules, here once:
 
 * a size limit is checked before reading (when the caller gives one);
 * text is UTF-8 (a BOM is dropped); a file that is not is read as Windows-1252 (what Excel on
-  Windows writes) with a warning naming the first line that was not UTF-8; NUL bytes or a zip
-  signature (an Excel workbook) are refused;
+  Windows writes) with a warning naming the first line that was not UTF-8; a zip signature (an
+  Excel workbook) or many NUL bytes (UTF-16, binary) are refused; a line with a stray NUL is a bad row;
 * leading blank and ``#`` lines are skipped; the header is the first other line; only
   comma-separated files are read (a semicolon/tab/pipe header is refused, naming the separator);
   a header that repeats a column is refused;
@@ -117,7 +117,10 @@ def read_bytes(source: Source, max_bytes: int | None = None) -> bytes:
 
 def decode(data: bytes) -> tuple[str, list[str]]:
     """CSV bytes as text, with the warnings a person should see (Windows-1252 fallback)."""
-    if b"\x00" in data[:1_000_000] or data.startswith(b"PK\x03\x04"):
+    head = data[:1_000_000]
+    # A workbook, or text in UTF-16 (a NUL beside every ASCII character), is not CSV text.  A stray
+    # NUL in a text file is one bad row: the reader refuses that line and reads on.
+    if data.startswith(b"PK\x03\x04") or head.count(b"\x00") > max(16, len(head) // 100):
         raise CsvFormatError("this is a binary file (an Excel workbook?), not CSV text; save it as CSV (UTF-8)")
     try:
         return data.decode("utf-8-sig"), []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["duration", "usd"]
+from fedopt_core.schema import CONTROL_CHARACTERS
+
+__all__ = ["duration", "printable", "usd"]
 
 
 def duration(seconds: float) -> str:
@@ -23,3 +25,11 @@ def duration(seconds: float) -> str:
 def usd(amount: float) -> str:
     """Dollars with cents ($1,234.50); below a dollar, four decimals so a cheap job is not $0.00."""
     return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+
+
+def printable(value: object) -> object:
+    """Text with every control character shown as its escape (``\\x1b``), so printing it can
+    neither drive a terminal nor reorder what is shown; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    return CONTROL_CHARACTERS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), value)

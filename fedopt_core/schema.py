@@ -7,6 +7,7 @@ A run from the form, a CSV row, the CLI, ``track()`` and the benchmark loader al
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,14 @@ _UNIT_ALIASES = {
 }
 #: Precision labels the faces offer, most common first (features.precision_class reads any label).
 PRECISIONS = ("fp16_amp", "fp32", "bf16")
+
+#: Characters no stored text may hold: C0 controls and DEL, C1 controls (ESC, BEL, ...), and the
+#: bidirectional overrides that make text display in another order than it is stored.  Free-text
+#: notes may also hold line breaks and tabs.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Longest text of a run's name-like fields (workload, GPU, platform, software, ...) and of its notes.
+MAX_NAME_CHARS = 200
+MAX_NOTES_CHARS = 2000
 
 #: The gpu_type of a platform without a GPU.
 CPU_ONLY = "cpu"

@@ -258,3 +258,17 @@ def test_runs_log_refuses_absurd_counts_and_sizes_naming_the_option(home: Path, 
     result = run_cli("runs", "log", *[x for pair in base.items() for x in pair], home=home)
     assert result.returncode != 0 and option in result.stderr and "at most" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_runs_list_never_prints_a_control_character_stored_before_they_were_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    home = tmp_path
+    assert run_cli("runs", "log", "--gpu-type", "A10", "--gpu-count", "1", "--seconds", "5", home=home).returncode == 0
+    with sqlite3.connect(home / "fedopt.db") as db:  # as an older version might have stored it
+        db.execute("update run set workload = ?, notes = ?", ("evil\x1b[2J\x07\u202e", "bell\x07"))
+    listed = run_cli("runs", "list", home=home)
+    assert listed.returncode == 0 and "evil" in listed.stdout
+    assert not any(c in listed.stdout for c in ("\x1b", "\x07", "\u202e")) and "\\x1b" in listed.stdout
+    as_json = run_cli("runs", "list", "--json", home=home)
+    assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)[0]["workload"].startswith("evil\x1b")

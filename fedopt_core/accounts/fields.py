@@ -8,7 +8,6 @@ Bad input raises :class:`AccountInputError`; nothing is written then.
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -17,8 +16,8 @@ from sqlmodel import Session, select
 
 from fedopt_core.errors import AccountInputError, UnknownAccountError
 from fedopt_core.models import Account, utcnow
+from fedopt_core.schema import CONTROL_CHARACTERS
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 100
 MAX_TEXT = 2000
 

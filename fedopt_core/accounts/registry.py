@@ -29,7 +29,6 @@ from sqlmodel import Session, select
 from fedopt_core import auth, crypto, db
 from fedopt_core.accounts.eligibility import check_institutional_email
 from fedopt_core.accounts.fields import (
-    CONTROL_CHARACTERS,
     MAX_TEXT,
     AccountInputError,
     get_account,
@@ -41,6 +40,7 @@ from fedopt_core.accounts.fields import (
 )
 from fedopt_core.accounts.usage import with_month_usage
 from fedopt_core.models import Account, utcnow
+from fedopt_core.schema import CONTROL_CHARACTERS
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import pandas as pd
 from fedopt_core import config
 from fedopt_core.db import DatabaseError
 from fedopt_core.errors import FedoptInputError
+from fedopt_core.formatting import printable
 
 EXIT_USAGE = 2
 EXIT_DATABASE = 3
@@ -61,16 +62,18 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
             print(json.dumps(records, indent=2))
         else:
             shown = data[list(columns)] if columns else data
+            # Stored text is shown, never obeyed: no terminal escapes or reordering marks.
+            shown = shown.apply(lambda c: c.map(printable) if c.dtype == object else c)
             print(shown.to_string(index=False) if len(shown) else "(nothing matches)")
         return
     if as_json:
-        print(json.dumps(_jsonable(data), indent=2))
+        print(json.dumps(_jsonable(data), indent=2))  # JSON escapes control characters itself
     elif isinstance(data, dict):
         width = max((len(str(k)) for k in data), default=0)
         for key, value in data.items():
-            print(f"{str(key).ljust(width)}  {value}")
+            print(f"{str(key).ljust(width)}  {printable(str(value))}")
     else:
-        print(data)
+        print(printable(str(data)))
 
 
 # --------------------------------------------------------------------------- parser
@@ -107,16 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             db.ensure_database()
         return int(args.func(args) or 0)
     except DatabaseError as exc:
-        print(f"fedopt: database error: {exc}", file=sys.stderr)
+        print(f"fedopt: database error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_DATABASE
     except CliError as exc:
-        print(f"fedopt: {exc}", file=sys.stderr)
+        print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
         return exc.code
     except FedoptInputError as exc:  # every refused value: one line naming the field
-        print(f"fedopt: {exc}", file=sys.stderr)
+        print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        print(f"fedopt: {exc}", file=sys.stderr)
+        print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

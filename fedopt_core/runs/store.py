@@ -34,7 +34,16 @@ from sqlmodel import Session
 from fedopt_core import auth, db, schema
 from fedopt_core.models import Prediction, Run, UsageSession, utcnow
 from fedopt_core.runs.queries import get_run
-from fedopt_core.schema import META_FIELDS, RUN_FIELDS, STRING_FIELDS, RowError, ValidationError
+from fedopt_core.schema import (
+    CONTROL_CHARACTERS,
+    MAX_NAME_CHARS,
+    MAX_NOTES_CHARS,
+    META_FIELDS,
+    RUN_FIELDS,
+    STRING_FIELDS,
+    RowError,
+    ValidationError,
+)
 
 #: Rows per transaction.  A crash mid-import leaves a whole number of batches stored.
 DEFAULT_BATCH_SIZE = 1000
@@ -244,6 +253,14 @@ def _check_meta_and_formulas(good: pd.DataFrame) -> tuple[pd.DataFrame, list[Row
         text = col.where(col.isna(), col.astype(str).str.strip())
         good[name] = text.where(text.notna() & (text != ""), None).astype(object)
 
+    for name in [*_FORMULA_CHECKED, "notes"]:
+        text = good[name].astype("string")
+        limit = MAX_NOTES_CHARS if name == "notes" else MAX_NAME_CHARS
+        refuse((text.str.len() > limit).fillna(False).to_numpy(bool), name, f"is longer than {limit:,} characters")
+        # Notes may break lines; no text may carry terminal escapes, NULs or reordering marks.
+        checked = text.str.replace(r"[\r\n\t]", "", regex=True) if name == "notes" else text
+        control = checked.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).to_numpy(bool)
+        refuse(control, name, "contains control characters (a NUL, an escape, a line break or a direction mark)")
     for name in _FORMULA_CHECKED:
         text = good[name].astype("string")
         starts = text.str.startswith(_FORMULA_START).fillna(False).to_numpy(bool)

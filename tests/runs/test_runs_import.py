@@ -183,7 +183,7 @@ def test_the_real_benchmark_file_imports_every_valid_row_once(
         (b"gpu_type\tgpu_count\texecution_time_s\nA10\t1\t5\n", "tabs"),
         (b"gpu_type,gpu_count,gpu_type,execution_time_s\nA10,1,A10,5\n", "repeats column(s) gpu_type"),
         (b"PK\x03\x04\x14\x00\x06\x00binary", "binary"),
-        (b"gpu_type,gpu_count,execution_time_s\nA10\x00,1,5\n", "binary"),
+        ("gpu_type,gpu_count,execution_time_s\nA10,1,5\n".encode("utf-16-le"), "binary"),  # NUL beside every letter
         (b"gpu_type,gpu_count,execution_time_s\nA10,1,5\nA\x81,1,5\n", "line 3: the file is not UTF-8"),
     ],
 )
@@ -355,3 +355,23 @@ def test_a_benchmark_like_table_without_its_version_column_is_one_clear_refusal(
         csv.writer(out).writerows([[c for i, c in enumerate(row) if i != drop] for row in rows])
     with pytest.raises(CsvFormatError, match="table_version"):  # the page's "Not imported" line, not a traceback
         runs.import_csv(path)
+
+
+def test_a_stray_nul_or_control_character_refuses_its_row_and_keeps_the_others(empty_db: str) -> None:
+    rows = [
+        "ok1,A10,1,5,,",
+        "nul\x00,A10,1,6,,",  # line 3: a NUL
+        "esc\x1b[31m,A10,1,7,,",  # line 4: a terminal escape
+        "bell\x07,A10,1,8,,",
+        "rtl\u202egnp.exe,A10,1,9,,",  # a right-to-left override
+        "x" * 100_000 + ",A10,1,10,,",  # line 7: a 100,000-character name
+        'ok2,A10,1,11,,"a note\non two lines"',
+    ]
+    result = runs.import_csv((HEADER + "\n".join(rows) + "\n").encode())
+    assert result.inserted == 2
+    refused = {e.line: e for e in result.errors}
+    assert set(refused) == {3, 4, 5, 6, 7}
+    assert all(refused[line].field == "workload" for line in (4, 5, 6, 7))
+    assert "control characters" in refused[4].message and "longer than" in refused[7].message
+    stored = runs.list_runs()
+    assert sorted(stored["workload"]) == ["ok1", "ok2"] and "a note\non two lines" in stored["notes"].tolist()
