@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from fedopt_core import auth, overview
+from fedopt_core.crypto import SecretKeyError
 from fedopt_core.errors import FedoptInputError
 from fedopt_dashboard import ui
 
@@ -101,7 +102,7 @@ def main() -> None:
     with ui.inside_shell():
         try:
             navigation.run()
-        except (auth.PermissionDenied, FedoptInputError) as exc:
+        except (auth.PermissionDenied, FedoptInputError, SecretKeyError) as exc:
             # A refusal a page did not catch is still one line, never a traceback.
             st.error(ui.plain(f"Not done: {exc}"))
 

@@ -272,3 +272,25 @@ def test_runs_list_never_prints_a_control_character_stored_before_they_were_refu
     assert not any(c in listed.stdout for c in ("\x1b", "\x07", "\u202e")) and "\\x1b" in listed.stdout
     as_json = run_cli("runs", "list", "--json", home=home)
     assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)[0]["workload"].startswith("evil\x1b")
+
+
+def test_a_deleted_key_file_is_one_line_that_names_the_fix_and_forget_keys_recovers(tmp_path: Path) -> None:
+    home = tmp_path
+    env_key = {"LAB_KEY": "secret_cli_lab_key_123456", "NEW_KEY": "secret_cli_new_key_987654"}
+    os.environ.update(env_key)
+    try:
+        added = run_cli("accounts", "add", "lab", "--api-key-env", "LAB_KEY", home=home)
+        assert added.returncode == 0, added.stderr
+        (home / "secret.key").unlink()
+        second = run_cli("accounts", "add", "lab2", "--no-api-key", home=home)
+        assert second.returncode == 0, second.stderr
+        refused = run_cli("accounts", "set-key", "lab2", "--api-key-env", "NEW_KEY", home=home)
+        assert refused.returncode == 1 and "do not open" in refused.stderr and "forget-keys" in refused.stderr
+        assert "Traceback" not in refused.stderr and "secret_cli" not in refused.stderr
+        forgot = run_cli("accounts", "forget-keys", home=home)
+        assert forgot.returncode == 0 and "lab" in forgot.stdout
+        again = run_cli("accounts", "set-key", "lab2", "--api-key-env", "NEW_KEY", home=home)
+        assert again.returncode == 0, again.stderr
+    finally:
+        for name in env_key:
+            os.environ.pop(name, None)

@@ -24,6 +24,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "STATUSES",
             "archive_account",
             "decrypted_api_key",
+            "forget_unopenable_keys",
             "list_accounts",
             "masked_api_key",
             "register_academic_account",

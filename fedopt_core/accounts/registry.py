@@ -105,8 +105,8 @@ def register_academic_account(
     provider_name = (read_text(provider, "provider", required=True) or "").lower()
     if status is not None and status not in STATUSES:
         raise AccountInputError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    token = crypto.encrypt_secret(key) if key else None
     with db.use(session) as db_session:
+        token = _encrypt_beside_the_stored(db_session, key) if key else None
         account = db_session.exec(select(Account).where(Account.username == name)).first()
         created = account is None
         if created:
@@ -203,6 +203,50 @@ def set_status(username: str, status: str, *, session: Session | None = None) ->
         _audit(db_session, "account.status", name, old=old, new=status)
 
 
+def _unopenable(db_session: Session) -> list[Account]:
+    """Accounts whose stored API key no configured secret key opens."""
+    stored = db_session.exec(select(Account).where(Account.api_key_encrypted.is_not(None))).all()  # type: ignore[union-attr]
+    bad = []
+    for account in stored:
+        try:
+            crypto.decrypt_secret(account.api_key_encrypted)  # type: ignore[arg-type]
+        except crypto.DecryptionError:
+            bad.append(account)
+    return bad
+
+
+def _encrypt_beside_the_stored(db_session: Session, key: str, *, replacing: int | None = None) -> bytes:
+    """A token for ``key``, refused while stored keys do not open under the current secret key:
+    a deleted key file or a changed FEDOPT_SECRET_KEY would otherwise leave two keys' tokens
+    mixed, and no rotation could open both."""
+    bad = [a for a in _unopenable(db_session) if a.id != replacing]
+    if bad:
+        raise crypto.SecretKeyError(
+            f"{len(bad)} stored API key(s) ({', '.join(a.username for a in bad[:3])}) do not open with "
+            f"{crypto.key_source()}: the key file was deleted or FEDOPT_SECRET_KEY changed. Put the old "
+            "secret key back; if it is lost, `fedopt accounts forget-keys` removes the keys it locked so "
+            "they can be entered again. Nothing was stored."
+        )
+    return crypto.encrypt_secret(key)
+
+
+def forget_unopenable_keys(*, session: Session | None = None) -> list[str]:
+    """Remove the stored API keys no configured secret key opens (the key that locked them is
+    lost); returns the accounts that need their key entered again.  Audited."""
+    auth.require("admin", "removing API keys")
+    with db.use(session) as db_session:
+        bad = _unopenable(db_session)
+        for account in bad:
+            account.api_key_encrypted = None
+            account.api_key_last4 = None
+            account.updated_at = utcnow()
+            db_session.add(account)
+        names = [a.username for a in bad]
+        if names:
+            _audit(db_session, "secret_key.forget", "accounts", accounts=names)
+    return names
+
+
 def archive_account(username: str, *, session: Session | None = None) -> None:
     """Archive an account: it can no longer be chosen to pay; its sessions stay in every report."""
     set_status(username, "archived", session=session)
@@ -215,9 +259,9 @@ def set_api_key(username: str, api_key: str, *, session: Session | None = None) 
     key = _check_api_key(api_key)
     if key is None:
         raise AccountInputError("api_key", "is required")
-    token = crypto.encrypt_secret(key)
     with db.use(session) as db_session:
         account = get_account(db_session, name)
+        token = _encrypt_beside_the_stored(db_session, key, replacing=account.id)
         account.api_key_encrypted = token
         account.api_key_last4 = crypto.last4(key)
         account.api_key_rotated_at = account.updated_at = utcnow()

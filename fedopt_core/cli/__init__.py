@@ -123,3 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as exc:
+        from fedopt_core.crypto import SecretKeyError  # only now: the CLI starts without cryptography
+
+        if not isinstance(exc, SecretKeyError):
+            raise
+        print(f"fedopt: {printable(str(exc))}", file=sys.stderr)  # says what to do, never the key
+        return 1

@@ -135,6 +135,17 @@ def cmd_accounts_rotate_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts_forget_keys(args: argparse.Namespace) -> int:
+    from fedopt_core import accounts
+
+    names = accounts.forget_unopenable_keys()
+    if names:
+        print(f"removed the API keys of {', '.join(names)}: no secret key opens them; set them again with set-key")
+    else:
+        print("every stored API key opens with the current secret key; nothing removed")
+    return 0
+
+
 def cmd_accounts_choose(args: argparse.Namespace) -> int:
     from fedopt_core import accounts
 
@@ -260,6 +271,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = p_acc.add_parser("rotate-secret", help="re-encrypt every stored API key with a new secret key")
     p.add_argument("--new-key-file", help="the new key or passphrase (required when FEDOPT_SECRET_KEY is set)")
     p.set_defaults(func=cmd_accounts_rotate_secret)
+    p = p_acc.add_parser(
+        "forget-keys", help="remove stored API keys no secret key opens (after the secret key was lost)"
+    )
+    p.set_defaults(func=cmd_accounts_forget_keys)
 
     p = p_acc.add_parser("choose", help="which account would pay for a job (exit code 4 when none can)")
     p.add_argument("--hours", type=float, help="expected hours")

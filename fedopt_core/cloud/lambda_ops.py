@@ -31,6 +31,7 @@ from fedopt_core.accounts.usage import add_usage_session, session_text_fields
 from fedopt_core.catalog import gpus
 from fedopt_core.cloud.lambda_cloud import Instance, LambdaCloudClient, LambdaCloudError
 from fedopt_core.config import get_settings
+from fedopt_core.crypto import SecretKeyError
 from fedopt_core.errors import AccountInputError
 from fedopt_core.models import Account, AppState, LaunchIntent, Platform, PlatformPrice, UsageSession, utcnow
 from fedopt_core.schema import CPU_ONLY
@@ -52,7 +53,10 @@ def default_client(api_key: str) -> LambdaCloudClient:
 
 
 def _client_for(username: str, client_factory: ClientFactory | None, session: Session | None) -> LambdaCloudClient:
-    key = decrypted_api_key(username, session=session)
+    try:
+        key = decrypted_api_key(username, session=session)
+    except SecretKeyError as exc:  # a lost or changed secret key: one line that says the fix
+        raise LambdaOperationError(str(exc)) from None
     if not key:
         raise LambdaOperationError(f"account {username!r} has no API key; add one on the Accounts page")
     return (client_factory or default_client)(key)

@@ -197,6 +197,45 @@ def test_rotating_an_environment_key(loaded_db: str, monkeypatch: pytest.MonkeyP
         accounts.decrypted_api_key("env")
 
 
+def test_a_lost_key_file_refuses_new_keys_until_the_old_key_is_back_or_the_locked_keys_are_forgotten(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    accounts.register_academic_account("one", "secret_one_1111111111", None, None)
+    accounts.register_academic_account("two", None, None, None)
+    key_file = tmp_path / crypto.KEY_FILE_NAME
+    old_key = key_file.read_bytes()
+    key_file.unlink()  # deleted by mistake: the next use would make a new key silently
+    with pytest.raises(crypto.SecretKeyError, match="do not open") as info:
+        accounts.set_api_key("two", "secret_two_2222222222")
+    assert "forget-keys" in str(info.value) and "secret_two" not in str(info.value)
+    with pytest.raises(crypto.SecretKeyError, match="do not open"):
+        accounts.register_academic_account("three", "secret_three_333333333", None, None)
+    assert accounts.masked_api_key("two") is None and "three" not in accounts.list_accounts()["username"].tolist()
+    key_file.write_bytes(old_key)  # the old key back: everything opens, new keys are accepted
+    accounts.set_api_key("two", "secret_two_2222222222")
+    assert accounts.decrypted_api_key("one") == "secret_one_1111111111"
+    key_file.unlink()  # lost for good: forget what it locked, then keys can be entered again
+    with pytest.raises(crypto.SecretKeyError):
+        accounts.set_api_key("two", "secret_two_2222222222")
+    assert sorted(accounts.forget_unopenable_keys()) == ["one", "two"]
+    accounts.set_api_key("one", "secret_one_new_44444444")
+    assert accounts.decrypted_api_key("one") == "secret_one_new_44444444"
+    assert "re-encrypted 1 API key(s)" in accounts.rotate_secret_key()  # and rotation works again
+    assert accounts.decrypted_api_key("one") == "secret_one_new_44444444"
+
+
+def test_a_changed_environment_key_is_refused_the_same_way(loaded_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("FEDOPT_SECRET_KEY", first)
+    accounts.register_academic_account("env", "secret_env_key_abcdef", None, None)
+    monkeypatch.setenv("FEDOPT_SECRET_KEY", second)
+    with pytest.raises(crypto.SecretKeyError, match="FEDOPT_SECRET_KEY"):
+        accounts.register_academic_account("env2", "secret_env2_key_abcdef", None, None)
+    monkeypatch.setenv("FEDOPT_SECRET_KEY", first)
+    accounts.register_academic_account("env2", "secret_env2_key_abcdef", None, None)
+    assert accounts.decrypted_api_key("env2") == "secret_env2_key_abcdef"
+
+
 # --------------------------------------------------------------------------- statuses
 
 

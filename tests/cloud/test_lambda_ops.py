@@ -284,3 +284,15 @@ def test_an_error_echoing_fragments_of_the_key_is_masked_where_it_is_stored(acco
     for text in (report.error, stored):
         leaked = [KEY[i : i + SECRET_FRAGMENT_LEN] for i in range(len(KEY) - SECRET_FRAGMENT_LEN + 1)]
         assert not any(piece in text for piece in leaked), text
+
+
+def test_a_lost_secret_key_is_one_line_on_the_machines_path(account, factory, fake, tmp_path) -> None:
+    from fedopt_core import crypto
+    from fedopt_core.config import get_settings
+
+    crypto.key_file_path(get_settings()).unlink()  # the key that opens the account's API key is gone
+    report = lambda_ops.sync(account, client_factory=factory)
+    assert not report.ok and "cannot be decrypted" in report.error
+    with pytest.raises(lambda_ops.LambdaOperationError, match="cannot be decrypted"):
+        _launch(account, factory, fake)
+    assert fake.count_requests("POST", "/instance-operations/launch") == 0
