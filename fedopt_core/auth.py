@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Connection, insert
 from sqlmodel import Session, select
 
 from fedopt_core import db
@@ -181,13 +182,24 @@ def record(
     session: Session | None = None,
 ) -> None:
     """Append an audit event by the acting user; pass ``session`` to commit with the change itself."""
+    with db.use(session) as db_session:
+        db_session.add(AuditEvent(**audit_values(action, target, details)))
+
+
+def record_on(
+    connection: Connection, action: str, target: str | None = None, details: Mapping[str, Any] | None = None
+) -> None:
+    """:func:`record` inside a Core connection's transaction (a batch of an import commits with its row)."""
+    connection.execute(insert(AuditEvent.__table__).values(at=utcnow(), **audit_values(action, target, details)))
+
+
+def audit_values(action: str, target: str | None, details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An audit row's fields for the acting user: the identity, the display name beside it."""
     actor = current_actor()
     details = dict(details or {})
     if actor.name != actor.identity:
         details.setdefault("actor_name", actor.name)  # shown beside the identity, never instead of it
-    event = AuditEvent(actor=actor.identity, action=action, target=target, details=details)
-    with db.use(session) as db_session:
-        db_session.add(event)
+    return {"actor": actor.identity, "action": action, "target": target, "details": details}
 
 
 def audit_log(

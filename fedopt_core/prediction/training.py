@@ -71,12 +71,29 @@ def _holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
+def holder_alive(holder: str) -> bool:
+    """Whether a lease holder (``host:pid:...``) may still be running: a process on this host is
+    checked by its pid; one elsewhere is trusted until its lease expires."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
+
+
 def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
     """Take (or renew) the named lease; False when someone else holds an unexpired one.
 
     One conditional UPDATE, then an INSERT that the primary key makes exclusive: atomic on
     SQLite and PostgreSQL alike, with no read-then-write race.  In transactions of its own, on the
-    configured database: other processes must see a lease the moment it is taken.
+    configured database: other processes must see a lease the moment it is taken.  A lease whose
+    holder was a process of this host that is gone (killed with -9, say) is taken over at once.
     """
     now = utcnow()
     with db.session_scope() as db_session:
@@ -87,8 +104,17 @@ def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
         ).rowcount
         if taken:
             return True
-        exists = db_session.exec(select(func.count()).select_from(Lease).where(Lease.name == name)).one()
-        if exists:
+        current = db_session.get(Lease, name)
+        if current is not None and not holder_alive(current.holder):
+            # Conditional on the dead holder: two processes taking over at once cannot both win.
+            return bool(
+                db_session.execute(
+                    update(Lease)
+                    .where(Lease.name == name, Lease.holder == current.holder)
+                    .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+                ).rowcount
+            )
+        if current is not None:
             return False
     try:
         with db.session_scope() as db_session:
@@ -112,7 +138,7 @@ def lease_holder(name: str = LEASE_NAME, *, session: Session | None = None) -> s
         if row is None:
             return None
         expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
-        return row.holder if expires > utcnow() else None
+        return row.holder if expires > utcnow() and holder_alive(row.holder) else None
 
 
 # --------------------------------------------------------------------------- progress

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
-from fedopt_core import auth, csvfiles
+from fedopt_core import csvfiles
 from fedopt_core.catalog.datasets import LLM_RUNS_COLUMNS, lambda_benchmark_runs, llm_runs
 from fedopt_core.csvfiles import CsvFormatError, Source, to_safe_csv
 from fedopt_core.runs.queries import list_runs
@@ -77,6 +77,7 @@ def import_csv(
     header, header_line = text.header, text.header_line
     fmt, columns = _detect_format(header)
     result = ImportResult(format=fmt, warnings=list(text.warnings))
+    label = getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else None)
     total_lines = max(1, text.data_lines)
     stored_source = "benchmark" if fmt in _BENCHMARK_FORMATS else "csv"
     # Validation is vectorised, so it runs over chunks much larger than a transaction; memory
@@ -109,6 +110,7 @@ def import_csv(
                 progress=chunk_progress,
                 session=session,
                 fmt=fmt,
+                audit=label,
             )
         except ImportAborted as exc:
             result._add(exc.partial)
@@ -137,13 +139,6 @@ def import_csv(
     result.errors.sort(key=lambda e: (e.line is None, e.line or 0))
     if result.rows == 0:
         result.warnings.append("the file has a header but no data rows")
-    if result.inserted:
-        auth.record(
-            "runs.import",
-            getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else None),
-            {"format": fmt, "inserted": result.inserted, "refused": result.refused},
-            session=session,
-        )
     return result
 
 

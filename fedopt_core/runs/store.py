@@ -141,6 +141,7 @@ def store_runs(
     progress: ProgressCallback | None = None,
     session: Session | None = None,
     fmt: str = "frame",
+    audit: str | None = None,
 ) -> ImportResult:
     """Validate and store runs (run-schema columns plus optional ``started_at``, ``logged_by``, ``notes``).
 
@@ -150,6 +151,7 @@ def store_runs(
     transaction, and ``progress(done_rows, total_rows)`` runs after each.  Given a ``session``, the
     batches are written in the caller's transaction instead (it commits them, or none).
     Raises :class:`ImportAborted` if a batch cannot be written (earlier batches stay stored).
+    ``audit``: the import's name; each batch that stores runs then writes its audit row with them.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -178,6 +180,19 @@ def store_runs(
         try:
             with _batch_connection(session) as conn:
                 part = _write_batch(conn, batch, records[start : start + batch_size])
+                if audit is not None and part.inserted:
+                    # In the batch's own transaction: runs stored by a process killed later are audited.
+                    lines = batch["_line"].dropna()
+                    auth.record_on(
+                        conn,
+                        "runs.import",
+                        audit,
+                        {
+                            "format": fmt,
+                            "inserted": part.inserted,
+                            "lines": [int(lines.min()), int(lines.max())] if len(lines) else None,
+                        },
+                    )
         except Exception as exc:
             raise ImportAborted(
                 f"stopped after storing {result.inserted} runs (each batch of {batch_size} is all-or-nothing): {exc}",

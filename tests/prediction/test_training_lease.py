@@ -48,3 +48,35 @@ def test_release_by_someone_else_does_nothing(any_db: str) -> None:
     assert training.acquire_lease("l", "a")
     training.release_lease("l", "b")
     assert training.lease_holder("l") == "a"
+
+
+def test_a_holder_killed_with_sigkill_is_taken_over_at_once(any_db: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    holding = (
+        "import sys, time\n"
+        "from fedopt_core import config\n"
+        "from fedopt_core.prediction import training\n"
+        f"config.reload_settings(database_url={any_db!r})\n"
+        "assert training.acquire_lease(training.LEASE_NAME, training._holder_id())\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", holding], stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        assert process.stdout.readline().strip() == "held"
+        assert training.lease_holder() is not None and training.training_status()["running"]
+        assert not training.acquire_lease(training.LEASE_NAME, training._holder_id())  # alive: it waits
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        started = time.monotonic()
+        assert training.lease_holder() is None and not training.training_status()["running"]
+        assert training.acquire_lease(training.LEASE_NAME, training._holder_id())  # not 10 minutes later
+        assert time.monotonic() - started < 5
+    finally:
+        if process.poll() is None:
+            process.kill()

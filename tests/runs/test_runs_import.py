@@ -338,6 +338,9 @@ def test_killing_an_import_leaves_whole_batches(empty_db: str, tmp_path: Path) -
         ).fetchone()[0]
     assert 0 < after < n, "the import finished before it could be killed"
     assert after % batch == 0 and incomplete == 0
+    with sqlite3.connect(database) as conn:  # every stored batch has its audit row, killed or not
+        audited = conn.execute("SELECT details FROM audit_event WHERE action = 'runs.import'").fetchall()
+    assert sum(json.loads(d)["inserted"] for (d,) in audited) == after and len(audited) == after // batch
 
     result = runs.import_csv(path, batch_size=5000)
     assert (result.inserted, result.duplicates) == (n - after, after)
