@@ -55,6 +55,11 @@ class Allocation:
     optimal: bool = True
 
 
+#: Machines of one platform a plan may use.  A plan lists each machine, so its size (and the
+#: planner's memory) grows with this; 10,000 is far beyond any lab's quota.
+MAX_MACHINES_PER_PLATFORM = 10_000
+
+
 def _column(platforms: pd.DataFrame, name: str, required: bool = True, default: float = np.nan) -> np.ndarray:
     if name not in platforms.columns:
         if required:
@@ -95,7 +100,11 @@ def prepare_platforms(platforms: pd.DataFrame, confident: bool) -> Platforms:
     _fail_rows("price_per_hour_usd", ~(np.isfinite(price) & (price >= 0)), names, price, "a finite number >= 0")
     count = _column(platforms, "count")
     _fail_rows(
-        "count", ~(np.isfinite(count) & (count >= 1) & (count == np.floor(count))), names, count, "a whole number >= 1"
+        "count",
+        ~(np.isfinite(count) & (count >= 1) & (count == np.floor(count)) & (count <= MAX_MACHINES_PER_PLATFORM)),
+        names,
+        count,
+        f"a whole number from 1 to {MAX_MACHINES_PER_PLATFORM:,}",
     )
     overhead = _column(platforms, "overhead_s", required=False, default=0.0)
     _fail_rows("overhead_s", ~(np.isfinite(overhead) & (overhead >= 0)), names, overhead, "a finite number >= 0")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fedopt_core import schema
 from fedopt_core.errors import FedoptInputError
-from fedopt_core.planning import advisor
+from fedopt_core.planning import advisor, shard_solver
 from fedopt_dashboard.ui import available_gpu_platforms, require_role
 
 require_role("viewer")
@@ -46,7 +46,15 @@ if not chosen:
     st.info("Pick at least one platform.")
     st.stop()
 counts = st.data_editor(
-    pd.DataFrame({"instance_type": chosen, "count": 1}), hide_index=True, disabled=["instance_type"], key="plan_counts"
+    pd.DataFrame({"instance_type": chosen, "count": 1}),
+    hide_index=True,
+    disabled=["instance_type"],
+    key="plan_counts",
+    column_config={
+        "count": st.column_config.NumberColumn(
+            "Machines", min_value=1, max_value=shard_solver.MAX_MACHINES_PER_PLATFORM, step=1
+        )
+    },
 )
 candidates = gpu_platforms.merge(counts, on="instance_type")
 candidates = candidates[candidates["count"] > 0]

@@ -619,3 +619,21 @@ def test_plan_for_task_plans_the_groups_own_machines_at_no_cost():
     assert plan.feasible
     assert plan.shards["platform"].unique().tolist() == ["lab-a100"]
     assert plan.totals["cost_usd"] == 0.0 and plan.totals["machines"] == 2
+
+
+def test_a_machine_count_past_the_cap_is_refused_before_anything_is_allocated() -> None:
+    import tracemalloc
+
+    from fedopt_core.planning.shard_solver import MAX_MACHINES_PER_PLATFORM
+
+    df = frame([1.0, 2.0], counts=[10_000_000, 1])
+    tracemalloc.start()
+    try:
+        with pytest.raises(PlanningError, match="count") as info:
+            plan_shards(10_000_000, df)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"{MAX_MACHINES_PER_PLATFORM:,}" in str(info.value) and peak < 50e6
+    at_cap = plan_shards(1_000_000, frame([1.0], counts=[MAX_MACHINES_PER_PLATFORM]))
+    assert at_cap.totals["machines"] == MAX_MACHINES_PER_PLATFORM
