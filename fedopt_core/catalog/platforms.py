@@ -251,6 +251,9 @@ def filter_platforms(
 def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, session: Session | None = None) -> int:
     """Add a custom platform, or edit an existing one (an edit survives catalogue reloads).
 
+    Members add and edit their own platforms; the price of a catalogue platform is changed by an
+    admin only (and a live price from the provider's API replaces it at the next refresh).
+
     Raises :class:`CatalogueInputError` naming the field for bad input; nothing is written then.
     """
     auth.require("member", "adding or editing a platform")
@@ -288,6 +291,9 @@ def save_platform(values: Mapping[str, Any], *, platform_id: int | None = None, 
             if platform is None:
                 raise CatalogueInputError("platform_id", f"no platform with id {platform_id}")
             old_price = platform.price_per_hour_usd
+            if platform.origin != "user" and parsed.get("price_per_hour_usd") != old_price:
+                # What everyone's comparisons and budgets are priced at: not a member's to change.
+                auth.require("admin", "changing a catalogue platform's price")
             for key, value in parsed.items():
                 setattr(platform, key, value)
             platform.provider, platform.instance_type = provider, instance_type

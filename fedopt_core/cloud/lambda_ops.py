@@ -85,6 +85,7 @@ class RefreshReport:
     disappeared: list[str] = field(default_factory=list)
     seen: int = 0
     error: str | None = None
+    overrode_edits: list[str] = field(default_factory=list)  # hand-edited prices the live ones replaced
 
 
 _GPU_COUNT = re.compile(r"gpu_(\d+)x_")
@@ -144,7 +145,10 @@ def refresh_catalogue(
                     origin="catalogue",
                 )
                 report.added.append(item.name)
-            elif not platform.user_edited and platform.price_per_hour_usd != price:
+            elif platform.price_per_hour_usd != price:
+                # A live price always wins: a hand-edited price is stale the moment Lambda's differs.
+                if platform.user_edited:
+                    report.overrode_edits.append(f"{item.name}: ${platform.price_per_hour_usd:.2f} -> ${price:.2f}")
                 platform.price_per_hour_usd = price
                 report.price_changed.append(item.name)
             platform.regions_with_capacity = capacity
@@ -191,6 +195,7 @@ def refresh_catalogue(
                 "account": username,
                 "added": report.added,
                 "price_changed": report.price_changed,
+                "overrode_edits": report.overrode_edits,
                 "disappeared": report.disappeared,
             },
             session=db_session,

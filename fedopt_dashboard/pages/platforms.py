@@ -8,6 +8,7 @@ import streamlit as st
 from fedopt_core import accounts, auth, catalog
 from fedopt_core.cloud import lambda_ops
 from fedopt_core.errors import FedoptInputError
+from fedopt_dashboard import ui
 from fedopt_dashboard.ui import clear_caches, money_column, platforms, require_role
 
 require_role("viewer")
@@ -167,8 +168,10 @@ if auth.current_actor().can("admin"):
                     f"{report.seen} types: {len(report.price_changed)} price changes, "
                     f"{len(report.added)} new, {len(report.disappeared)} no longer offered."
                 )
+                if report.overrode_edits:
+                    st.warning(ui.plain("Live prices replaced hand-edited ones: " + "; ".join(report.overrode_edits)))
             else:
-                st.error(f"Refresh failed; the snapshot stays: {report.error}")
+                st.error(ui.plain(f"Refresh failed; the snapshot stays: {report.error}"))
 
 history_type = st.selectbox("Price history of", all_platforms["instance_type"].tolist(), key="history_type")
 history_id = int(all_platforms.loc[all_platforms["instance_type"] == history_type, "id"].iloc[0])

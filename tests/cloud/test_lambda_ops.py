@@ -296,3 +296,19 @@ def test_a_lost_secret_key_is_one_line_on_the_machines_path(account, factory, fa
     with pytest.raises(lambda_ops.LambdaOperationError, match="cannot be decrypted"):
         _launch(account, factory, fake)
     assert fake.count_requests("POST", "/instance-operations/launch") == 0
+
+
+def test_catalogue_prices_are_for_admins_and_a_live_price_replaces_a_stale_edit(account, factory, fake) -> None:
+    from fedopt_core import auth
+
+    a10 = catalog.list_platforms(provider="lambda").set_index("instance_type").loc["gpu_1x_a10"]
+    edit = {"provider": "lambda", "instance_type": "gpu_1x_a10", "gpu_type": a10["gpu_type"], "gpu_count": 1}
+    member = auth.Actor(name="mia", role="member", email="mia@uni.edu", email_verified=True, signed_in=True)
+    with auth.acting_as(member), pytest.raises(auth.PermissionDenied, match="admin"):
+        catalog.save_platform(edit | {"price_per_hour_usd": 0.01}, platform_id=int(a10["id"]))
+    catalog.save_platform(edit | {"price_per_hour_usd": 0.01}, platform_id=int(a10["id"]))  # an admin may
+    report = lambda_ops.refresh_catalogue(account, client_factory=factory)
+    live = fake.instance_types["gpu_1x_a10"].price_cents_per_hour / 100
+    after = catalog.list_platforms(provider="lambda").set_index("instance_type").loc["gpu_1x_a10"]
+    assert after["price_per_hour_usd"] == live and "gpu_1x_a10" in report.price_changed
+    assert report.overrode_edits == [f"gpu_1x_a10: $0.01 -> ${live:.2f}"]
