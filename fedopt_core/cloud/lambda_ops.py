@@ -297,13 +297,15 @@ def launch(
         account = db_session.exec(select(Account).where(Account.username == username)).first()
         if account is None:
             raise LambdaOperationError(f"no account named {username!r}")
-        used = db_session.get(LaunchIntent, token)
+        other = _unsettled(db_session, int(account.id), now)
+        # Read after the account's open launches: a concurrent press of this confirmation that
+        # committed in between is then seen as what it is, this confirmation, used.
+        used = db_session.get(LaunchIntent, token) or (other if other is not None and other.token == token else None)
         if used is not None:
             raise LambdaOperationError(
                 f"this confirmation was already used (machine {used.name}: {used.state}); "
                 "confirm again to launch another machine"
             )
-        other = _unsettled(db_session, int(account.id), now)
         if other is not None:
             raise LambdaOperationError(
                 f"the launch of {other.instance_type} (machine {other.name}) is not settled yet: it may be "
