@@ -21,8 +21,9 @@ from sqlalchemy import Connection, insert
 from sqlmodel import Session, select
 
 from fedopt_core import db
+from fedopt_core.config import get_settings
 from fedopt_core.errors import FedoptInputError
-from fedopt_core.models import AuditEvent, UserRole, utcnow
+from fedopt_core.models import Account, AuditEvent, UserRole, utcnow
 
 ROLES = ("viewer", "member", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -66,6 +67,8 @@ class Actor:
 
 
 LOCAL_ADMIN = Actor(name="local", role="admin")
+#: A process without sign-in that does not hold the secret key (a job machine given DATABASE_URL).
+LOCAL_MEMBER = Actor(name="local, without the secret key that opens the stored API keys", role="member")
 _current: contextvars.ContextVar[Actor] = contextvars.ContextVar("fedopt_actor", default=LOCAL_ADMIN)
 
 
@@ -93,6 +96,38 @@ def acting_as(actor: Actor) -> Iterator[Actor]:
         yield actor
     finally:
         _current.reset(token)
+
+
+def holds_a_secret_key() -> bool:
+    """Whether this process has a secret key at all (``FEDOPT_SECRET_KEY`` or the key file)."""
+    from fedopt_core import crypto
+
+    settings = get_settings()
+    return bool(settings.secret_key) or crypto.key_file_path(settings).exists()
+
+
+def local_actor(*, session: Session | None = None) -> Actor:
+    """Who a process without sign-in (the CLI) acts as: the local admin when it holds the secret
+    key that opens the stored API keys (``FEDOPT_SECRET_KEY``, or the key file in ``FEDOPT_HOME``),
+    else a member, who may log runs but not change roles, accounts, prices or machines.
+
+    So a job machine given only ``DATABASE_URL`` (what ``track()`` needs) cannot make itself an
+    admin with ``fedopt roles set``.  The database URL itself still grants what the database role
+    grants: give job machines a role that may only add runs (README, "Money safety").
+    """
+    from fedopt_core import crypto  # only here: importing cryptography is not free
+
+    if not holds_a_secret_key():
+        return LOCAL_MEMBER
+    with db.use(session) as db_session:
+        token = db_session.exec(select(Account.api_key_encrypted).where(Account.api_key_encrypted.is_not(None))).first()  # type: ignore[union-attr]
+    if token is None:
+        return LOCAL_ADMIN
+    try:
+        crypto.decrypt_secret(token)
+    except crypto.SecretKeyError:
+        return LOCAL_MEMBER  # a key, but not the one that locks the stored API keys
+    return LOCAL_ADMIN
 
 
 def require(role: str, action: str = "this action") -> Actor:

@@ -180,3 +180,28 @@ def ensure_database(url: str | None = None) -> None:
     check_connection(url)
     if current_revision(url) != head_revision():
         upgrade(url)
+
+
+#: What a job machine's database role may touch to log runs (``fedopt runs log``, ``track()``):
+#: read and add runs, link them to the predictions they score, write its audit rows.  Nothing
+#: else: no roles, accounts, API keys, prices or machines.
+JOB_ROLE_GRANTS = (
+    "GRANT SELECT ON alembic_version TO {role}",
+    "GRANT SELECT, INSERT ON run TO {role}",
+    "GRANT USAGE ON SEQUENCE run_id_seq TO {role}",
+    "GRANT SELECT, UPDATE ON prediction TO {role}",
+    "GRANT INSERT ON audit_event TO {role}",
+    "GRANT USAGE ON SEQUENCE audit_event_id_seq TO {role}",
+)
+
+
+def job_role_sql(role: str, password: str) -> list[str]:
+    """PostgreSQL statements that make a login role which can only log runs (run them as the
+    database owner).  Give job machines a ``DATABASE_URL`` with this role: with it, neither
+    ``fedopt roles set`` nor plain SQL can change who is admin or spend money."""
+    import re
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise ValueError("role: lower-case letters, digits and _ only (a PostgreSQL identifier)")
+    quoted = password.replace("'", "''")
+    return [f"CREATE ROLE {role} LOGIN PASSWORD '{quoted}'", *(g.format(role=role) for g in JOB_ROLE_GRANTS)]

@@ -12,6 +12,7 @@ No computation lives here: every figure comes from ``fedopt_core``.
 from __future__ import annotations
 
 import contextvars
+import html
 import re
 import runpy
 from collections.abc import Iterator
@@ -79,7 +80,7 @@ def ensure_ready() -> None:
     try:
         _bootstrap(overview.database_label())
     except DatabaseError as exc:
-        st.error(f"Database problem: {exc}")
+        st.error(plain(f"Database problem: {exc}"))
         st.stop()
 
 
@@ -128,6 +129,20 @@ def money_column(label: str) -> dict[str, Any]:
     return st.column_config.NumberColumn(label, format="$%.2f")
 
 
+def chart_text(values: pd.Series) -> pd.Series:
+    """User or server text for chart labels and hover text: plotly reads ``<a href>``, ``<img>`` and
+    other tags in them as markup, so the angle brackets and ampersands are made entities."""
+    return values.astype(str).map(html.escape)
+
+
 def plain(text: object) -> str:
-    """User or server text made inert for st.markdown-based elements (no Markdown, links, colours or HTML)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", str(text))
+    """User or server text made inert for st.markdown-based elements (no Markdown, links, colours or HTML).
+
+    Markdown syntax is escaped; a bare address (``http://…``, ``www.…``) would still be made a link
+    by the renderer, so an invisible word joiner goes into it: it reads the same and cannot be clicked.
+    """
+    text = _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u2060" + m.group(0)[-1], str(text))
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", text)
+
+
+_AUTOLINK = re.compile(r"(?i)(?:https?|ftp|mailto):/|www\.|@(?=[a-z0-9-]+\.)")

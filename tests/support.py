@@ -1,5 +1,6 @@
 """Constants the tests share: where the checkout and the public data are, and the shared model's GPUs."""
 
+import re
 from pathlib import Path
 
 #: The checkout the tests run from.
@@ -29,3 +30,8 @@ RESNET50_TASK = {
     "batch_size": 256.0,
     "work_units": 1e6,
 }
+
+
+def as_shown(markdown: str) -> str:
+    """What a reader sees of a message made with ``ui.plain``: without its escapes and word joiners."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 
-def run_cli(*args: str, home: Path, url: str | None = None) -> subprocess.CompletedProcess:
-    env = os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": url or f"sqlite:///{home / 'fedopt.db'}"}
+def run_cli(*args: str, home: Path, url: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = (
+        os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": url or f"sqlite:///{home / 'fedopt.db'}"} | (env or {})
+    )
     return subprocess.run(
         [sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True, env=env, timeout=120
     )
@@ -279,18 +281,42 @@ def test_a_deleted_key_file_is_one_line_that_names_the_fix_and_forget_keys_recov
     env_key = {"LAB_KEY": "secret_cli_lab_key_123456", "NEW_KEY": "secret_cli_new_key_987654"}
     os.environ.update(env_key)
     try:
+        assert run_cli("setup", home=home).returncode == 0  # who sets fedopt up holds its key
         added = run_cli("accounts", "add", "lab", "--api-key-env", "LAB_KEY", home=home)
         assert added.returncode == 0, added.stderr
-        (home / "secret.key").unlink()
         second = run_cli("accounts", "add", "lab2", "--no-api-key", home=home)
         assert second.returncode == 0, second.stderr
+        (home / "secret.key").unlink()
+        assert run_cli("setup", home=home).returncode == 0  # a new key file: it opens nothing stored
         refused = run_cli("accounts", "set-key", "lab2", "--api-key-env", "NEW_KEY", home=home)
-        assert refused.returncode == 1 and "do not open" in refused.stderr and "forget-keys" in refused.stderr
+        assert refused.returncode != 0 and "secret key" in refused.stderr
         assert "Traceback" not in refused.stderr and "secret_cli" not in refused.stderr
-        forgot = run_cli("accounts", "forget-keys", home=home)
+        assert run_cli("accounts", "forget-keys", home=home).returncode != 0  # not without --yes
+        forgot = run_cli("accounts", "forget-keys", "--yes", home=home)
         assert forgot.returncode == 0 and "lab" in forgot.stdout
         again = run_cli("accounts", "set-key", "lab2", "--api-key-env", "NEW_KEY", home=home)
         assert again.returncode == 0, again.stderr
     finally:
         for name in env_key:
             os.environ.pop(name, None)
+
+
+def test_a_job_machine_with_only_the_database_url_logs_runs_but_cannot_make_itself_admin(tmp_path: Path) -> None:
+    admin_home, job_home = tmp_path / "admin", tmp_path / "job"
+    url = f"sqlite:///{admin_home / 'fedopt.db'}"
+    assert run_cli("setup", home=admin_home).returncode == 0
+    os.environ["LAB_KEY"] = "secret_job_machine_key_123456"
+    try:
+        assert run_cli("accounts", "add", "lab", "--api-key-env", "LAB_KEY", home=admin_home).returncode == 0
+    finally:
+        os.environ.pop("LAB_KEY")
+    job = run_cli("roles", "set", "intruder@uni.edu", "admin", home=job_home, url=url)  # FEDOPT_HOME without the key
+    assert job.returncode != 0 and "admin role" in job.stderr and "Traceback" not in job.stderr
+    logged = run_cli("runs", "log", "--gpu-type", "A10", "--gpu-count", "1", "--seconds", "5", home=job_home, url=url)
+    assert logged.returncode == 0, logged.stderr
+    wrong_key = run_cli("roles", "set", "intruder@uni.edu", "admin", home=job_home, url=url, env={
+        "FEDOPT_SECRET_KEY": "a passphrase of my own"})  # fmt: skip
+    assert wrong_key.returncode != 0 and "admin role" in wrong_key.stderr
+    roles = run_cli("roles", "list", "--json", home=admin_home)
+    assert "intruder" not in roles.stdout
+    assert run_cli("roles", "set", "pi@uni.edu", "admin", home=admin_home).returncode == 0  # with the key

@@ -104,11 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # One command, one database: --database-url (else DATABASE_URL) for every call it makes.
         config.reload_settings(database_url=args.database_url)
-        if getattr(args, "needs_db", True):
-            from fedopt_core import db
+        if not getattr(args, "needs_db", True):
+            return int(args.func(args) or 0)
+        from fedopt_core import auth, db
 
-            db.ensure_database()
-        return int(args.func(args) or 0)
+        db.ensure_database()
+        # Admin only with the secret key (see auth.local_actor); for this command only, so that a
+        # caller of main() in a long-lived process keeps its own actor afterwards.
+        with auth.acting_as(auth.local_actor()):
+            return int(args.func(args) or 0)
     except DatabaseError as exc:
         print(f"fedopt: database error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_DATABASE
@@ -116,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
         return exc.code
     except FedoptInputError as exc:  # every refused value: one line naming the field
+        print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # a role this process does not have (auth.PermissionDenied), or a file
         print(f"fedopt: {printable(str(exc))}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as exc:

@@ -136,9 +136,16 @@ def cmd_accounts_rotate_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_forget_keys(args: argparse.Namespace) -> int:
-    from fedopt_core import accounts
+    from fedopt_core import accounts, auth
 
-    names = accounts.forget_unopenable_keys()
+    if not args.yes:
+        raise CliError("forget-keys removes every stored API key no secret key opens; pass --yes to do it")
+    if not auth.holds_a_secret_key():
+        raise CliError("forget-keys: run it where fedopt's secret key is (fedopt setup makes a new key file)")
+    # The recovery path after a lost secret key: nobody holds the key that opens the stored API
+    # keys, so nobody would be admin; a process holding a (new) key may clear what the lost one locked.
+    with auth.acting_as(auth.LOCAL_ADMIN):
+        names = accounts.forget_unopenable_keys()
     if names:
         print(f"removed the API keys of {', '.join(names)}: no secret key opens them; set them again with set-key")
     else:
@@ -274,6 +281,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = p_acc.add_parser(
         "forget-keys", help="remove stored API keys no secret key opens (after the secret key was lost)"
     )
+    p.add_argument("--yes", action="store_true", help="yes, remove them (they are entered again with set-key)")
     p.set_defaults(func=cmd_accounts_forget_keys)
 
     p = p_acc.add_parser("choose", help="which account would pay for a job (exit code 4 when none can)")

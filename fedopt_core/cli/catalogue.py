@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fedopt_core.cli import database_url, emit
+from fedopt_core.cli import CliError, database_url, emit
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -17,11 +17,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Create or upgrade the database and load the shipped catalogues (what `make run` does)."""
-    from fedopt_core import catalog, db
+    """Create or upgrade the database and load the shipped catalogues (what `make run` does).
+
+    Whoever sets fedopt up holds its secret key: the key file is made here (mode 0600) unless
+    FEDOPT_SECRET_KEY is set, and with it this process acts as the local admin."""
+    from fedopt_core import auth, catalog, crypto, db
 
     db.ensure_database()
-    report = catalog.load_all()
+    crypto.keyring()  # creates the key file on first setup
+    with auth.acting_as(auth.local_actor()):
+        report = catalog.load_all()
     for error in report.errors:
         print(f"warning: {error}", file=sys.stderr)
     print(
@@ -94,6 +99,18 @@ def cmd_platforms_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_job_role(args: argparse.Namespace) -> int:
+    """The statements a database owner runs (psql) so that job machines can only log runs."""
+    from fedopt_core import db
+
+    try:
+        statements = db.job_role_sql(args.role, args.password)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print("\n".join(f"{statement};" for statement in statements))
+    return 0
+
+
 def _refresh(args: argparse.Namespace) -> int:
     from fedopt_core.cli.cloud import cmd_refresh
 
@@ -104,6 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     p = p_db.add_parser("upgrade", help="create or upgrade the schema (keeps data)")
     p.set_defaults(func=cmd_db_upgrade, needs_db=False)
+    p = p_db.add_parser("job-role", help="print PostgreSQL statements for a role that may only log runs")
+    p.add_argument("role", help="the new login role's name (e.g. fedopt_jobs)")
+    p.add_argument("--password", required=True, help="its password (use it in the job machines' DATABASE_URL)")
+    p.set_defaults(func=cmd_db_job_role, needs_db=False)
     p = sub.add_parser("setup", help="upgrade the database and load the shipped catalogues")
     p.set_defaults(func=cmd_setup, needs_db=False)
 

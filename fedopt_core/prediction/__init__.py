@@ -3,8 +3,8 @@
 What lives here: :mod:`.features` (the one encoding of task and platform rows), :mod:`.estimator`
 (:class:`PerformancePredictor`: fit, predict with intervals, importances), the parts it is built
 from (:mod:`.transfer`, :mod:`.anchors`, :mod:`.calibration`, :mod:`.heuristics`, :mod:`.stats`,
-:mod:`.trees`, :mod:`.persistence`) and :mod:`.training` (model versions, champion/challenger,
-one retrain at a time).
+:mod:`.trees`, :mod:`.persistence`), :mod:`.training` (model versions, champion/challenger,
+one retrain at a time) and :mod:`.leases` (the database lease that keeps it to one).
 
 May import: config, db, models, schema, errors, auth, catalog (GPU facts), runs (the training
 set).  Nothing here imports planning, accounts or cloud.

@@ -8,9 +8,8 @@ held-out runs): the comparison stays fair, because the held-out set is always th
 of the runs and so was never seen by an older model.  Runs newer than the model still count at
 once: predictions use every logged run of the same workload as an anchor (see advisor.py).
 
-Only one retrain runs at a time across threads and processes: a lease row in the database
-(not a file lock, so it works for several dashboard processes on one PostgreSQL), renewed
-while training and expiring if the holder dies.
+Only one retrain runs at a time across threads and processes: a lease in the database
+(:mod:`.leases`), renewed while training, free when it expires or its holder on this host is gone.
 """
 
 from __future__ import annotations
@@ -19,34 +18,37 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from fedopt_core import auth, db
 from fedopt_core.config import get_settings
 from fedopt_core.errors import FedoptInputError
-from fedopt_core.models import AppState, Lease, ModelVersion, Run, utcnow
+from fedopt_core.models import AppState, ModelVersion, Run, utcnow
 from fedopt_core.prediction.estimator import PerformancePredictor
+from fedopt_core.prediction.leases import (  # noqa: F401 - lease_holder and holder_alive are part of this API
+    LEASE_TTL,
+    acquire_lease,
+    holder_alive,
+    lease_holder,
+    release_lease,
+)
+from fedopt_core.prediction.leases import new_holder_id as _holder_id
 from fedopt_core.runs.queries import training_frame
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "retrain"
-LEASE_TTL = timedelta(minutes=10)
 PROGRESS_KEY = "training_progress"
 #: Fraction of runs, newest first, held out to score a candidate (at least MIN_HOLDOUT runs).
 HOLDOUT_FRACTION = 0.2
@@ -65,80 +67,6 @@ class NotEnoughRuns(ValueError):
 
 
 # --------------------------------------------------------------------------- the lease
-
-
-def _holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
-
-
-def holder_alive(holder: str) -> bool:
-    """Whether a lease holder (``host:pid:...``) may still be running: a process on this host is
-    checked by its pid; one elsewhere is trusted until its lease expires."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user
-        return True
-    return True
-
-
-def acquire_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
-    """Take (or renew) the named lease; False when someone else holds an unexpired one.
-
-    One conditional UPDATE, then an INSERT that the primary key makes exclusive: atomic on
-    SQLite and PostgreSQL alike, with no read-then-write race.  In transactions of its own, on the
-    configured database: other processes must see a lease the moment it is taken.  A lease whose
-    holder was a process of this host that is gone (killed with -9, say) is taken over at once.
-    """
-    now = utcnow()
-    with db.session_scope() as db_session:
-        taken = db_session.execute(
-            update(Lease)
-            .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
-            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-        ).rowcount
-        if taken:
-            return True
-        current = db_session.get(Lease, name)
-        if current is not None and not holder_alive(current.holder):
-            # Conditional on the dead holder: two processes taking over at once cannot both win.
-            return bool(
-                db_session.execute(
-                    update(Lease)
-                    .where(Lease.name == name, Lease.holder == current.holder)
-                    .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-                ).rowcount
-            )
-        if current is not None:
-            return False
-    try:
-        with db.session_scope() as db_session:
-            db_session.add(Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
-        return True
-    except IntegrityError:
-        return False
-
-
-def release_lease(name: str, holder: str) -> None:
-    with db.session_scope() as db_session:
-        row = db_session.get(Lease, name)
-        if row is not None and row.holder == holder:
-            db_session.delete(row)
-
-
-def lease_holder(name: str = LEASE_NAME, *, session: Session | None = None) -> str | None:
-    """Who holds the unexpired lease, or None."""
-    with db.use(session) as db_session:
-        row = db_session.get(Lease, name)
-        if row is None:
-            return None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
-        return row.holder if expires > utcnow() and holder_alive(row.holder) else None
 
 
 # --------------------------------------------------------------------------- progress

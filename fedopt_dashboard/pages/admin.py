@@ -4,7 +4,7 @@ import streamlit as st
 
 from fedopt_core import auth
 from fedopt_core.csvfiles import to_safe_csv
-from fedopt_dashboard.ui import require_role
+from fedopt_dashboard.ui import plain, require_role
 
 require_role("admin")
 st.title("Audit & roles")
@@ -36,7 +36,7 @@ with st.form("role_form"):
         try:
             auth.set_role(email.strip(), role)
         except (ValueError, auth.PermissionDenied) as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
         else:
-            st.success(f"{email} is now a {role}.")
+            st.success(plain(f"{email} is now a {role}."))
 st.dataframe(auth.list_roles(), hide_index=True, width="stretch")  # after the form, so it shows the change

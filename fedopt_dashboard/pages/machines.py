@@ -4,7 +4,7 @@ import streamlit as st
 
 from fedopt_core import accounts
 from fedopt_core.cloud import lambda_ops
-from fedopt_dashboard.ui import clear_caches, money_column, platforms, require_role
+from fedopt_dashboard.ui import clear_caches, money_column, plain, platforms, require_role
 
 require_role("admin")
 st.title("Machines")
@@ -24,7 +24,7 @@ synced = lambda_ops.sync(username, force=False)  # on page load, at most once a 
 if st.button("Sync now"):
     synced = lambda_ops.sync(username, force=True)
 if not synced.ok:
-    st.warning(f"Could not sync with Lambda: {synced.error}")
+    st.warning(plain(f"Could not sync with Lambda: {synced.error}"))
 elif not synced.skipped and (synced.opened or synced.closed):
     st.info(
         f"Sync: {len(synced.opened)} machine(s) found running outside fedopt, "
@@ -51,7 +51,7 @@ else:
         try:
             lambda_ops.terminate(username, to_stop)
         except lambda_ops.LambdaOperationError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
         else:
             clear_caches()
             st.rerun()
@@ -73,7 +73,9 @@ st.caption(
 )
 # One confirmation = one token = at most one machine: a second click, a rerun or a retry with the
 # same confirmation is refused by the database, whatever the browser does.
-confirmed = st.checkbox(f"Yes, launch one {choice} in {region}, billed by the hour until terminated", key="launch_ok")
+confirmed = st.checkbox(
+    plain(f"Yes, launch one {choice} in {region}, billed by the hour until terminated"), key="launch_ok"
+)
 if not confirmed:
     st.session_state.pop("launch_token", None)
 elif "launch_token" not in st.session_state:
@@ -83,12 +85,14 @@ used = lambda_ops.launch_intent(token) if token else None
 if used is not None:
     if used["state"] == "started":
         st.success(
-            f"Launched {', '.join(used['instance_ids'])} ({used['name']}) at ${used['price_per_hour_usd']:.2f}/h."
+            plain(
+                f"Launched {', '.join(used['instance_ids'])} ({used['name']}) at ${used['price_per_hour_usd']:.2f}/h."
+            )
         )
     elif used["state"] == "pending":
-        st.info(f"Launching {used['name']}…")
+        st.info(plain(f"Launching {used['name']}…"))
     else:
-        st.error(used["error"] or f"Launch {used['name']}: {used['state']}")
+        st.error(plain(used["error"] or f"Launch {used['name']}: {used['state']}"))
     st.caption("This confirmation is used. Untick and tick the box again to launch another machine.")
 if st.button("Launch", type="primary", disabled=not confirmed or used is not None):
     try:
@@ -101,7 +105,7 @@ if st.button("Launch", type="primary", disabled=not confirmed or used is not Non
             confirmation=token,
         )
     except lambda_ops.LambdaOperationError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
     else:
         clear_caches()
-        st.success(f"Launched {', '.join(outcome.instance_ids)} at ${outcome.price_per_hour_usd:.2f}/h.")
+        st.success(plain(f"Launched {', '.join(outcome.instance_ids)} at ${outcome.price_per_hour_usd:.2f}/h."))

@@ -8,7 +8,7 @@ import streamlit as st
 from fedopt_core import auth, runs
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.prediction import SUSPECT_FACTOR, training
-from fedopt_dashboard.ui import clear_caches, counts, require_role
+from fedopt_dashboard.ui import clear_caches, counts, plain, require_role
 
 require_role("viewer")
 st.title("Model")
@@ -33,7 +33,7 @@ def training_panel() -> None:
     if status.get("running"):
         st.progress(float(status.get("fraction", 0.0)), text=f"Training: {status.get('stage', '…')}")
     elif status.get("stage") == "failed":
-        st.error(f"The last retrain failed: {status.get('error')}")
+        st.error(plain(f"The last retrain failed: {status.get('error')}"))
     else:
         due = training.runs_since_last_version()
         st.caption(
@@ -68,7 +68,7 @@ else:
             try:
                 training.activate_version(int(chosen))
             except FedoptInputError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
             else:
                 clear_caches()
                 st.rerun()

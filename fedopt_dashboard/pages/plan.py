@@ -7,7 +7,7 @@ import streamlit as st
 from fedopt_core import schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, shard_solver
-from fedopt_dashboard.ui import available_gpu_platforms, require_role
+from fedopt_dashboard.ui import available_gpu_platforms, chart_text, plain, require_role
 
 require_role("viewer")
 st.title("Plan")
@@ -73,11 +73,12 @@ with left:
             model=model,
         )
     except FedoptInputError as exc:
-        st.error(f"Cannot plan: {exc}")
+        st.error(plain(f"Cannot plan: {exc}"))
     else:
         (st.success if plan.feasible else st.warning)(plan.message)
         shards = plan.shards.assign(
-            label=plan.shards["platform"] + " #" + plan.shards["machine"].astype(str),
+            label=chart_text(plan.shards["platform"] + " #" + plan.shards["machine"].astype(str)),
+            platform=chart_text(plan.shards["platform"]),
             hours=(plan.shards["finish_s"] - plan.shards["start_s"]) / 3600,
             to_upper_h=(plan.shards["finish_upper_s"] - plan.shards["finish_s"]) / 3600,
         )

@@ -8,8 +8,7 @@ import streamlit as st
 from fedopt_core import accounts, auth, catalog
 from fedopt_core.cloud import lambda_ops
 from fedopt_core.errors import FedoptInputError
-from fedopt_dashboard import ui
-from fedopt_dashboard.ui import clear_caches, money_column, platforms, require_role
+from fedopt_dashboard.ui import chart_text, clear_caches, money_column, plain, platforms, require_role
 
 require_role("viewer")
 
@@ -79,7 +78,9 @@ else:
             gpu_rows["x"] = gpu_rows["total_gpu_memory_gb"]
             x_label = "Total GPU memory (GB)"
         figure = px.scatter(
-            gpu_rows,
+            gpu_rows.assign(
+                instance_type=chart_text(gpu_rows["instance_type"]), gpu_type=chart_text(gpu_rows["gpu_type"])
+            ),
             x="x",
             y="price_per_hour_usd",
             color="gpu_type",
@@ -136,23 +137,25 @@ if submitted:
             platform_id=choices[picked],
         )
     except FedoptInputError as exc:
-        st.error(f"Not saved — {exc}")
+        st.error(plain(f"Not saved — {exc}"))
     else:
         clear_caches()
-        st.success(f"Saved {provider} / {instance_type}.")
+        st.success(plain(f"Saved {provider} / {instance_type}."))
         st.rerun()
 
 st.subheader("Live prices from Lambda")
 refreshed = lambda_ops.state(lambda_ops.REFRESH_STATE_KEY)
 if refreshed.get("last_success_at"):
     st.caption(
-        f"Last refreshed {refreshed['last_success_at'][:16].replace('T', ' ')} UTC with account "
-        f"{refreshed.get('account')}. Prices without a refresh are the shipped snapshot (see 'Price as of')."
+        plain(
+            f"Last refreshed {refreshed['last_success_at'][:16].replace('T', ' ')} UTC with account "
+            f"{refreshed.get('account')}. Prices without a refresh are the shipped snapshot (see 'Price as of')."
+        )
     )
 else:
     st.caption("Never refreshed: prices are the snapshot shipped with fedopt (see 'Price as of').")
 if refreshed.get("ok") is False:
-    st.warning(f"The last refresh failed, so the snapshot stays: {refreshed.get('last_error')}")
+    st.warning(plain(f"The last refresh failed, so the snapshot stays: {refreshed.get('last_error')}"))
 if auth.current_actor().can("admin"):
     keyed = accounts.list_accounts()
     keyed = keyed[(keyed["provider"] == "lambda") & (keyed["api_key"] != "")]
@@ -169,9 +172,9 @@ if auth.current_actor().can("admin"):
                     f"{len(report.added)} new, {len(report.disappeared)} no longer offered."
                 )
                 if report.overrode_edits:
-                    st.warning(ui.plain("Live prices replaced hand-edited ones: " + "; ".join(report.overrode_edits)))
+                    st.warning(plain("Live prices replaced hand-edited ones: " + "; ".join(report.overrode_edits)))
             else:
-                st.error(ui.plain(f"Refresh failed; the snapshot stays: {report.error}"))
+                st.error(plain(f"Refresh failed; the snapshot stays: {report.error}"))
 
 history_type = st.selectbox("Price history of", all_platforms["instance_type"].tolist(), key="history_type")
 history_id = int(all_platforms.loc[all_platforms["instance_type"] == history_type, "id"].iloc[0])

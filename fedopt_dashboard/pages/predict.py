@@ -8,7 +8,7 @@ import streamlit as st
 from fedopt_core import accounts, catalog, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, serving
-from fedopt_dashboard.ui import available_gpu_platforms, money_column, require_role
+from fedopt_dashboard.ui import available_gpu_platforms, chart_text, money_column, plain, require_role
 
 require_role("viewer")
 st.title("Predict & compare")
@@ -131,7 +131,7 @@ try:
         model=model,
     )
 except FedoptInputError as exc:
-    st.error(f"Cannot predict: {exc}")
+    st.error(plain(f"Cannot predict: {exc}"))
     st.stop()
 
 ranked = result.ranking
@@ -146,7 +146,7 @@ else:
         "run, if given), with wide intervals. Log actual runs on the Runs page to train a model."
     )
 for warning in result.warnings:
-    st.warning(warning)
+    st.warning(plain(warning))
 
 st.subheader("Recommendation")
 st.text(result.reason)
@@ -163,7 +163,9 @@ if result.recommendation is not None:
         )
     )
     st.caption(
-        f"Who would pay: {payer['paying_account'].iloc[0] or 'no account can'} — {payer['paying_reason'].iloc[0]}"
+        plain(
+            f"Who would pay: {payer['paying_account'].iloc[0] or 'no account can'} — {payer['paying_reason'].iloc[0]}"
+        )
     )
 
 shown = ranked.assign(
@@ -219,7 +221,8 @@ st.dataframe(
 if shown["fits_memory"].notna().any():
     by_machine = shown.dropna(subset=["memory_per_gpu_gb"]).drop_duplicates(["gpu_type", "gpu_count"])
     by_machine = by_machine.assign(
-        machine=by_machine["gpu_count"].astype(int).astype(str) + "x " + by_machine["gpu_type"]
+        machine=chart_text(by_machine["gpu_count"].astype(int).astype(str) + "x " + by_machine["gpu_type"]),
+        memory_note=chart_text(by_machine["memory_note"]),
     )
     memory_chart = go.Figure(
         [
@@ -293,7 +296,7 @@ top = shown.head(20).iloc[::-1]
 interval = go.Figure(
     go.Scatter(
         x=top["predicted_h"],
-        y=top["platform"],
+        y=chart_text(top["platform"]),
         mode="markers",
         error_x={
             "type": "data",
@@ -308,7 +311,7 @@ interval.update_layout(title="Predicted hours with the interval", xaxis_title="h
 st.plotly_chart(interval, width="stretch")
 
 pareto = px.scatter(
-    shown,
+    shown.assign(platform=chart_text(shown["platform"])),
     x="predicted_h",
     y="cost_usd",
     color="pareto_optimal",

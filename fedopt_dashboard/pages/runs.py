@@ -12,7 +12,7 @@ from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.schema import MODES, WORK_UNITS
-from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, require_role
+from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, plain, require_role
 
 require_role("viewer")
 
@@ -183,9 +183,9 @@ with tab_log:
         try:
             logged = runs.log_run(values, source="form")
         except FedoptInputError as exc:
-            st.error(f"Not logged — {exc.field}: {exc.message}")
+            st.error(plain(f"Not logged — {exc.field}: {exc.message}"))
         except auth.PermissionDenied as exc:
-            st.error(f"Not logged — {exc}")
+            st.error(plain(f"Not logged — {exc}"))
         else:
             after_runs_logged()
             if logged.inserted:
@@ -233,12 +233,12 @@ with tab_import:
         try:
             result = runs.import_csv(source, progress=report)
         except CsvFormatError as exc:
-            st.error(f"Not imported — {exc}")
+            st.error(plain(f"Not imported — {exc}"))
         except runs.ImportAborted as exc:
-            st.error(f"Import stopped — {exc}")
+            st.error(plain(f"Import stopped — {exc}"))
             result = exc.partial
         except auth.PermissionDenied as exc:
-            st.error(f"Not imported — {exc}")
+            st.error(plain(f"Not imported — {exc}"))
         bar.empty()
         if result is not None:
             after_runs_logged()
@@ -377,9 +377,9 @@ with tab_history:
                 try:
                     runs.update_run(run_id, {k: _blank_to_none(v) for k, v in edits.items()})
                 except FedoptInputError as exc:
-                    st.error(f"Not saved — {exc.field}: {exc.message}")
+                    st.error(plain(f"Not saved — {exc.field}: {exc.message}"))
                 except (auth.PermissionDenied, runs.RunNotFoundError) as exc:
-                    st.error(f"Not saved — {exc}")
+                    st.error(plain(f"Not saved — {exc}"))
                 else:
                     clear_caches()
                     st.session_state["runs_flash"] = ("success", f"Saved run #{run_id}.")
@@ -394,7 +394,7 @@ with tab_history:
                         try:
                             runs.delete_run(run_id)
                         except auth.PermissionDenied as exc:
-                            st.error(f"Not deleted — {exc}")
+                            st.error(plain(f"Not deleted — {exc}"))
                         else:
                             clear_caches()
                             st.session_state["runs_flash"] = ("success", f"Deleted run #{run_id}.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from fedopt_core import catalog
 from fedopt_core.accounts.savings import technique_savings
-from fedopt_dashboard.ui import require_role, techniques
+from fedopt_dashboard.ui import plain, require_role, techniques
 
 require_role("viewer")
 
@@ -39,7 +39,7 @@ if shown.empty:
     st.info("No technique matches. Try another word or clear a filter.")
 for row in shown.itertuples():
     with st.container(border=True):
-        st.markdown(f"#### {row.name}")
+        st.markdown("#### " + plain(row.name))
         facts = [row.kind, f"effectiveness: {row.effectiveness or 'n/a'}"]
         if row.savings_max_pct == row.savings_max_pct and row.savings_max_pct is not None:
             facts.append(f"saves up to {row.savings_max_pct:.0f}%")

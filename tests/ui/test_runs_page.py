@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from fedopt_core import db, runs
+from tests.support import as_shown
 
 PAGE = "pages/runs.py"
 
@@ -18,7 +19,7 @@ def stored(url: str) -> pd.DataFrame:
 
 
 def messages(at, kind: str) -> list[str]:
-    return [m.value for m in getattr(at, kind)]
+    return [as_shown(m.value) for m in getattr(at, kind)]
 
 
 def fill_form(at, **values) -> None:
