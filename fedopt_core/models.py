@@ -191,6 +191,8 @@ class Account(SQLModel, table=True):
     api_key_rotated_at: datetime | None = None
     monthly_quota_hours: float | None = None
     monthly_budget_usd: float | None = None
+    #: Hard cap: the most this account's running machines may cost per hour together (None: no cap).
+    max_usd_per_hour: float | None = None
     ends_on: date | None = None
     status: str = "active"  # active, suspended, expired, archived
     project: str | None = None
@@ -244,6 +246,10 @@ class LaunchIntent(SQLModel, table=True):
     price_per_hour_usd: float | None = None
     person: str | None = None
     workload: str | None = None
+    #: The job's predicted time (upper bound, hours) the launch was checked against the budget with.
+    expected_hours: float | None = None
+    #: Why an admin launched past a cap (None: within every cap).
+    override_reason: str | None = None
     state: str = Field(default="pending", index=True)
     instance_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error: str | None = None

@@ -49,6 +49,7 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
         provider=args.provider,
         monthly_quota_hours=args.quota_hours,
         monthly_budget_usd=args.budget_usd,
+        max_usd_per_hour=args.max_usd_per_hour,
         ends_on=args.ends_on,
         project=args.project,
         notes=args.notes,
@@ -252,6 +253,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", default="lambda")
     p.add_argument("--quota-hours", type=float, help="monthly hour quota")
     p.add_argument("--budget-usd", type=float, help="monthly budget in USD")
+    p.add_argument(
+        "--max-usd-per-hour", type=float, help="hard cap: the most its running machines may cost per hour together"
+    )
     p.add_argument("--ends-on", help="last day of the allocation (YYYY-MM-DD)")
     p.add_argument("--project")
     p.add_argument("--notes")

@@ -36,6 +36,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
             args.region,
             args.ssh_key,
             max_price_per_hour_usd=args.max_price,
+            expected_hours=args.expected_hours,
+            override_reason=args.override_reason,
             workload=args.workload,
         )
     except lambda_ops.LambdaOperationError as exc:
@@ -79,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ssh-key", action="append", required=True)
     p.add_argument("--max-price", type=float, required=True, help="maximum USD per hour you accept")
     p.add_argument("--workload", help="what the machine is for (recorded on its usage session)")
+    p.add_argument("--expected-hours", type=float, help="the job's predicted upper bound (checked against the budget)")
+    p.add_argument("--override-reason", help="launch past the account's caps, for this recorded reason")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_launch)
     p = lam.add_parser("terminate", help="terminate machines and close their usage sessions")

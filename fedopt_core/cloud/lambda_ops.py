@@ -9,10 +9,14 @@ A launch is the one call that spends money, so it is recorded *before* the call 
 starts at most one machine; the machine's name comes from the confirmation, so a lost reply is
 found again by it; and while a launch's outcome is unknown no other launch of the account is
 made, until :func:`sync` finds the machine (and opens its session) or the settle window passes.
+
+One coherent concept, kept whole (about 600 lines): launch, its intents, sync (which settles
+them) and terminate share the rules above and are read and changed together.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from fedopt_core import auth, db
+from fedopt_core.accounts.caps import check_launch
 from fedopt_core.accounts.fields import read_text
 from fedopt_core.accounts.registry import decrypted_api_key
 from fedopt_core.accounts.usage import add_usage_session, session_text_fields
@@ -267,6 +272,8 @@ def launch(
     *,
     max_price_per_hour_usd: float,
     confirmation: str | None = None,
+    expected_hours: float | None = None,
+    override_reason: str | None = None,
     person: str | None = None,
     workload: str | None = None,
     client_factory: ClientFactory | None = None,
@@ -279,6 +286,8 @@ def launch(
     one machine); no launch is made while another of the account is unsettled; the live price is
     checked; then the one API call, with a name derived from the confirmation, so that a lost
     reply is found again by it (here, and later by :func:`sync`).  The session is opened with it.
+    The account's caps (:func:`~fedopt_core.accounts.caps.check_launch`, for ``expected_hours``,
+    the job's predicted upper bound) refuse a launch past them, unless ``override_reason`` says why.
     """
     actor = auth.require("admin", "launching a machine")
     if max_price_per_hour_usd is None or not max_price_per_hour_usd > 0:
@@ -290,6 +299,9 @@ def launch(
     try:  # before anything is started: what the session and the audit row will need
         read_text(instance_type, "platform", required=True)
         fields = session_text_fields(person=person or actor.identity, workload=workload, region=region)
+        reason = read_text(override_reason, "override_reason", max_len=500)
+        if expected_hours is not None and not (math.isfinite(expected_hours) and 0 < expected_hours <= 1e5):
+            raise AccountInputError("expected_hours", "must be a number of hours above 0 (the job's upper bound)")
     except AccountInputError as exc:
         raise LambdaOperationError(f"not launched: {exc}") from None
     now = utcnow()
@@ -320,6 +332,8 @@ def launch(
                     instance_type=instance_type,
                     region=region,
                     max_price_per_hour_usd=float(max_price_per_hour_usd),
+                    expected_hours=expected_hours,
+                    override_reason=reason,
                     person=fields["person"],
                     workload=fields["workload"],
                     created_at=now,
@@ -342,6 +356,9 @@ def launch(
                     f"{instance_type} costs ${price:.2f}/h, above your maximum of "
                     f"${max_price_per_hour_usd:.2f}/h; not launched"
                 )
+            caps = check_launch(username, price, expected_hours, session=session)
+            if caps.refused and not reason:
+                raise LambdaOperationError(f"not launched: {caps.refused}. An admin may launch anyway with a reason")
             try:
                 result = client.launch(region, instance_type, list(ssh_key_names), name=name)
             except LambdaCloudError as exc:
@@ -409,6 +426,8 @@ def _record_started(
                 "region": intent.region,
                 "price_per_hour_usd": price,
                 "name": intent.name,
+                "expected_hours": intent.expected_hours,
+                "override_reason": intent.override_reason,
             },
             session=db_session,
         )

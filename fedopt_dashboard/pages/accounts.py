@@ -105,6 +105,13 @@ with st.form("account_form", clear_on_submit=True):
     quota = c1.number_input("Monthly quota (hours)", min_value=0.0, value=None, step=10.0)
     budget = c2.number_input("Monthly budget (USD)", min_value=0.0, value=None, step=50.0)
     ends_on = c3.date_input("Ends on", value=None)
+    max_hourly = c1.number_input(
+        "Hard cap (USD per hour, all its machines)",
+        min_value=0.0,
+        value=None,
+        step=1.0,
+        help="A launch that would take the account's running machines past this is refused.",
+    )
     project = st.text_input("Project / grant")
     notes = st.text_area("Notes")
     add_clicked = st.form_submit_button("Save account")
@@ -119,6 +126,7 @@ if add_clicked:
             provider=provider,
             monthly_quota_hours=quota,
             monthly_budget_usd=budget,
+            max_usd_per_hour=max_hourly,
             ends_on=ends_on,
             project=project,
             notes=notes,

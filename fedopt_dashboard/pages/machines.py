@@ -71,6 +71,14 @@ st.caption(
     f"Catalogue price: ${row['price_per_hour_usd']:.2f}/h (as of {row['as_of']}). The live price is "
     "checked again at launch and the launch is refused above your maximum."
 )
+h1, h2 = st.columns(2)
+expected_hours = h1.number_input(
+    "Job's predicted upper bound (hours; 0 = not known, 1 h assumed)",
+    min_value=0.0,
+    value=0.0,
+    help="From Predict & compare: the launch is refused if this much would take the account past its budget.",
+)
+override = h2.text_input("Launch past the account's caps because… (admins; recorded)", key="launch_override")
 # One confirmation = one token = at most one machine: a second click, a rerun or a retry with the
 # same confirmation is refused by the database, whatever the browser does.
 confirmed = st.checkbox(
@@ -103,6 +111,8 @@ if st.button("Launch", type="primary", disabled=not confirmed or used is not Non
             [k.strip() for k in ssh_keys.split(",") if k.strip()],
             max_price_per_hour_usd=max_price,
             confirmation=token,
+            expected_hours=expected_hours or None,
+            override_reason=override.strip() or None,
         )
     except lambda_ops.LambdaOperationError as exc:
         st.error(plain(str(exc)))

@@ -312,3 +312,41 @@ def test_catalogue_prices_are_for_admins_and_a_live_price_replaces_a_stale_edit(
     after = catalog.list_platforms(provider="lambda").set_index("instance_type").loc["gpu_1x_a10"]
     assert after["price_per_hour_usd"] == live and "gpu_1x_a10" in report.price_changed
     assert report.overrode_edits == [f"gpu_1x_a10: $0.01 -> ${live:.2f}"]
+
+
+# ---------------------------------------------------------------- spending caps
+
+
+def test_a_launch_past_the_monthly_budget_is_refused_with_the_figures(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    accounts.update_account(account, monthly_budget_usd=10.0)
+    # 1.29 $/h for an upper bound of 10 h is $12.90: past the $10 budget
+    with pytest.raises(lambda_ops.LambdaOperationError, match="monthly budget of \\$10.00") as info:
+        _launch(account, factory, fake, expected_hours=10)
+    assert "$12.90" in str(info.value) and "10 h at $1.29/h" in str(info.value)
+    assert fake.count_requests("POST", "/instance-operations/launch") == 0 and sessions() == []
+    within = _launch(account, factory, fake, expected_hours=5)  # $6.45 fits
+    assert len(within.instance_ids) == 1
+
+
+def test_an_hourly_cap_counts_the_machines_already_running(account, factory, fake) -> None:
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    accounts.update_account(account, max_usd_per_hour=2.0)
+    first = _launch(account, factory, fake)  # 1.29 $/h: within 2 $/h
+    assert len(first.instance_ids) == 1
+    with pytest.raises(lambda_ops.LambdaOperationError, match="cap of \\$2.00/h") as info:
+        _launch(account, factory, fake)  # another 1.29 $/h with 1.29 running: 2.58
+    assert "$1.29/h already running" in str(info.value)
+    assert len(fake.instances()) == 1
+
+
+def test_an_admin_may_launch_past_a_cap_with_a_reason_that_is_recorded(account, factory, fake) -> None:
+    from fedopt_core import auth
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    accounts.update_account(account, monthly_budget_usd=1.0)
+    outcome = _launch(account, factory, fake, expected_hours=3, override_reason="deadline tomorrow, PI approved")
+    assert len(outcome.instance_ids) == 1
+    event = auth.audit_log(action="instance.launch").iloc[0]
+    assert event["details"]["override_reason"] == "deadline tomorrow, PI approved"
+    assert event["details"]["expected_hours"] == 3
