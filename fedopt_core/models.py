@@ -193,6 +193,8 @@ class Account(SQLModel, table=True):
     monthly_budget_usd: float | None = None
     #: Hard cap: the most this account's running machines may cost per hour together (None: no cap).
     max_usd_per_hour: float | None = None
+    #: Terminate a machine of this account that runs past its job's predicted upper bound.
+    auto_terminate: bool = False
     ends_on: date | None = None
     status: str = "active"  # active, suspended, expired, archived
     project: str | None = None

@@ -320,3 +320,9 @@ def test_a_job_machine_with_only_the_database_url_logs_runs_but_cannot_make_itse
     roles = run_cli("roles", "list", "--json", home=admin_home)
     assert "intruder" not in roles.stdout
     assert run_cli("roles", "set", "pi@uni.edu", "admin", home=admin_home).returncode == 0  # with the key
+
+
+def test_lambda_enforce_once_with_nothing_to_do(home: Path) -> None:
+    result = run_cli("lambda", "enforce", "--dry-run", "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"actions": [], "errors": []}

@@ -55,6 +55,12 @@ def _audit(session: Session, action: str, target: str, **details: Any) -> None:
     auth.record(action, target, details, session=session)
 
 
+def _read_flag(value: Any, field_name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise AccountInputError(field_name, "must be true or false")
+
+
 def _check_api_key(api_key: Any) -> str | None:
     if api_key is None:
         return None
@@ -79,6 +85,7 @@ def register_academic_account(
     monthly_quota_hours: float | None = None,
     monthly_budget_usd: float | None = None,
     max_usd_per_hour: float | None = None,
+    auto_terminate: bool | None = None,
     ends_on: date | str | None = None,
     project: str | None = None,
     notes: str | None = None,
@@ -100,6 +107,7 @@ def register_academic_account(
         "monthly_quota_hours": read_amount(monthly_quota_hours, "monthly_quota_hours"),
         "monthly_budget_usd": read_amount(monthly_budget_usd, "monthly_budget_usd"),
         "max_usd_per_hour": read_amount(max_usd_per_hour, "max_usd_per_hour"),
+        "auto_terminate": _read_flag(auto_terminate, "auto_terminate"),
         "ends_on": read_day(ends_on, "ends_on"),
         "project": read_text(project, "project", max_len=200),
         "notes": read_text(notes, "notes", max_len=MAX_TEXT, allow_newlines=True),
@@ -120,6 +128,7 @@ def register_academic_account(
         for attr, value in values.items():
             if value is not None or created:
                 setattr(account, attr, value)
+        account.auto_terminate = bool(account.auto_terminate)  # not given on creation: off
         if check.email is not None or created:
             account.email = check.email
             account.email_verified = check.verified
@@ -148,6 +157,7 @@ def update_account(
     monthly_quota_hours: Any = _UNSET,
     monthly_budget_usd: Any = _UNSET,
     max_usd_per_hour: Any = _UNSET,
+    auto_terminate: Any = _UNSET,
     ends_on: Any = _UNSET,
     project: Any = _UNSET,
     notes: Any = _UNSET,
@@ -162,6 +172,7 @@ def update_account(
         "monthly_quota_hours": lambda v: read_amount(v, "monthly_quota_hours"),
         "monthly_budget_usd": lambda v: read_amount(v, "monthly_budget_usd"),
         "max_usd_per_hour": lambda v: read_amount(v, "max_usd_per_hour"),
+        "auto_terminate": lambda v: bool(_read_flag(v, "auto_terminate")),
         "ends_on": lambda v: read_day(v, "ends_on"),
         "project": lambda v: read_text(v, "project", max_len=200),
         "notes": lambda v: read_text(v, "notes", max_len=MAX_TEXT, allow_newlines=True),
@@ -172,6 +183,7 @@ def update_account(
         "monthly_quota_hours": monthly_quota_hours,
         "monthly_budget_usd": monthly_budget_usd,
         "max_usd_per_hour": max_usd_per_hour,
+        "auto_terminate": auto_terminate,
         "ends_on": ends_on,
         "project": project,
         "notes": notes,
@@ -324,6 +336,7 @@ ACCOUNT_COLUMNS = [
     "monthly_quota_hours",
     "monthly_budget_usd",
     "max_usd_per_hour",
+    "auto_terminate",
     "ends_on",
     "status",
     "stored_status",
@@ -356,6 +369,7 @@ def accounts_frame(session: Session) -> pd.DataFrame:
                 "monthly_quota_hours": a.monthly_quota_hours,
                 "monthly_budget_usd": a.monthly_budget_usd,
                 "max_usd_per_hour": a.max_usd_per_hour,
+                "auto_terminate": bool(a.auto_terminate),
                 "ends_on": a.ends_on,
                 "stored_status": a.status,
                 "project": a.project,
@@ -378,6 +392,7 @@ def accounts_frame(session: Session) -> pd.DataFrame:
             "monthly_quota_hours",
             "monthly_budget_usd",
             "max_usd_per_hour",
+            "auto_terminate",
             "ends_on",
             "stored_status",
             "project",

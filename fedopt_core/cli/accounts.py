@@ -50,6 +50,7 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
         monthly_quota_hours=args.quota_hours,
         monthly_budget_usd=args.budget_usd,
         max_usd_per_hour=args.max_usd_per_hour,
+        auto_terminate=True if args.auto_terminate else None,
         ends_on=args.ends_on,
         project=args.project,
         notes=args.notes,
@@ -255,6 +256,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-usd", type=float, help="monthly budget in USD")
     p.add_argument(
         "--max-usd-per-hour", type=float, help="hard cap: the most its running machines may cost per hour together"
+    )
+    p.add_argument(
+        "--auto-terminate",
+        action="store_true",
+        help="let `fedopt lambda enforce` terminate its machines that run past their job's upper bound",
     )
     p.add_argument("--ends-on", help="last day of the allocation (YYYY-MM-DD)")
     p.add_argument("--project")

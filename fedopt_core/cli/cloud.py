@@ -1,9 +1,11 @@
-"""Commands for Lambda Cloud: refresh the live catalogue, sync usage, launch, terminate, fake server."""
+"""Commands for Lambda Cloud: refresh the live catalogue, sync usage, launch, terminate, enforce the
+caps (once or as a watch), fake server."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from fedopt_core.cli import CliError, emit
 
@@ -43,6 +45,30 @@ def cmd_launch(args: argparse.Namespace) -> int:
     except lambda_ops.LambdaOperationError as exc:
         raise CliError(str(exc)) from None
     return _report(outcome, args)
+
+
+def cmd_enforce(args: argparse.Namespace) -> int:
+    from fedopt_core.cloud.enforce import enforce
+
+    report = enforce(args.account, dry_run=args.dry_run)
+    emit(dataclasses.asdict(report), args.json)
+    return 0 if report.ok else 1
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import time
+
+    from fedopt_core.cloud.enforce import enforce
+
+    if not args.interval > 0:
+        raise CliError("--interval: give seconds above zero")
+    while True:  # until interrupted (Ctrl-C, the process manager's stop)
+        report = enforce(args.account, dry_run=args.dry_run)
+        for action in report.actions:
+            print(f"{action.account} {action.instance_id}: {action.reason}: {action.action}", flush=True)
+        for error in report.errors:
+            print(f"warning: {error}", file=sys.stderr, flush=True)
+        time.sleep(args.interval)
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
@@ -85,6 +111,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--override-reason", help="launch past the account's caps, for this recorded reason")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_launch)
+    p = lam.add_parser("enforce", help="once: warn of machines past their job's upper bound; terminate per the caps")
+    p.add_argument("--account", help="only this account (default: every Lambda account with a key)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_enforce)
+    p = lam.add_parser("watch", help="enforce every --interval seconds until stopped")
+    p.add_argument("--account", help="only this account (default: every Lambda account with a key)")
+    p.add_argument("--interval", type=float, default=300.0, help="seconds between checks (default 300)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+    p.set_defaults(func=cmd_watch)
     p = lam.add_parser("terminate", help="terminate machines and close their usage sessions")
     p.add_argument("--account", required=True)
     p.add_argument("instance_id", nargs="+")

@@ -3,6 +3,8 @@ usage rows read back from the database."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlmodel import select
 
@@ -350,3 +352,46 @@ def test_an_admin_may_launch_past_a_cap_with_a_reason_that_is_recorded(account, 
     event = auth.audit_log(action="instance.launch").iloc[0]
     assert event["details"]["override_reason"] == "deadline tomorrow, PI approved"
     assert event["details"]["expected_hours"] == 3
+
+
+# ---------------------------------------------------------------- machines that outlive their job
+
+
+def test_enforce_warns_then_terminates_a_machine_past_its_upper_bound_only_where_agreed(account, factory, fake) -> None:
+    from datetime import timedelta
+
+    from fedopt_core.cloud.enforce import enforce
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    outcome = _launch(account, factory, fake, expected_hours=2)
+    [machine] = outcome.instance_ids
+    soon = enforce(now=datetime.now(UTC) + timedelta(hours=1), client_factory=factory)
+    assert soon.ok and soon.actions == []  # within its bound: nothing to say
+    later = datetime.now(UTC) + timedelta(hours=3)
+    warned = enforce(now=later, client_factory=factory)
+    assert [(a.instance_id, a.action) for a in warned.actions] == [(machine, "warned")]
+    assert "past its job's predicted upper bound of 2 h" in warned.actions[0].reason
+    accounts.update_account(account, auto_terminate=True)
+    dry = enforce(now=later, dry_run=True, client_factory=factory)
+    assert [a.action for a in dry.actions] == ["would terminate"] and fake.instances()[0]["status"] != "terminating"
+    done = enforce(now=later, client_factory=factory)
+    assert [a.action for a in done.actions] == ["terminated"]
+    assert fake.instances() == [] or fake.instances()[0]["status"] in ("terminating", "terminated")
+    [closed] = sessions()
+    assert closed.ended_at is not None
+
+
+def test_enforce_terminates_everything_of_an_account_past_its_budget(account, factory, fake) -> None:
+    from datetime import timedelta
+
+    from fedopt_core.cloud.enforce import enforce
+
+    fake.add_ssh_key("laptop", "ssh-ed25519 AAAA test")
+    machines = [_launch(account, factory, fake).instance_ids[0] for _ in range(2)]
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=5, second=0, microsecond=0)
+    accounts.add_usage_session(account, "gpu_1x_a10", start, hours=100, cost_usd=129.0)  # earlier this month
+    accounts.update_account(account, monthly_budget_usd=100.0)
+    report = enforce(now=datetime.now(UTC) + timedelta(minutes=1), client_factory=factory)
+    assert sorted(a.instance_id for a in report.actions) == sorted(machines)
+    assert all(a.action == "terminated" and "hard cap" in a.reason for a in report.actions)
+    assert all(s.ended_at is not None for s in sessions())
