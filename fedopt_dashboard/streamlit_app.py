@@ -95,6 +95,8 @@ def main() -> None:
             f"{numbers['gpu_platforms']} GPU platforms · {numbers['runs']} runs · "
             f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
         )
+        for alert in ui.budget_alerts():
+            st.warning(ui.plain(alert), icon=":material/savings:")
         if actor.signed_in:
             st.text(f"Signed in as {actor.label} ({actor.role})")  # text: a display name is not Markdown
             st.button("Sign out", on_click=st.logout)

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fedopt_core import auth, catalog, overview
+from fedopt_core import accounts, auth, catalog, overview
 from fedopt_core.db import DatabaseError, ensure_database
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
@@ -89,6 +89,12 @@ def counts() -> dict[str, int]:
     return overview.counts()
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def budget_alerts() -> list[str]:
+    """Accounts past 50/80/100% of their monthly budget, as lines for the sidebar."""
+    return [alert.message for alert in accounts.budget_alerts()]
+
+
 @st.cache_data(ttl=300, show_spinner=False)
 def platforms() -> pd.DataFrame:
     return catalog.list_platforms()
@@ -117,6 +123,7 @@ def after_runs_logged() -> None:
 def clear_caches() -> None:
     """After a write: drop cached query results so every page shows the new rows."""
     counts.clear()
+    budget_alerts.clear()
     platforms.clear()
     techniques.clear()
 

@@ -3,8 +3,9 @@
 What lives here: :mod:`.registry` (accounts, their keys and limits), :mod:`.usage` (usage
 sessions and every figure derived from them), :mod:`.choice` (which account would pay for a job),
 :mod:`.eligibility` (institutional e-mail checks), :mod:`.months` (calendar months in UTC),
-:mod:`.fields` (how their inputs are read and refused) and :mod:`.reports` (the monthly usage
-review and what the cost techniques would have saved).
+:mod:`.fields` (how their inputs are read and refused), :mod:`.caps` (the spending caps a launch
+is checked against, and budget alerts) and :mod:`.reports` (the monthly usage review and what the
+cost techniques would have saved).
 
 May import: config, db, models, schema, csvfiles, errors, auth, crypto, catalog.  Nothing here
 imports runs' write path, prediction, planning or cloud.
@@ -15,6 +16,7 @@ from fedopt_core._exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        "fedopt_core.accounts.caps": ["BudgetAlert", "budget_alerts", "check_launch"],
         "fedopt_core.accounts.choice": ["AccountChoice", "choose_account", "paying_accounts"],
         "fedopt_core.accounts.eligibility": ["EmailCheck", "check_institutional_email", "university_domains"],
         "fedopt_core.accounts.fields": ["as_utc"],

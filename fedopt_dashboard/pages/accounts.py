@@ -36,6 +36,9 @@ st.caption(
 if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
 
+for alert in accounts.budget_alerts():  # 50/80/100% of a budget, with where the month is heading
+    (st.error if alert.threshold >= 1 else st.warning)(plain(alert.message))
+
 show_archived = st.toggle("Show archived accounts")
 table = accounts.list_accounts(include_archived=show_archived)
 if table.empty:
@@ -58,6 +61,7 @@ else:
                 "monthly_budget_usd",
                 "cost_this_month_usd",
                 "budget_left_usd",
+                "max_usd_per_hour",
                 "ends_on",
                 "project",
                 "notes",
@@ -75,6 +79,7 @@ else:
             "monthly_budget_usd": money_column("Budget (USD/month)"),
             "cost_this_month_usd": money_column("Spent (USD)"),
             "budget_left_usd": money_column("Left (USD)"),
+            "max_usd_per_hour": money_column("Cap (USD/h)"),
             "ends_on": st.column_config.DateColumn("Ends on"),
         },
     )

@@ -602,3 +602,22 @@ def test_cli_accounts_add_list_archive_never_print_the_key(loaded_db: str, tmp_p
         assert key not in result.stdout + result.stderr
         assert "secret_ENV" not in result.stdout + result.stderr
     assert accounts.list_accounts()["username"].tolist() == ["env-grant"]  # the same database file
+
+
+def test_budget_alerts_at_50_80_100_percent_are_recorded_once_with_a_forecast(loaded_db: str) -> None:
+    from fedopt_core import auth
+
+    accounts.register_academic_account("grant", None, None, None, monthly_budget_usd=100.0)
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert accounts.budget_alerts(now=now) == []
+    accounts.add_usage_session("grant", "gpu_1x_a10", start, hours=1, cost_usd=55.0)
+    [half] = accounts.budget_alerts(now=now)
+    assert half.threshold == 0.5 and half.spent_usd == pytest.approx(55.0) and half.forecast_usd >= 55.0
+    assert "$55.00 of $100.00" in half.message
+    accounts.add_usage_session("grant", "gpu_1x_a10", start, hours=1, cost_usd=50.0)
+    [over] = accounts.budget_alerts(now=now)
+    assert over.threshold == 1.0
+    accounts.budget_alerts(now=now)  # asked again: nothing new to record
+    recorded = auth.audit_log(action="budget.alert")
+    assert sorted(d["threshold"] for d in recorded["details"]) == [0.5, 0.8, 1.0]

@@ -183,3 +183,20 @@ def test_techniques_page_shows_last_months_savings(app) -> None:
     assert notes, "no savings note on the technique cards"
     assert any("12.90" in n and "scheduled" not in n.lower() for n in notes)
     assert any("Lambda" in n for n in notes)  # the spot card says why it saves nothing here
+
+
+def test_a_budget_past_80_percent_shows_in_the_sidebar_and_on_the_accounts_page(app) -> None:
+    from datetime import UTC, datetime
+
+    from fedopt_core import accounts
+
+    accounts.register_academic_account("grant", None, None, None, monthly_budget_usd=100.0)
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    accounts.add_usage_session("grant", "gpu_1x_a10", start, hours=1, cost_usd=85.0)
+    at = app("pages/accounts.py")
+    assert not at.exception, [e.value for e in at.exception]
+    from tests.support import as_shown
+
+    assert any("grant" in w.value and "80%" in as_shown(w.value) for w in at.sidebar.warning)
+    page = [as_shown(w.value) for w in at.warning]
+    assert any("$85.00 of $100.00" in w and "at this pace the month ends at" in w for w in page)
