@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
-    from fedopt_core.planning import advisor
+    from fedopt_core.planning import advisor, serving
 
     task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
     task.update(_described_job(args))
@@ -64,22 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"\nServing {args.target_tokens_per_s:g} tokens/s: replicas sized on the interval's upper bound; "
             "mean TPOT derived from concurrency / tokens/s (p99 is about twice it; TTFT not predicted)"
         )
-        emit(fleet, False, SERVING_SHOWN)
+        emit(fleet, False, [*serving.FLEET_SUMMARY, "serving_note"])
     return 0
-
-
-#: Columns of the serving table the plain CLI output shows.
-SERVING_SHOWN = [
-    "platform",
-    "gpu_type",
-    "gpu_count",
-    "replicas_needed",
-    "gpus_needed",
-    "fleet_tokens_per_s",
-    "fleet_price_per_hour_usd",
-    "mean_tpot_ms",
-    "serving_note",
-]
 
 
 def _fleet(task: dict[str, object], ranking: pd.DataFrame, target: float | None) -> pd.DataFrame | None:

@@ -27,7 +27,7 @@ from fedopt_core.errors import PlanningError
 from fedopt_core.prediction.physics_table import physics_rows
 from fedopt_core.prediction.work import DEFAULT_CONCURRENCY, describe_job
 
-__all__ = ["MAX_REPLICAS", "SERVING_COLUMNS", "concurrency_of", "serving_fleet"]
+__all__ = ["FLEET_SUMMARY", "MAX_REPLICAS", "SERVING_COLUMNS", "concurrency_of", "serving_fleet"]
 
 #: Columns :func:`serving_fleet` adds to the ranking's.
 SERVING_COLUMNS = [
@@ -40,6 +40,18 @@ SERVING_COLUMNS = [
     "mean_tpot_ms",
     "serves_target",
     "serving_note",
+]
+#: What a fleet table shows first: the platform, how many replicas and GPUs, rate, price, TPOT.
+FLEET_SUMMARY = [
+    "platform",
+    "gpu_type",
+    "gpu_count",
+    "replicas_needed",
+    "gpus_needed",
+    "fleet_tokens_per_s",
+    "fleet_price_per_hour_usd",
+    "fleet_cost_per_1m_tokens_usd",
+    "mean_tpot_ms",
 ]
 #: A fleet larger than this many replicas is not proposed (the rate is out of reach of that platform).
 MAX_REPLICAS = 1000

@@ -263,19 +263,7 @@ def serving_target() -> None:
         st.info("No platform serves this rate within the replica limit, or the model fits none of them.")
         return
     st.dataframe(
-        shown_fleet[
-            [
-                "platform",
-                "gpu_type",
-                "gpu_count",
-                "replicas_needed",
-                "gpus_needed",
-                "fleet_tokens_per_s",
-                "fleet_price_per_hour_usd",
-                "fleet_cost_per_1m_tokens_usd",
-                "mean_tpot_ms",
-            ]
-        ],  # fmt: skip
+        shown_fleet[serving.FLEET_SUMMARY],
         hide_index=True,
         width="stretch",
         column_config={

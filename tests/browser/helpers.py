@@ -74,3 +74,26 @@ def stop_dashboard(server) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
     server.log.close()
+
+
+def set_up_home(home: Path, env: dict, *python_scripts: str) -> None:
+    """`fedopt setup` in ``home`` (as `make run` does), then each seeding script, in ``env``."""
+    for argv in (
+        [sys.executable, "-m", "fedopt_core.cli", "setup"],
+        *([sys.executable, "-c", s] for s in python_scripts),
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def open_page(browser, url: str, heading: str, *, height: int = 1000):
+    """A new page at ``url``, once its heading shows and its script run has finished."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    # Let the script run finish: Streamlit shows a running indicator while it works.
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    # Element code is loaded lazily; wait for those scripts so a screenshot shows real widgets.
+    page.wait_for_load_state("networkidle", timeout=60_000)
+    page.wait_for_timeout(500)
+    return page

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
+from tests.browser.helpers import free_port, open_page, set_up_home, start_dashboard, stop_dashboard
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.browser
@@ -32,24 +30,11 @@ SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 def dashboard(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("browser")
     env = os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}"}
-    setup = subprocess.run([sys.executable, "-m", "fedopt_core.cli", "setup"], env=env, capture_output=True, text=True)
-    assert setup.returncode == 0, setup.stderr
+    set_up_home(home, env)
     port = free_port()
     server = start_dashboard(home, port, env)
     yield f"http://127.0.0.1:{port}"
     stop_dashboard(server)
-
-
-def open_page(browser, url: str, heading: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-    # Let the script run finish: Streamlit shows a running indicator while it works.
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    # Element code is loaded lazily; wait for those scripts so the screenshot shows real widgets.
-    page.wait_for_load_state("networkidle", timeout=60_000)
-    page.wait_for_timeout(500)
-    return page
 
 
 @pytest.mark.parametrize(("path", "heading"), PAGES)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
 from fedopt_core.testing.fake_lambda import FakeLambdaServer
-from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
+from tests.browser.helpers import free_port, set_up_home, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +36,7 @@ def machines_dashboard(tmp_path):
             "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}",
             "FEDOPT_LAMBDA_BASE_URL": fake.base_url,
         }
-        for argv in ([sys.executable, "-m", "fedopt_core.cli", "setup"], [sys.executable, "-c", SETUP]):
-            done = subprocess.run(argv, env=env, capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr
+        set_up_home(home, env, SETUP)
         port = free_port()
         server = start_dashboard(home, port, env)
         try:

@@ -8,12 +8,10 @@ them as text: no link or image to the hostile address appears in the page.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.browser.helpers import free_port, start_dashboard, stop_dashboard
+from tests.browser.helpers import free_port, open_page, set_up_home, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser
 
@@ -35,23 +33,11 @@ with db.session_scope() as session:
 def hostile_dashboard(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("hostile")
     env = os.environ | {"FEDOPT_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'fedopt.db'}"}
-    for argv in ([sys.executable, "-m", "fedopt_core.cli", "setup"], [sys.executable, "-c", SEED]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+    set_up_home(home, env, SEED)
     port = free_port()
     server = start_dashboard(home, port, env)
     yield f"http://127.0.0.1:{port}"
     stop_dashboard(server)
-
-
-def _open(browser, url: str, heading: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
-    page.wait_for_load_state("networkidle", timeout=60_000)
-    page.wait_for_timeout(1000)
-    return page
 
 
 @pytest.mark.parametrize(
@@ -59,7 +45,7 @@ def _open(browser, url: str, heading: str):
     [("predict", "Predict & compare", "Who would pay: [pay]"), ("platforms", "Platforms", "[retry]")],
 )
 def test_hostile_text_is_shown_as_text(browser, hostile_dashboard: str, path: str, heading: str, shown: str) -> None:
-    page = _open(browser, f"{hostile_dashboard}/{path}", heading)
+    page = open_page(browser, f"{hostile_dashboard}/{path}", heading, height=1400)
     try:
         links = page.locator('a[href*="evil.example"]')
         where = [links.nth(i).evaluate("e => e.parentElement.outerHTML.slice(0, 300)") for i in range(links.count())]
