@@ -13,6 +13,8 @@ def duration(seconds: float) -> str:
     """Seconds as a readable duration: 45 s, 12 min, 3.4 h, 2.1 d ("never" for an infinite time)."""
     if not math.isfinite(seconds):
         return "never"
+    if seconds < 1:
+        return f"{seconds:.2g} s"  # a fraction of a second is not "0 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:

@@ -326,3 +326,30 @@ def test_lambda_enforce_once_with_nothing_to_do(home: Path) -> None:
     result = run_cli("lambda", "enforce", "--dry-run", "--json", home=home)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"actions": [], "errors": []}
+
+
+def test_plain_tables_read_as_people_read_them_and_json_keeps_exact_values(home: Path) -> None:
+    import pandas as pd
+
+    from fedopt_core.cli import readable
+
+    frame = pd.DataFrame(
+        {
+            "gpu_count": [1.0, 8.0],
+            "predicted_time_s": [45.0, 5400.0],
+            "cost_usd": [0.5, 1234.5],
+            "share": [0.25, 1.5],
+            "name": ["a\x1b[2Jb", "c"],
+        }
+    )
+    shown = readable(frame)
+    assert shown["gpu_count"].tolist() == [1, 8] and str(shown["gpu_count"].dtype) == "Int64"
+    assert shown["predicted_time_s"].tolist() == ["45 s", "90 min"]
+    assert shown["cost_usd"].tolist() == ["$0.5000", "$1,234.50"]
+    assert shown["share"].tolist() == [0.25, 1.5] and shown["name"].tolist() == ["a\\x1b[2Jb", "c"]
+    plain = run_cli("predict", "--workload", "resnet50", "--work-units", "1e6", "--batch-size", "256",
+                    "--platform", "gpu_1x_a10", home=home)  # fmt: skip
+    assert plain.returncode == 0 and " 1.0 " not in plain.stdout and "$" in plain.stdout
+    exact = json.loads(run_cli("predict", "--workload", "resnet50", "--work-units", "1e6", "--batch-size", "256",
+                               "--platform", "gpu_1x_a10", "--json", home=home).stdout)  # fmt: skip
+    assert isinstance(exact["platforms"][0]["predicted_time_s"], float)

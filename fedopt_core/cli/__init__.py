@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from fedopt_core import config
+from fedopt_core import config, formatting
 from fedopt_core.db import DatabaseError
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.formatting import printable
@@ -54,6 +54,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as people read it (the plain output; ``--json`` keeps the exact values): seconds
+    (``*_s``) as durations, USD (``*_usd``) as money, whole numbers without ".0", and stored text
+    shown, never obeyed (no terminal escapes or reordering marks)."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            out[name] = column.map(printable)
+        elif pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            continue
+        elif name.endswith("_s"):
+            out[name] = column.map(lambda v: "" if pd.isna(v) else formatting.duration(float(v)))
+        elif name.endswith("_usd"):
+            out[name] = column.map(lambda v: "" if pd.isna(v) else formatting.usd(float(v)))
+        elif pd.api.types.is_float_dtype(column):
+            finite = column.dropna()
+            if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 2**53:
+                out[name] = column.astype("Int64")
+    return out
+
+
 def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None:
     """Print a frame, list or dict as JSON or as a plain table."""
     if isinstance(data, pd.DataFrame):
@@ -61,9 +83,7 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
         if as_json:
             print(json.dumps(records, indent=2))
         else:
-            shown = data[list(columns)] if columns else data
-            # Stored text is shown, never obeyed: no terminal escapes or reordering marks.
-            shown = shown.apply(lambda c: c.map(printable) if c.dtype == object else c)
+            shown = readable(data[list(columns)] if columns else data)
             print(shown.to_string(index=False) if len(shown) else "(nothing matches)")
         return
     if as_json:
@@ -130,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `fedopt runs list | head`: the reader left; no traceback for that
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except RuntimeError as exc:
         from fedopt_core.crypto import SecretKeyError  # only now: the CLI starts without cryptography
 
