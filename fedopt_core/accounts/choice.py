@@ -272,7 +272,7 @@ def paying_accounts(
         out["paying_headroom_after_job_pct"] = np.nan
         out["paying_reason"] = "no accounts" if state.empty else ""
         return out
-    can, headroom, _ = _decide(state, provider, hours, cost)
+    can, headroom, provider_ok = _decide(state, provider, hours, cost)
     score = np.where(can, headroom, -np.inf)
     best = score.argmax(axis=1)
     any_can = can.any(axis=1)
@@ -282,6 +282,27 @@ def paying_accounts(
     out["paying_headroom_after_job_pct"] = np.where(any_can & np.isfinite(best_headroom), best_headroom * 100.0, np.nan)
     limits = pd.Series([_limits_text(state.iloc[i]) for i in range(len(state))]).to_numpy(object)[best]
     out["paying_reason"] = np.where(
-        any_can, "most headroom: " + limits.astype(str), "no active account has room for it"
+        any_can, "most headroom: " + limits.astype(str), _no_payer_reasons(state, provider, hours, cost, provider_ok)
     )
     return out
+
+
+def _no_payer_reasons(
+    state: pd.DataFrame, provider: np.ndarray, hours: np.ndarray, cost: np.ndarray, provider_ok: np.ndarray
+) -> np.ndarray:
+    """Per job, the real reason no account pays: none on that provider, or which comes closest and why."""
+    active = (state["status"] == "active").to_numpy(bool)
+    today = utc_today()
+    reasons = []
+    for i in range(len(provider)):
+        candidates = np.flatnonzero(active & provider_ok[i])
+        where = f" on {provider[i]}" if provider[i] else ""
+        if not len(candidates):
+            reasons.append(f"no active account{where}")
+            continue
+        first = state.iloc[int(candidates[0])]
+        h = None if np.isnan(hours[i]) else float(hours[i])
+        c = None if np.isnan(cost[i]) else float(cost[i])
+        why = _why_not(first, provider[i], h, c, True, today)
+        reasons.append(f"no account{where} has room: {first['username']}: {why}")
+    return np.array(reasons, dtype=object)

@@ -534,7 +534,10 @@ def test_paying_accounts_matches_choose_account_row_by_row(loaded_db: str) -> No
         expected.append(accounts.choose_account(req).username)
     assert out["paying_account"].tolist() == expected
     assert expected[3] is None and expected[0] is not None
-    assert out.loc[3, "paying_reason"] == "no active account has room for it"
+    # the real reason: which account comes closest and why, or that there is none on that provider
+    assert out.loc[3, "paying_reason"] == "no account on gcp has room: gcp: 5.0 h left this month, the job needs 6.0 h"
+    nebius = accounts.paying_accounts(pd.DataFrame({"provider": ["nebius"], "expected_hours": [1.0]}))
+    assert nebius.loc[0, "paying_account"] is None and nebius.loc[0, "paying_reason"] == "no active account on nebius"
 
 
 # --------------------------------------------------------------------------- CLI
