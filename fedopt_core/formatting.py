@@ -6,11 +6,13 @@ import math
 
 from fedopt_core.schema import CONTROL_CHARACTERS
 
-__all__ = ["duration", "printable", "usd"]
+__all__ = ["duration", "plural", "printable", "usd"]
 
 
 def duration(seconds: float) -> str:
     """Seconds as a readable duration: 45 s, 12 min, 3.4 h, 2.1 d ("never" for an infinite time)."""
+    if math.isnan(seconds):
+        return "unknown"
     if not math.isfinite(seconds):
         return "never"
     if seconds < 1:
@@ -22,6 +24,11 @@ def duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+def plural(count: int, noun: str) -> str:
+    """A count with its noun: "1 session", "3 sessions", "0 runs" (the noun given in the singular)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def usd(amount: float) -> str:

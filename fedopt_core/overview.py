@@ -8,7 +8,7 @@ from sqlmodel import Session, SQLModel, select
 from fedopt_core import db
 from fedopt_core.config import get_settings
 from fedopt_core.db import redact_url
-from fedopt_core.models import Account, ModelVersion, Platform, Run, Technique
+from fedopt_core.models import Account, ModelVersion, Platform, Run, Technique, UsageSession
 
 
 def database_label() -> str:
@@ -32,3 +32,19 @@ def counts(session: Session | None = None) -> dict[str, int]:
             "accounts": count(Account, Account.status != "archived"),
             "model_versions": count(ModelVersion),
         }
+
+
+def data_stamp(session: Session | None = None) -> tuple[tuple[object, ...], ...]:
+    """A small fingerprint of what the dashboard caches: it changes when any process (a page, the
+    CLI, a job script) adds, removes or re-imports runs, platforms, techniques, accounts, usage
+    sessions or model versions, so cached reads keyed on it never show a stale count or price."""
+    queries = [
+        select(func.count(), func.max(Run.id)).select_from(Run),
+        select(func.count(), func.max(Platform.updated_at)).select_from(Platform),
+        select(func.count(), func.max(Technique.id)).select_from(Technique),
+        select(func.count(), func.max(Account.updated_at)).select_from(Account),
+        select(func.count(), func.max(UsageSession.id), func.count(UsageSession.ended_at)).select_from(UsageSession),
+        select(func.count(), func.max(ModelVersion.id)).select_from(ModelVersion),
+    ]
+    with db.use(session) as db_session:
+        return tuple(tuple(db_session.exec(query).one()) for query in queries)

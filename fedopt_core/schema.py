@@ -347,8 +347,11 @@ class Task(dict):
     """A job's task fields after :func:`validate_task`: cleaned values, missing ones left out.
 
     A plain dict to every reader; its type says it was validated, so the functions a request
-    passes it through (advisor, ranking, planner) do not validate it again.
+    passes it through (advisor, ranking, planner) do not validate it again.  ``assumed``: what
+    :func:`fedopt_core.runs.jobs.job_task` filled in for the job, said with every answer.
     """
+
+    assumed: tuple[str, ...] = ()
 
 
 def validate_task(values: Mapping[str, Any]) -> Task:

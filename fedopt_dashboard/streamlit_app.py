@@ -101,6 +101,7 @@ def main() -> None:
             st.text(f"Signed in as {actor.label} ({actor.role})")  # text: a display name is not Markdown
             st.button("Sign out", on_click=st.logout)
 
+    ui.keep_page_inputs()
     with ui.inside_shell():
         try:
             navigation.run()

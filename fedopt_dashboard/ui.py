@@ -84,20 +84,41 @@ def ensure_ready() -> None:
         st.stop()
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def counts() -> dict[str, int]:
+@st.cache_data(ttl=2, show_spinner=False)
+def data_stamp() -> tuple[tuple[object, ...], ...]:
+    """What changed in the database (see ``overview.data_stamp``), read at most every 2 s: the
+    cached reads below are keyed on it, so a write by the CLI or a job script shows at once."""
+    return overview.data_stamp()
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _counts(stamp: tuple) -> dict[str, int]:
     return overview.counts()
 
 
+def counts() -> dict[str, int]:
+    return _counts(data_stamp())
+
+
 @st.cache_data(ttl=60, show_spinner=False)
-def budget_alerts() -> list[str]:
-    """Accounts past 50/80/100% of their monthly budget, as lines for the sidebar."""
+def _budget_alerts(stamp: tuple) -> list[str]:
+    # ttl as well as the stamp: a running machine's spending grows with no write at all
     return [alert.message for alert in accounts.budget_alerts()]
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def platforms() -> pd.DataFrame:
+def budget_alerts() -> list[str]:
+    """Accounts past 50/80/100% of their monthly budget, as lines for the sidebar."""
+    return _budget_alerts(data_stamp())
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _platforms(stamp: tuple) -> pd.DataFrame:
     return catalog.list_platforms()
+
+
+def platforms() -> pd.DataFrame:
+    """The platform catalogue (every provider, CPU machines too)."""
+    return _platforms(data_stamp())
 
 
 def available_gpu_platforms() -> pd.DataFrame:
@@ -105,9 +126,13 @@ def available_gpu_platforms() -> pd.DataFrame:
     return catalog.filter_platforms(platforms(), include_cpu=False, include_unavailable=False)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def techniques() -> pd.DataFrame:
+@st.cache_data(ttl=600, show_spinner=False)
+def _techniques(stamp: tuple) -> pd.DataFrame:
     return catalog.list_techniques()
+
+
+def techniques() -> pd.DataFrame:
+    return _techniques(data_stamp())
 
 
 def after_runs_logged() -> None:
@@ -122,10 +147,28 @@ def after_runs_logged() -> None:
 
 def clear_caches() -> None:
     """After a write: drop cached query results so every page shows the new rows."""
-    counts.clear()
-    budget_alerts.clear()
-    platforms.clear()
-    techniques.clear()
+    # The stamp is enough for the next read to be fresh; the rest frees memory at once.
+    for cached in (data_stamp, _counts, _budget_alerts, _platforms, _techniques):
+        cached.clear()
+
+
+# --------------------------------------------------------------------------- inputs that hold
+
+#: Pages whose inputs hold when you leave and come back: a widget keyed with one of these
+#: prefixes keeps its value (only widgets whose value may be set: no buttons, editors, uploads).
+KEPT_INPUT_PREFIXES = ("predict_", "plan_")
+
+
+def keep_page_inputs() -> None:
+    """Keep every page's kept inputs (see :data:`KEPT_INPUT_PREFIXES`) across navigation.
+
+    Streamlit drops a widget's state at the end of a run that did not draw it, so a form would
+    come back with its defaults above the answer it made.  A value written through the Session
+    State API is kept; the shell calls this on every run, before the page draws.
+    """
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(KEPT_INPUT_PREFIXES):
+            st.session_state[key] = st.session_state[key]
 
 
 # --------------------------------------------------------------------------- showing values

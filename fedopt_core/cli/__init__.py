@@ -17,7 +17,7 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,6 +25,9 @@ from fedopt_core import config, formatting
 from fedopt_core.db import DatabaseError
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.formatting import printable
+
+if TYPE_CHECKING:
+    from fedopt_core.schema import Task
 
 EXIT_USAGE = 2
 EXIT_DATABASE = 3
@@ -100,6 +103,25 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
 
 #: Modules of fedopt_core.cli that each define ``register(subparsers)`` for their commands.
 COMMAND_MODULES = ["catalogue", "admin", "cloud", "runs", "accounts", "predict", "model", "plan", "dashboard"]
+
+
+#: Task fields whose option is not the field's name with dashes.
+_OPTION_OF_FIELD = {"model_params_b": "--params-b", "active_params_b": "--active-params-b"}
+
+
+def job_from_args(args: argparse.Namespace) -> Task:
+    """The task the options describe, built as every face builds it (``runs.jobs.job_task``);
+    a refused value names its option."""
+    from fedopt_core.errors import ValidationError
+    from fedopt_core.runs.jobs import job_task
+    from fedopt_core.schema import TASK_FIELDS
+
+    given = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
+    try:
+        return job_task(given, model=getattr(args, "model", None), tokens=getattr(args, "tokens", None))
+    except ValidationError as exc:
+        option = _OPTION_OF_FIELD.get(exc.field, "--" + exc.field.replace("_", "-"))
+        raise CliError(f"{option}: {exc.message}") from None
 
 
 def database_url(args: argparse.Namespace) -> str:

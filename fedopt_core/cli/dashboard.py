@@ -28,6 +28,9 @@ STREAMLIT_OPTIONS = {
     # An uncaught error shows a generic message in the browser; the traceback (with server
     # paths) goes to the server's log only.
     "client.showErrorDetails": "none",
+    # Forms keep their inputs across pages by writing them back to Session State
+    # (ui.keep_page_inputs); that is intended, not a duplicated default.
+    "global.disableWidgetStateDuplicationWarning": "true",
 }
 
 

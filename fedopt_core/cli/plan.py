@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fedopt_core.cli import CliError, emit
+from fedopt_core.cli import CliError, emit, job_from_args
 
 
 def _platforms(args: argparse.Namespace):  # noqa: ANN202 - DataFrame
@@ -23,23 +23,11 @@ def _platforms(args: argparse.Namespace):  # noqa: ANN202 - DataFrame
     return chosen
 
 
-def _task(args: argparse.Namespace) -> dict:
-    task = {
-        "task_type": args.task_type,
-        "workload": args.workload,
-        "precision": args.precision,
-        "batch_size": args.batch_size,
-        "input_size_mb": args.input_size_mb,
-        "output_size_mb": args.output_size_mb,
-    }
-    return {k: v for k, v in task.items() if v is not None}
-
-
 def cmd_shard(args: argparse.Namespace) -> int:
     from fedopt_core.planning import advisor
 
     plan = advisor.plan(
-        _task(args),
+        job_from_args(args),
         _platforms(args),
         args.work_units,
         objective=args.objective,
@@ -74,7 +62,7 @@ def cmd_spot(args: argparse.Namespace) -> int:
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
     advice = advisor.spot_advice(
-        _task(args) | {"work_units": args.work_units},
+        job_from_args(args),
         platforms,
         preemptions_per_hour=args.preemptions_per_hour,
         checkpoint_cost_s=args.checkpoint_cost,
@@ -90,7 +78,7 @@ def cmd_spot(args: argparse.Namespace) -> int:
 
 
 def _task_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task-type", default="training")
+    p.add_argument("--task-type", help="training, fine-tuning, inference (default: training)")
     p.add_argument("--workload")
     p.add_argument("--precision")
     p.add_argument("--batch-size", type=float)

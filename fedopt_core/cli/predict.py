@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fedopt_core.cli import CliError, emit
+from fedopt_core.cli import CliError, emit, job_from_args
 from fedopt_core.planning.ranking import OBJECTIVES
-from fedopt_core.schema import INFERENCE_MODES, MODES, TASK_FIELDS
+from fedopt_core.schema import MODES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,8 +17,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
     from fedopt_core.planning import advisor, serving
 
-    task = {name: getattr(args, name) for name in TASK_FIELDS if getattr(args, name, None) is not None}
-    task.update(_described_job(args))
+    task = job_from_args(args)
     platforms = catalog.list_platforms(include_cpu=False, include_unavailable=False)
     if args.platform:
         platforms = platforms[platforms["instance_type"].isin(args.platform)]
@@ -52,7 +51,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if result.method == "model"
         else "HEURISTIC (no trained model yet): wide intervals"
     )
-    print(f"Method: {label}\n{result.reason}\n")
+    print(f"Method: {label}\n{result.reason}")
+    for warning in result.warnings:  # what was assumed for the job, and what the answer cannot promise
+        print(f"Note: {warning}")
+    print()
     columns = ["platform", "gpu_type", "gpu_count", "predicted_time_s", "lower_s", "upper_s", "cost_usd", "method"]
     if result.ranking["fits_memory"].notna().any():
         columns += ["fits_memory", "memory_per_gpu_gb"]
@@ -79,35 +81,6 @@ def _fleet(task: dict[str, object], ranking: pd.DataFrame, target: float | None)
         return serving_fleet(task, ranking, target)
     except PlanningError as exc:
         raise CliError(f"--target-tokens-per-s: {exc}") from None
-
-
-def _described_job(args: argparse.Namespace) -> dict[str, object]:
-    """The task fields --model, --mode and --tokens stand for."""
-    from fedopt_core.catalog import models
-
-    fields: dict[str, object] = {}
-    if args.model:
-        if models.find_model(args.model) is None and args.model_params_b is None:
-            raise CliError(
-                f"--model: {args.model!r} is not in the model catalogue (see fedopt models list); "
-                "describe it with --params-b"
-            )
-        fields["workload"] = args.model
-    if args.tokens is not None:
-        if args.work_units is not None:
-            raise CliError("--tokens: give either --tokens or --work-units, not both")
-        fields["work_units"] = args.tokens
-        fields["work_unit"] = "tokens"
-    if args.task_type is None:
-        mode = (args.mode or "").lower()
-        fields["task_type"] = (
-            "inference"
-            if mode in INFERENCE_MODES
-            else "fine-tuning"
-            if mode in ("full-ft", "lora", "qlora")
-            else "training"
-        )
-    return fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -138,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--precision")
     p.add_argument("--batch-size", dest="batch_size", type=float)
-    p.add_argument("--work-units", dest="work_units", type=float)
+    p.add_argument("--work-units", dest="work_units", type=float, help="samples, images or steps (default 1,000,000)")
     p.add_argument("--software")
     p.add_argument("--input-size-mb", dest="input_size_mb", type=float)
     p.add_argument("--output-size-mb", dest="output_size_mb", type=float)

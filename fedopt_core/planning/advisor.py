@@ -182,6 +182,7 @@ def compare(
         warnings.append(f"{int(too_big.sum())} of {len(ranked)} platforms cannot hold the job in memory (ranked last)")
     if level_note:
         warnings.append(level_note)
+    warnings.extend(task.assumed)
     method = "model" if facts is not None else "heuristic"
     best = ranked.iloc[0].to_dict()
     if too_big.all():

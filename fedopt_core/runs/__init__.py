@@ -2,7 +2,8 @@
 
 What lives here: :mod:`.store` (validate, identify and store runs in batches; log one; edit;
 delete), :mod:`.queries` (lists, facets, the training set), :mod:`.csv_io` (import a run CSV or
-Lambda's benchmark table, export, template), :mod:`.tracking` (``track()`` and
+Lambda's benchmark table, export, template), :mod:`.jobs` (the job a person describes, as task
+fields: one builder and one set of defaults for every face), :mod:`.tracking` (``track()`` and
 ``record_actual_performance`` for job scripts) and :mod:`.predictions` (predictions kept to be
 scored against the runs logged after them).
 
@@ -25,6 +26,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "import_csv",
             "template_csv",
         ],
+        "fedopt_core.runs.jobs": ["DEFAULT_WORK_UNITS", "implied_task_type", "job_task"],
         "fedopt_core.runs.predictions": ["prediction_pairs", "record_predictions", "weekly_accuracy"],
         "fedopt_core.runs.queries": [
             "LIST_COLUMNS",

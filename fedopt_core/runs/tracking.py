@@ -14,6 +14,7 @@ from typing import Any
 
 from fedopt_core import db, schema
 from fedopt_core.models import utcnow
+from fedopt_core.runs.jobs import job_task
 from fedopt_core.runs.store import log_run
 from fedopt_core.schema import META_FIELDS, RUN_FIELDS, ValidationError
 
@@ -24,6 +25,20 @@ def _split_known(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     known = {k: v for k, v in values.items() if k in RUN_FIELDS or k in META_FIELDS}
     extra = {k: v for k, v in values.items() if k not in known}
     return known, extra
+
+
+def _described_job(task: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The task as every face builds it (``jobs.job_task``): ``model`` is the workload, ``tokens``
+    the work, the task type follows the mode.  Nothing is assumed for a run; a value the builder
+    refuses is left for the run's own validation to report."""
+    task = dict(task or {})
+    known = {k: v for k, v in task.items() if k in schema.TASK_FIELDS}
+    try:
+        built = job_task(known, model=task.get("model"), tokens=task.get("tokens"), for_run=True)
+    except ValidationError:
+        return task
+    rest = {k: v for k, v in task.items() if k not in schema.TASK_FIELDS and k not in ("model", "tokens")}
+    return {**rest, **built}
 
 
 def _merge_for_script(*parts: Mapping[str, Any] | None, notes: str | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -97,14 +112,16 @@ def track(
 ) -> Iterator[TrackedRun]:
     """Time the ``with`` block and record it as a run (source ``"track"``).
 
-    ``task`` and ``platform`` hold run-schema fields (``gpu_type`` and ``gpu_count`` are needed).
+    ``task`` and ``platform`` hold run-schema fields (``gpu_type`` and ``gpu_count`` are needed);
+    ``task`` is read as the Predict page and ``fedopt predict`` read a job (``model`` and
+    ``tokens`` too: see :func:`fedopt_core.runs.jobs.job_task`).
     An exception in the block records ``success=False`` and is re-raised unchanged;
     KeyboardInterrupt and SystemExit are not runs and are not recorded.  Recording never breaks
     the job: a problem is a ``RuntimeWarning`` (and a log line), and ``TrackedRun.error`` says why.
     Works without the dashboard: the configured database (or ``database_url``) is created or
     upgraded when needed.
     """
-    values, extra = _merge_for_script(task, platform, notes=notes)
+    values, extra = _merge_for_script(_described_job(task), platform, notes=notes)
     if logged_by:
         values["logged_by"] = logged_by
     if extra:

@@ -30,27 +30,34 @@ def training_panel() -> None:
         st.session_state.training_ended_at = ended_at
         clear_caches()
         st.rerun(scope="app")
-    if status.get("running"):
+    running = bool(status.get("running"))
+    # One state at a time, redrawn every 2 s: training (button off), failed, or idle.
+    if running:
         st.progress(float(status.get("fraction", 0.0)), text=f"Training: {status.get('stage', '…')}")
+        if counts()["model_versions"] == 0:
+            st.info("No model yet: the first one is training; predictions stay heuristic until it is done.")
     elif status.get("stage") == "failed":
         st.error(plain(f"The last retrain failed: {status.get('error')}"))
-    else:
+    elif counts()["model_versions"] == 0:
+        st.info("No model yet: predictions are heuristic. Log runs (Runs page) and press Train now.")
+    if not running:
         due = training.runs_since_last_version()
         st.caption(
             f"{due} run(s) logged since the last version; a retrain starts in the background after "
             f"{training.retrain_threshold()} new runs."
         )
+    if auth.current_actor().can("member"):
+        clicked = st.button(
+            "Train now", disabled=running, help="A retrain is running: wait for it to finish." if running else None
+        )
+        if clicked:
+            started = training.maybe_retrain_async(force=True, separate_process=True)
+            st.toast("Training started in the background." if started else "A retrain is already running.")
 
 
 training_panel()
-if auth.current_actor().can("member") and st.button("Train now"):
-    started = training.maybe_retrain_async(force=True, separate_process=True)
-    st.toast("Training started in the background." if started else "A retrain is already running.")
-
 versions = training.list_versions()
-if versions.empty:
-    st.info("No model yet: predictions are heuristic. Log runs (Runs page) and press Train now.")
-else:
+if not versions.empty:
     st.dataframe(
         versions,
         hide_index=True,

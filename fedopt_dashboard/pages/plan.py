@@ -7,6 +7,7 @@ import streamlit as st
 from fedopt_core import schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, shard_solver
+from fedopt_core.runs import jobs
 from fedopt_dashboard.ui import available_gpu_platforms, chart_text, plain, require_role
 
 require_role("viewer")
@@ -19,29 +20,46 @@ st.caption(
 gpu_platforms = available_gpu_platforms()
 model = advisor.current_model()  # read once for the plan and the spot advice
 
+NOT_STATED = "(not stated)"
+# Keys under "plan_" hold across navigation (ui.keep_page_inputs).
 c1, c2, c3 = st.columns(3)
-workload = c1.text_input("Workload", value="resnet50")
-precision = c2.selectbox("Precision", schema.PRECISIONS)
-work_units = c3.number_input("Work units to split", min_value=1, value=10_000_000, step=100_000)
-input_mb = c1.number_input("Input data per shard (MB)", min_value=0.0, value=0.0)
-objective = c2.selectbox("Objective", ["makespan", "cost"])
-deadline_h = c3.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
-budget = c1.number_input(
+workload = c1.text_input("Workload", value="resnet50", key="plan_workload")
+precision = c2.selectbox("Precision", [NOT_STATED, *schema.PRECISIONS], key="plan_precision")
+work_units = c3.number_input("Work units to split", min_value=1, value=10_000_000, step=100_000, key="plan_work_units")
+batch_size = c1.number_input(
+    "Global batch size per machine",
+    min_value=1,
+    value=None,
+    placeholder="most measured",
+    key="plan_batch_size",
+    help="Empty: the workload's most measured batch per GPU, as on Predict & compare.",
+)
+input_mb = c2.number_input("Input data per shard (MB)", min_value=0.0, value=0.0, key="plan_input_mb")
+objective = c3.selectbox("Objective", ["makespan", "cost"], key="plan_objective")
+deadline_h = c1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0, key="plan_deadline_h")
+budget = c2.number_input(
     "Budget (USD, empty = none)",
     min_value=0.0,
     value=None,
     key="plan_budget",
     help="0 keeps the plan to free machines (your own, at $0/h).",
 )
-task = {
-    "task_type": "training",
-    "workload": workload or None,
-    "precision": precision,
-    "input_size_mb": input_mb or None,
-}
+try:
+    task = jobs.job_task(
+        workload=workload,
+        precision=None if precision == NOT_STATED else precision,
+        batch_size=batch_size,
+        work_units=work_units,
+        input_size_mb=input_mb or None,
+    )
+except FedoptInputError as exc:
+    st.error(plain(f"Cannot plan: {exc}"))
+    st.stop()
 
 defaults = gpu_platforms.sort_values("price_per_gpu_hour_usd").head(4)["instance_type"].tolist()
-chosen = st.multiselect("Candidate platforms", gpu_platforms["instance_type"].tolist(), default=defaults)
+chosen = st.multiselect(
+    "Candidate platforms", gpu_platforms["instance_type"].tolist(), default=defaults, key="plan_platforms"
+)
 if not chosen:
     st.info("Pick at least one platform.")
     st.stop()
@@ -49,7 +67,7 @@ counts = st.data_editor(
     pd.DataFrame({"instance_type": chosen, "count": 1}),
     hide_index=True,
     disabled=["instance_type"],
-    key="plan_counts",
+    key="machines_per_platform",
     column_config={
         "count": st.column_config.NumberColumn(
             "Machines", min_value=1, max_value=shard_solver.MAX_MACHINES_PER_PLATFORM, step=1
@@ -129,10 +147,12 @@ with left:
 
 with right:
     st.subheader("Spot or on-demand?")
-    rate = st.number_input("Preemptions per hour (0 = learn from usage)", min_value=0.0, value=0.1, step=0.05)
-    checkpoint = st.number_input("Seconds to write a checkpoint", min_value=0.0, value=60.0)
+    rate = st.number_input(
+        "Preemptions per hour (0 = learn from usage)", min_value=0.0, value=0.1, step=0.05, key="plan_rate"
+    )
+    checkpoint = st.number_input("Seconds to write a checkpoint", min_value=0.0, value=60.0, key="plan_checkpoint")
     advice = advisor.spot_advice(
-        dict(task, work_units=work_units),
+        task,
         gpu_platforms,
         preemptions_per_hour=rate or None,
         checkpoint_cost_s=checkpoint,

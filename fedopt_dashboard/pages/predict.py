@@ -5,9 +5,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fedopt_core import accounts, catalog, schema
+from fedopt_core import accounts, catalog, formatting, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, serving
+from fedopt_core.runs import jobs
 from fedopt_dashboard.ui import available_gpu_platforms, chart_text, money_column, plain, require_role
 
 require_role("viewer")
@@ -21,23 +22,42 @@ gpu_platforms = available_gpu_platforms()
 model_catalogue = catalog.list_models()
 model_names = dict(zip(model_catalogue["model_id"], model_catalogue["name"], strict=True))
 NO_MODEL, OWN_MODEL, FROM_TASK_TYPE = "(not a catalogued model)", "(my own: give its size)", "(from the task type)"
+FROM_MODE, NOT_STATED = "(from the mode: training)", "(not stated)"
 # The active model, read once for everything this page asks of it.
 model = advisor.current_model()
 
+# Every input has a key under "predict_", so the form shows what it held when you come back
+# (ui.keep_page_inputs), and the answer below is always the one for the form above it.
 with st.form("task"):
     st.subheader("The job")
     c1, c2, c3 = st.columns(3)
-    task_type = c1.selectbox("Task type", schema.TASK_TYPES)
-    workload = c2.text_input("Workload (model or job)", value="resnet50")
-    precision = c3.selectbox("Precision", schema.PRECISIONS)
-    batch_size = c1.number_input("Global batch size", min_value=1, value=256)
-    work_units = c2.number_input("Work units (samples or steps)", min_value=1.0, value=1_000_000.0, step=1000.0)
-    input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0)
-    output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0)
-    gpu_mem = c2.number_input("GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0)
+    task_type = c1.selectbox("Task type", [FROM_MODE, *schema.TASK_TYPES], key="predict_task_type")
+    workload = c2.text_input("Workload (model or job)", value="resnet50", key="predict_workload")
+    precision = c3.selectbox("Precision", [NOT_STATED, *schema.PRECISIONS], key="predict_precision")
+    batch_size = c1.number_input(
+        "Global batch size",
+        min_value=1,
+        value=None,
+        placeholder="most measured",
+        key="predict_batch_size",
+        help="Empty: the workload's most measured batch per GPU, times the GPUs (the answer says so).",
+    )
+    work_units = c2.number_input(
+        "Work units (samples or steps)",
+        min_value=1.0,
+        value=jobs.DEFAULT_WORK_UNITS,
+        step=1000.0,
+        format="%.0f",
+        key="predict_work_units",
+    )
+    input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0, key="predict_input_mb")
+    output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0, key="predict_output_mb")
+    gpu_mem = c2.number_input(
+        "GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0, key="predict_gpu_mem"
+    )
     software = c3.text_input(
         "Software (optional)",
-        key="task_software",
+        key="predict_software",
         help="Framework or container version, as in your logged runs. Empty: the version "
         "with the most measured runs of this workload.",
     )
@@ -48,25 +68,36 @@ with st.form("task"):
         [NO_MODEL, OWN_MODEL, *model_catalogue["model_id"]],
         format_func=lambda v: model_names.get(v, v),
         help="A catalogued model (fedopt models list), or your own described by its size.",
+        key="predict_model",
     )
-    own_params_b = m2.number_input("Your model's size (billions of parameters)", min_value=0.0, value=0.0)
-    mode = m3.selectbox("Mode", [FROM_TASK_TYPE, *schema.MODES], help="Training: pretrain, full-ft, lora, qlora. "
-                        "Inference: offline (batch), server, interactive, serving.")  # fmt: skip
-    tokens = m1.number_input("Tokens (trained on or generated; 0 = use work units)", min_value=0.0, value=0.0)
-    seq_len = m2.number_input("Sequence length (tokens; 0 = 4,096)", min_value=0, value=0, step=512)
-    concurrency = m3.number_input("Requests at once (inference; 0 = one)", min_value=0, value=0)
+    own_params_b = m2.number_input(
+        "Your model's size (billions of parameters)", min_value=0.0, value=0.0, key="predict_params_b"
+    )
+    mode = m3.selectbox("Mode", [FROM_TASK_TYPE, *schema.MODES], key="predict_mode", help="Training: pretrain, "
+                        "full-ft, lora, qlora. Inference: offline (batch), server, interactive, serving.")  # fmt: skip
+    tokens = m1.number_input(
+        "Tokens (trained on or generated; 0 = use work units)", min_value=0.0, value=0.0, key="predict_tokens"
+    )
+    seq_len = m2.number_input(
+        "Sequence length (tokens; 0 = 4,096)", min_value=0, value=0, step=512, key="predict_seq_len"
+    )
+    concurrency = m3.number_input(
+        "Requests at once (inference; 0 = one)", min_value=0, value=0, key="predict_concurrency"
+    )
     st.markdown("**Already ran it?** Give one measured run and the prediction scales from it.")
     a1, a2, a3 = st.columns(3)
-    anchor_gpu = a1.selectbox("On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()))
-    anchor_count = a2.number_input("GPUs", min_value=1, value=1)
-    anchor_s = a3.number_input("Seconds", min_value=0.0, value=0.0)
+    anchor_gpu = a1.selectbox(
+        "On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()), key="predict_anchor_gpu"
+    )
+    anchor_count = a2.number_input("GPUs", min_value=1, value=1, key="predict_anchor_count")
+    anchor_s = a3.number_input("Seconds", min_value=0.0, value=0.0, key="predict_anchor_s")
     st.subheader("Candidates and goal")
     f1, f2, f3 = st.columns(3)
-    providers = f1.multiselect("Providers", sorted(gpu_platforms["provider"].unique()))
-    max_price = f2.number_input("Max USD per hour (0 = any)", min_value=0.0, value=0.0)
-    objective = f3.selectbox("Rank by", list(advisor.OBJECTIVES))
-    deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0)
-    budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0)
+    providers = f1.multiselect("Providers", sorted(gpu_platforms["provider"].unique()), key="predict_providers")
+    max_price = f2.number_input("Max USD per hour (0 = any)", min_value=0.0, value=0.0, key="predict_max_price")
+    objective = f3.selectbox("Rank by", list(advisor.OBJECTIVES), key="predict_objective")
+    deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0, key="predict_deadline_h")
+    budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0, key="predict_budget")
     levels, own_level = model.interval_levels()
     level = f3.select_slider(
         "Interval level",
@@ -81,23 +112,28 @@ with st.form("task"):
     submitted = st.form_submit_button("Predict", type="primary")
 
 if submitted or "comparison_task" not in st.session_state:
-    described = model_choice not in (NO_MODEL, OWN_MODEL)
-    st.session_state["comparison_task"] = {
-        "task_type": task_type,
-        "workload": model_choice if described else (workload.strip() or None),
-        "precision": precision,
-        "batch_size": batch_size,
-        "work_units": tokens or work_units,
-        "work_unit": "tokens" if tokens else None,
-        "mode": None if mode == FROM_TASK_TYPE else mode,
-        "model_params_b": own_params_b or None if model_choice == OWN_MODEL else None,
-        "seq_len": seq_len or None,
-        "concurrency": concurrency or None,
-        "input_size_mb": input_mb or None,
-        "output_size_mb": output_mb or None,
-        "gpu_memory_required_gb": gpu_mem or None,
-        "software": software.strip() or None,
-    }
+    try:
+        st.session_state["comparison_task"] = jobs.job_task(
+            task_type=None if task_type == FROM_MODE else task_type,
+            workload=workload,
+            model=None if model_choice in (NO_MODEL, OWN_MODEL) else model_choice,
+            precision=None if precision == NOT_STATED else precision,
+            batch_size=batch_size,
+            work_units=None if tokens else work_units,
+            tokens=tokens or None,
+            mode=None if mode == FROM_TASK_TYPE else mode,
+            model_params_b=own_params_b or None if model_choice == OWN_MODEL else None,
+            seq_len=seq_len or None,
+            concurrency=concurrency or None,
+            input_size_mb=input_mb or None,
+            output_size_mb=output_mb or None,
+            gpu_memory_required_gb=gpu_mem or None,
+            software=software,
+        )
+    except FedoptInputError as exc:
+        st.session_state.pop("comparison_task", None)
+        st.error(plain(f"Cannot predict: {exc}"))
+        st.stop()
     st.session_state["comparison_goal"] = {
         "providers": providers,
         "max_price": max_price or None,
@@ -200,14 +236,25 @@ if shown["fits_memory"].isna().all():  # the task names no model: nothing is cla
     columns = [c for c in columns if c not in ("fits_memory", "memory_per_gpu_gb")]
 if shown["tokens_per_s"].isna().all():  # work not in tokens
     columns = [c for c in columns if c not in ("tokens_per_s", "cost_per_1m_tokens_usd")]
+# Durations as people read them (45 s, 12 min, 3.4 h); the exact hours stay in the frame (and in
+# its CSV download) for whoever needs them, out of the columns shown.
+shown = shown.assign(
+    predicted=shown["predicted_time_s"].map(formatting.duration),
+    interval=shown["lower_s"].map(formatting.duration) + " – " + shown["upper_s"].map(formatting.duration),
+)
+timed = [c for c in columns if c not in ("predicted_h", "lower_h", "upper_h")]
+timed[timed.index("gpu_count") + 1 : timed.index("gpu_count") + 1] = ["predicted", "interval"]
 st.dataframe(
-    shown[columns],
+    shown[[*columns, "predicted", "interval"]],
     hide_index=True,
     width="stretch",
+    column_order=timed,
     column_config={
-        "predicted_h": st.column_config.NumberColumn("Predicted (h)", format="%.2f"),
-        "lower_h": st.column_config.NumberColumn("Lower (h)", format="%.2f"),
-        "upper_h": st.column_config.NumberColumn("Upper (h)", format="%.2f"),
+        "gpu_count": st.column_config.NumberColumn("GPUs", format="%d"),
+        "predicted": st.column_config.TextColumn("Predicted", help="Predicted wall-clock time of the job"),
+        "interval": st.column_config.TextColumn(
+            "Interval", help="The prediction interval at the level above (lower – upper bound)"
+        ),
         "cost_usd": money_column("Cost"),
         "cost_lower_usd": money_column("Cost low"),
         "cost_upper_usd": money_column("Cost high"),
@@ -363,6 +410,7 @@ else:
 
 if st.button("Log the actual run of this job…"):
     best = result.recommendation or ranked.iloc[0].to_dict()
+    st.session_state["prefill_note"] = "Pre-filled from the prediction you opened. Enter the time it actually took."
     st.session_state["prefill_run"] = {
         **task,
         "platform": best["platform"],

@@ -8,19 +8,9 @@ import pytest
 
 from fedopt_core import runs, schema
 from fedopt_core.catalog import datasets
-from fedopt_core.prediction import training
+from fedopt_core.prediction import leases, training
 from fedopt_core.prediction.estimator import PerformancePredictor
 from tests.support import as_shown
-
-
-@pytest.fixture
-def trained(loaded_db: str, shared_data) -> int:
-    """A model trained on part of Lambda's public benchmark (a few workloads keep it fast)."""
-    bench = datasets.load_lambda_benchmarks(shared_data / "gpu_benchmarks.csv")
-    subset = bench[bench["workload"] == "resnet50"]
-    runs.store_runs(subset[schema.RUN_FIELDS], source="benchmark")
-    small = functools.partial(PerformancePredictor, n_splits=2, max_pairs=1500, max_iter=30)
-    return training.train_now(predictor_factory=small).version_id
 
 
 def test_predict_page_labels_heuristic_answers_and_ranks(app) -> None:
@@ -105,8 +95,10 @@ def test_predict_page_interval_level_comes_from_the_model(app, trained: int) -> 
 
 def test_predict_page_software_is_optional_and_said_when_borrowed(app, trained: int) -> None:
     at = app("pages/predict.py", timeout=180)
+    at.selectbox(key="predict_precision").select("fp16_amp")
+    next(b for b in at.button if b.label == "Predict").click().run()
     assert any("no software version given: compared with the runs under" in as_shown(w.value) for w in at.warning)
-    at.text_input(key="task_software").input("v1_ngc22-23")
+    at.text_input(key="predict_software").input("v1_ngc22-23")
     next(b for b in at.button if b.label == "Predict").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not any("no software version given" in w.value for w in at.warning)
@@ -169,3 +161,23 @@ def test_model_page_lists_runs_the_other_gpus_contradict(app, loaded_db: str, sh
     [table] = [d.value for d in at.dataframe if "measured_vs_expected" in d.value.columns]
     a6000 = table[(table["gpu_type"] == "RTX A6000") & (table["gpu_count"] == 1)]
     assert len(a6000) >= 1 and (a6000["measured_vs_expected"] > 10).all()
+
+
+def test_model_page_shows_one_state_and_no_train_button_while_a_retrain_runs(app) -> None:
+    at = app("pages/model.py", timeout=120)
+    assert [i.value for i in at.info] == [
+        "No model yet: predictions are heuristic. Log runs (Runs page) and press Train now."
+    ]
+    assert not next(b for b in at.button if b.label == "Train now").disabled
+    holder = leases.new_holder_id()  # this test process: alive, so the lease counts as running
+    assert leases.acquire_lease("retrain", holder)
+    try:
+        at = app("pages/model.py", timeout=120)
+        assert not at.exception, [e.value for e in at.exception]
+        assert [i.value for i in at.info] == [
+            "No model yet: the first one is training; predictions stay heuristic until it is done."
+        ]
+        assert next(b for b in at.button if b.label == "Train now").disabled
+        assert not any("press Train now" in i.value for i in at.info)
+    finally:
+        leases.release_lease("retrain", holder)
