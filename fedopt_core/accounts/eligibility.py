@@ -61,7 +61,8 @@ class EmailCheck:
 
     @property
     def label(self) -> str:
-        return "verified" if self.verified else "not verified"
+        # A domain check, not a proof of the address: only an identity provider verifies that.
+        return "domain recognised" if self.verified else "domain not recognised"
 
 
 @functools.lru_cache(maxsize=4)
@@ -92,7 +93,7 @@ def check_institutional_email(email: str | None, *, domains: Mapping[str, str] |
     """Syntax check (no DNS) and an academic-domain check of an address.
 
     Raises :class:`AccountInputError` (field ``email``) for an address that is not an e-mail
-    address at all; a valid address outside the academic domains is "not verified" with the reason.
+    address at all; a valid address outside the academic domains is "domain not recognised" with the reason.
     """
     from email_validator import EmailNotValidError, validate_email
 

@@ -415,6 +415,6 @@ def list_accounts(
         frame = frame[frame["stored_status"] != "archived"]
     frame = frame.assign(
         api_key=np.where(frame["has_api_key"], crypto.MASK + frame["api_key_last4"].fillna(""), ""),
-        eligibility=np.where(frame["email_verified"], "verified", "not verified"),
+        eligibility=np.where(frame["email_verified"], "domain recognised", "domain not recognised"),
     )
     return frame[ACCOUNT_COLUMNS].reset_index(drop=True)

@@ -71,7 +71,7 @@ else:
         width="stretch",
         column_config={
             "api_key": st.column_config.TextColumn("API key"),
-            "eligibility": st.column_config.TextColumn("Institutional e-mail"),
+            "eligibility": st.column_config.TextColumn("E-mail (domain check)"),
             "email_check_reason": st.column_config.TextColumn("Why"),
             "monthly_quota_hours": st.column_config.NumberColumn("Quota (h/month)", format="%.1f"),
             "hours_this_month": st.column_config.NumberColumn("Used (h)", format="%.1f"),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fedopt_core import catalog
+from fedopt_core import catalog, formatting
 from fedopt_core.accounts.savings import technique_savings
 from fedopt_dashboard.ui import plain, require_role, techniques
 
@@ -48,11 +48,18 @@ for row in shown.itertuples():
         st.text(row.description)  # text, not Markdown: catalogue text is never rendered as markup
         estimate = savings.get(row.slug) if row.kind == "optimisation" else None
         if estimate is not None and estimate["month_cost_usd"] > 0:
-            # A bare $ starts LaTeX in Streamlit Markdown, hence the backslashes.
-            text = (
-                f"On your own usage in {estimate['month']} (\\${estimate['month_cost_usd']:,.2f} spent): would have "
-                f"saved about \\${estimate['saving_usd']:,.2f}. How: " + estimate["assumptions"].replace("$", "\\$")
+            saving = estimate["saving_usd"]
+            claim = (
+                f"would have saved about {formatting.usd(saving)}. How: "
+                if saving == saving  # NaN: too few sessions linked to runs to say
+                else ""
             )
-            st.caption(text)
+            st.caption(
+                plain(
+                    f"On your own usage in {estimate['month']} ({formatting.usd(estimate['month_cost_usd'])} spent): "
+                    + claim
+                    + estimate["assumptions"]
+                )
+            )
         if row.source_url:
             st.markdown(f"[Source]({row.source_url})")

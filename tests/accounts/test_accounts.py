@@ -119,13 +119,13 @@ def test_institutional_email_check(email: str | None, verified: bool, in_reason:
     check = accounts.check_institutional_email(email)
     assert check.verified is verified
     assert in_reason in check.reason
-    assert check.label == ("verified" if verified else "not verified")
+    assert check.label == ("domain recognised" if verified else "domain not recognised")
 
 
 def test_email_check_is_stored_and_shown_without_locking_out(loaded_db: str) -> None:
     accounts.register_academic_account("hobby", "secret_hobby_key_4321", None, "me@gmail.com")
     row = accounts.list_accounts().iloc[0]
-    assert row["eligibility"] == "not verified" and "public mail" in row["email_check_reason"]
+    assert row["eligibility"] == "domain not recognised" and "public mail" in row["email_check_reason"]
     assert row["status"] == "active"  # informs only
     assert accounts.choose_account().username == "hobby"
 

@@ -314,8 +314,12 @@ def test_technique_savings_from_the_groups_own_sessions(loaded_db: str) -> None:
     spot = estimates.loc["spot-instances"]
     assert spot["saving_usd"] == pytest.approx(29.5 * (1 - 1.25 / 2.95) + 10.0 * 0.4)
     assert "Lambda" in spot["assumptions"] and "$18.50 was on Lambda" in spot["assumptions"]
-    # Every session without a logged run: the nebius and gcp ones and the A10 one.
-    assert estimates.loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(29.5 + 10 + 2.58)
+    # One session of four is linked to a run: an idle saving would be a guess, so none is claimed.
+    for slug in ("scheduled-shutdowns", "idle-notebook-auto-stop"):
+        assert np.isnan(estimates.loc[slug, "saving_usd"])
+        assert estimates.loc[slug, "assumptions"].startswith(
+            "not enough linked sessions to estimate: 1 of 4 sessions linked to a logged run"
+        )
     assert estimates.loc["right-sizing", "saving_usd"] == pytest.approx(15.92 * (1 - 2 / 8))
     assert (estimates["month"] == "2026-11").all()
     assert estimates["month_cost_usd"].iloc[0] == pytest.approx(29.5 + 10 + 15.92 + 2.58)
@@ -328,8 +332,48 @@ def test_technique_savings_default_to_last_month(loaded_db: str) -> None:
     accounts.add_usage_session("lab", "gpu_1x_a10", start + timedelta(days=1), hours=4)
     estimates = savings.technique_savings()
     assert (estimates["month"] == accounts.previous_month()).all()
-    assert estimates.set_index("slug").loc["scheduled-shutdowns", "saving_usd"] == pytest.approx(4 * 1.29)
+    assert np.isnan(estimates.set_index("slug").loc["scheduled-shutdowns", "saving_usd"])  # 0 of 1 linked
     assert estimates.set_index("slug").loc["spot-instances", "saving_usd"] == 0.0  # Lambda has no spot market
+
+
+def test_hours_where_there_is_no_spot_market_are_priced_on_the_cheapest_spot_offer_of_that_gpu(
+    loaded_db: str,
+) -> None:
+    for name, spot in (("h100-1", 1.25), ("h100-cheap", 1.10)):
+        catalog.save_platform(
+            {
+                "provider": "nebius",
+                "instance_type": name,
+                "gpu_type": "H100 SXM5 80GB",
+                "gpu_count": 1,
+                "price_per_hour_usd": 2.95,
+                "spot_price_per_hour_usd": spot,
+            }
+        )
+    accounts.register_academic_account("lab", None, None, None)
+    accounts.add_usage_session("lab", "gpu_2x_h100_sxm5", NOV + timedelta(days=2), hours=3)  # 6 GPU-hours
+    spot = savings.technique_savings("2026-11", now=DEC).set_index("slug").loc["spot-instances"]
+    assert spot["saving_usd"] == 0.0  # Lambda has no spot market: nothing was saved...
+    # ...but what the same hours would have cost on a spot offer elsewhere is said
+    assert (
+        "the same 6.0 GPU-hours of H100 SXM5 80GB would have cost $6.60 on the cheapest spot offer of the "
+        "same GPU (e.g. h100-cheap on nebius at $1.10/GPU-h) instead of $25.14"
+    ) in spot["assumptions"]
+
+
+def test_idle_savings_are_estimated_once_most_sessions_are_linked(loaded_db: str) -> None:
+    accounts.register_academic_account("lab", None, None, None)
+    t = NOV + timedelta(days=2)
+    for day in range(3):  # three sessions linked to the runs they ran, one hour each on an A10
+        start = t + timedelta(days=day)
+        accounts.add_usage_session("lab", "gpu_1x_a10", start, hours=1, run_id=_run("gpu_1x_a10", start, 3600))
+    accounts.add_usage_session("lab", "gpu_1x_a10", t + timedelta(days=5), hours=2)  # no run: idle, $2.58
+    estimates = savings.technique_savings("2026-11", now=DEC).set_index("slug")
+    shutdowns = estimates.loc["scheduled-shutdowns"]
+    assert shutdowns["saving_usd"] == pytest.approx(2 * 1.29)
+    assert "the 1 session with no logged run (2.0 h)" in shutdowns["assumptions"]
+    assert "3 of 4 sessions linked to a logged run" in shutdowns["assumptions"]
+    assert np.isnan(estimates.loc["right-sizing", "saving_usd"])  # no multi-GPU session says its memory need
 
 
 def test_a_zero_quota_warns_only_once_used(loaded_db: str) -> None:

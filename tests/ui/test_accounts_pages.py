@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from fedopt_core import accounts
+from tests.support import as_shown
 
 KEY = "secret_UIKEY_9d8c7b6a5f4e1234"
 
@@ -56,7 +57,7 @@ def test_adding_an_account_through_the_page_shows_only_the_masked_key(app) -> No
     table = accounts_table(at)
     row = table.set_index("username").loc["<b>lab</b> grant"]
     assert row["api_key"] == "••••1234"
-    assert row["eligibility"] == "verified" and row["monthly_quota_hours"] == 100
+    assert row["eligibility"] == "domain recognised" and row["monthly_quota_hours"] == 100
     assert row["institution"] == "Uni *bold*"  # stored and shown as the text it is
     shown = everything_shown(at)
     assert KEY not in shown and "9d8c7b6a5f4e" not in shown
@@ -179,10 +180,12 @@ def test_techniques_page_shows_last_months_savings(app) -> None:
     accounts.add_usage_session("grant", "gpu_1x_a10", start + timedelta(days=1), hours=10)
     at = app("pages/techniques.py")
     assert not at.exception, [e.value for e in at.exception]
-    notes = [c.value for c in at.caption if c.value.startswith("On your own usage")]
+    notes = [as_shown(c.value) for c in at.caption if as_shown(c.value).startswith("On your own usage")]
     assert notes, "no savings note on the technique cards"
-    assert any("12.90" in n and "scheduled" not in n.lower() for n in notes)
-    assert any("Lambda" in n for n in notes)  # the spot card says why it saves nothing here
+    assert any("$12.90 spent" in n and "$12.90 was on Lambda" in n for n in notes)  # why spot saves nothing here
+    # no session is linked to a run: the idle-time cards claim nothing, and say why
+    idle = [n for n in notes if "not enough linked sessions to estimate: 0 of 1 session linked" in n]
+    assert len(idle) == 2 and not any("would have saved" in n for n in idle)
 
 
 def test_a_budget_past_80_percent_shows_in_the_sidebar_and_on_the_accounts_page(app) -> None:
