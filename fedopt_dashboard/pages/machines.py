@@ -20,41 +20,9 @@ if lambda_accounts.empty:
     st.stop()
 username = st.selectbox("Account", lambda_accounts["username"].tolist())
 
-synced = lambda_ops.sync(username, force=False)  # on page load, at most once a minute
-if st.button("Sync now"):
-    synced = lambda_ops.sync(username, force=True)
-if not synced.ok:
-    st.warning(plain(f"Could not sync with Lambda: {synced.error}"))
-elif not synced.skipped and (synced.opened or synced.closed):
-    st.info(
-        f"Sync: {len(synced.opened)} machine(s) found running outside fedopt, "
-        f"{len(synced.closed)} found terminated elsewhere."
-    )
-
-st.subheader("Running")
-running = lambda_ops.running_machines(username)
-if running.empty:
-    st.caption("Nothing running on this account.")
-else:
-    st.dataframe(
-        running,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "price_per_hour_usd": money_column("USD / hour"),
-            "cost_so_far_usd": money_column("Cost so far"),
-        },
-    )
-    to_stop = st.multiselect("Terminate", running["instance_id"].tolist())
-    confirmed = bool(to_stop) and st.checkbox(f"Yes, terminate {len(to_stop)} machine(s) now")
-    if confirmed and st.button("Terminate", type="primary"):
-        try:
-            lambda_ops.terminate(username, to_stop)
-        except lambda_ops.LambdaOperationError as exc:
-            st.error(plain(str(exc)))
-        else:
-            clear_caches()
-            st.rerun()
+# The running machines are drawn last into this box: the page shows the database's view and the
+# launch form at once, and the sync with Lambda (a network call) runs after, in a fragment.
+running_box = st.container()
 
 st.subheader("Launch")
 catalogue = platforms()
@@ -119,3 +87,56 @@ if st.button("Launch", type="primary", disabled=not confirmed or used is not Non
     else:
         clear_caches()
         st.success(plain(f"Launched {', '.join(outcome.instance_ids)} at ${outcome.price_per_hour_usd:.2f}/h."))
+
+
+@st.fragment
+def running_panel(username: str) -> None:
+    """What runs on the account: the database's view first, then a sync with Lambda (spinner)."""
+    st.subheader("Running")
+    table = st.empty()
+    show_running(table, username)
+    force = st.button("Sync now")
+    with st.spinner("Checking Lambda for machines started or stopped elsewhere…"):
+        synced = lambda_ops.sync(username, force=force)  # on page load, at most once a minute
+    if not synced.ok:
+        st.warning(plain(f"Could not sync with Lambda: {synced.error}"))
+    elif not synced.skipped and (synced.opened or synced.closed):
+        st.info(
+            f"Sync: {len(synced.opened)} machine(s) found running outside fedopt, "
+            f"{len(synced.closed)} found terminated elsewhere."
+        )
+        clear_caches()
+        show_running(table, username)
+    running = lambda_ops.running_machines(username)
+    if running.empty:
+        return
+    to_stop = st.multiselect("Terminate", running["instance_id"].tolist())
+    confirmed = bool(to_stop) and st.checkbox(f"Yes, terminate {len(to_stop)} machine(s) now")
+    if confirmed and st.button("Terminate", type="primary"):
+        try:
+            lambda_ops.terminate(username, to_stop)
+        except lambda_ops.LambdaOperationError as exc:
+            st.error(plain(str(exc)))
+        else:
+            clear_caches()
+            st.rerun()
+
+
+def show_running(slot, username: str) -> None:  # noqa: ANN001 - a Streamlit placeholder
+    running = lambda_ops.running_machines(username)
+    if running.empty:
+        slot.caption("Nothing running on this account.")
+        return
+    slot.dataframe(
+        running,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "price_per_hour_usd": money_column("USD / hour"),
+            "cost_so_far_usd": money_column("Cost so far"),
+        },
+    )
+
+
+with running_box:
+    running_panel(username)

@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from fedopt_core import auth, runs, schema
+from fedopt_core.catalog import gpus
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.schema import MODES, WORK_UNITS
-from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, plain, require_role
+from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, plain, platforms, require_role
 
 require_role("viewer")
 
@@ -79,6 +80,16 @@ def _number(values: dict, name: str) -> float | None:
         return None
 
 
+def _start_form_over(prefill: dict | None = None, note: str | None = None) -> None:
+    """Drop what the log form holds, so it redraws from ``prefill`` (or empty)."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("log_")]:
+        del st.session_state[key]
+    st.session_state.pop("prefill_run", None)
+    st.session_state.pop("prefill_note", None)
+    if prefill:
+        st.session_state["prefill_run"], st.session_state["prefill_note"] = prefill, note
+
+
 def _blank_to_none(value):  # noqa: ANN001, ANN202 - widget values
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -87,27 +98,51 @@ tab_log, tab_import, tab_history = st.tabs(["Log a run", "Import CSV", "History"
 
 # --------------------------------------------------------------------------- log one run
 with tab_log:
-    from_prediction = st.session_state.get("prefill_run")
-    if from_prediction:
-        prefill = dict(from_prediction)
-        st.info("Pre-filled from the prediction you opened. Enter the time it actually took.")
+    prefill = dict(st.session_state.get("prefill_run") or {})
+    if prefill:
+        # Said once, above the form: where its values came from (a prediction, or the last run).
+        st.info(plain(st.session_state.get("prefill_note", "Pre-filled. Enter the time it actually took.")))
         if st.button("Clear the pre-fill", key="clear_prefill"):
-            st.session_state.pop("prefill_run", None)
+            _start_form_over()
             st.rerun()
-    else:
-        prefill = runs.latest_run() or {}
-        if prefill:
-            st.caption("Pre-filled from the last run logged; change what differs.")
+    elif runs.latest_run() is not None and st.button(
+        "Copy the last run's fields", key="copy_last_run", help="Start from the last run logged; change what differs."
+    ):
+        last = runs.latest_run() or {}
+        _start_form_over(
+            {k: v for k, v in last.items() if k in schema.TASK_FIELDS or k in schema.PLATFORM_FIELDS},
+            f"Copied from the last run logged (#{last.get('id', '?')}): change what differs.",
+        )
+        st.rerun()
     if not can_write:
         st.info(f"Logging runs needs the member role; you are a {actor.role}.")
+    gpu_names = sorted({*gpus.spec_table()["gpu_name"], *platforms()["gpu_type"].dropna()} - {schema.CPU_ONLY})
+    choices = {
+        "gpu_type": [*gpu_names, schema.CPU_ONLY],
+        "platform": sorted(platforms()["instance_type"].dropna().unique()),
+        "provider": sorted(platforms()["provider"].dropna().unique()),
+        "task_type": list(schema.TASK_TYPES),
+        "precision": list(schema.PRECISIONS),
+    }
 
     with st.form("log_run_form"):
         c1, c2 = st.columns(2)
         text_values = {}
         for i, (name, label) in enumerate(TEXT_FIELDS.items()):
-            text_values[name] = (c1 if i % 2 == 0 else c2).text_input(
-                label, value=_text(prefill, name), key=f"log_{name}"
-            )
+            column = c1 if i % 2 == 0 else c2
+            current = _text(prefill, name)
+            if name in choices:  # a catalogue list to pick from; anything else can still be typed
+                options = choices[name] if not current or current in choices[name] else [current, *choices[name]]
+                text_values[name] = column.selectbox(
+                    label,
+                    options,
+                    index=options.index(current) if current else None,
+                    accept_new_options=True,
+                    placeholder="choose or type",
+                    key=f"log_{name}",
+                )
+            else:
+                text_values[name] = column.text_input(label, value=current, key=f"log_{name}")
         last_count = _number(prefill, "gpu_count")  # 0 is a real count: a CPU-only run
         gpu_count = c1.number_input(
             "GPU count",
@@ -117,11 +152,20 @@ with tab_log:
             value=1 if last_count is None else int(last_count),
             key="log_gpu_count",
         )
+        batch = _number(prefill, "batch_size")
         batch_size = c2.number_input(
-            "Global batch size", min_value=0.0, value=_number(prefill, "batch_size"), step=1.0, key="log_batch_size"
+            "Global batch size",
+            min_value=0,
+            value=None if batch is None else round(batch),
+            step=1,
+            key="log_batch_size",
         )
         work_units = c1.number_input(
-            "Work units (samples, steps …)", min_value=0.0, value=_number(prefill, "work_units"), key="log_work_units"
+            "Work units (samples, steps …)",
+            min_value=0.0,
+            value=_number(prefill, "work_units"),
+            format="%g",
+            key="log_work_units",
         )
         price = c2.number_input(
             "Price (USD per hour)",
@@ -144,7 +188,7 @@ with tab_log:
             more = {}
             for i, (name, label) in enumerate(MORE_NUMBERS.items()):
                 more[name] = (m1 if i % 2 == 0 else m2).number_input(
-                    label, min_value=0.0, value=_number(prefill, name), key=f"log_{name}"
+                    label, min_value=0.0, value=_number(prefill, name), format="%g", key=f"log_{name}"
                 )
             cpu_type = m1.text_input("CPU model", value=_text(prefill, "cpu_type"), key="log_cpu_type")
             batch_flag = m2.selectbox("Batch processing", ["unknown", "yes", "no"], key="log_is_batch_processing")
@@ -155,7 +199,7 @@ with tab_log:
             llm = {}
             for i, (name, label) in enumerate(LLM_NUMBERS.items()):
                 llm[name] = (l1 if i % 2 == 0 else l2).number_input(
-                    label, min_value=0.0, value=_number(prefill, name), key=f"log_{name}"
+                    label, min_value=0.0, value=_number(prefill, name), format="%g", key=f"log_{name}"
                 )
         notes = st.text_input("Notes", key="log_notes")
         submitted = st.form_submit_button("Log run", type="primary", disabled=not can_write, key="log_submit")
@@ -190,6 +234,7 @@ with tab_log:
             after_runs_logged()
             if logged.inserted:
                 st.session_state.pop("prefill_run", None)
+                st.session_state.pop("prefill_note", None)
                 st.success(f"Logged run #{logged.run_id}.")
                 if logged.linked_prediction_id:
                     st.info(f"Compared with prediction #{logged.linked_prediction_id}, made before this run.")

@@ -163,7 +163,9 @@ def test_form_logs_a_run_into_the_database_and_the_history(upload: Upload, dashb
     form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Log run"))
     note = f"logged in the browser at {time.time_ns()}"
     form.get_by_label("Workload (model or job)", exact=True).fill("bert_base_squad")
-    form.get_by_label("GPU model (or 'cpu')", exact=True).fill("A100 PCIe 40GB")
+    gpu = form.get_by_label("GPU model (or 'cpu')", exact=True)  # picked from the catalogue, or typed
+    gpu.fill("A100 PCIe 40GB")
+    page.keyboard.press("Enter")
     form.get_by_label("GPU count", exact=True).fill("2")
     form.get_by_label("Measured time", exact=True).fill("12.5")
     form.get_by_label("Notes", exact=True).fill(note)

@@ -22,9 +22,16 @@ def messages(at, kind: str) -> list[str]:
     return [as_shown(m.value) for m in getattr(at, kind)]
 
 
+#: Form fields picked from the catalogue (a selectbox that also takes typed text).
+PICKED = {"gpu_type", "platform", "provider", "task_type", "precision"}
+
+
 def fill_form(at, **values) -> None:
     for name, value in values.items():
-        widget = at.text_input(key=f"log_{name}") if isinstance(value, str) else at.number_input(key=f"log_{name}")
+        if name in PICKED:
+            widget = at.selectbox(key=f"log_{name}")
+        else:
+            widget = at.text_input(key=f"log_{name}") if isinstance(value, str) else at.number_input(key=f"log_{name}")
         widget.set_value(value)
 
 
@@ -35,17 +42,38 @@ def test_the_page_opens_and_shows_the_empty_state(app, loaded_db: str) -> None:
     assert any("No runs yet" in m for m in messages(at, "info"))
 
 
-def test_the_form_is_prefilled_from_the_last_run_including_a_cpu_count_of_zero(app, loaded_db: str) -> None:
-    runs.log_run({"workload": "etl", "gpu_type": "cpu", "gpu_count": 0, "vcpus": 16, "execution_time_s": 60})
+def test_the_form_starts_empty_and_copies_the_last_run_only_when_asked(app, loaded_db: str) -> None:
+    runs.log_run(
+        {"workload": "etl", "software": "v1_ngc22-23", "gpu_type": "cpu", "gpu_count": 0, "execution_time_s": 60}
+    )
     at = app(PAGE)
     assert not at.exception, [e.value for e in at.exception]
-    assert at.text_input(key="log_workload").value == "etl"
-    assert at.number_input(key="log_gpu_count").value == 0
+    # the last run's software is not put into a new run unless the user asks for it
+    assert at.text_input(key="log_software").value == "" and at.text_input(key="log_workload").value == ""
+    assert at.selectbox(key="log_gpu_type").value is None
+    assert "H100 SXM5 80GB" in at.selectbox(key="log_gpu_type").options
+    assert "gpu_8x_h100_sxm5" in at.selectbox(key="log_platform").options
+    at.button(key="copy_last_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="log_workload").value == "etl" and at.text_input(key="log_software").value == "v1_ngc22-23"
+    assert at.number_input(key="log_gpu_count").value == 0  # 0 is a real count: a CPU-only run
+    assert any("Copied from the last run logged" in m for m in messages(at, "info"))
+    at.button(key="clear_prefill").click().run()
+    assert at.text_input(key="log_workload").value == ""
+
+
+def test_numbers_in_the_form_have_no_needless_decimals(app, loaded_db: str) -> None:
+    at = app()
+    at.session_state["prefill_run"] = {"workload": "resnet50", "gpu_type": "A10", "gpu_count": 1, "batch_size": 256.0}
+    at.switch_page(PAGE).run()
+    batch = at.number_input(key="log_batch_size")
+    assert batch.value == 256 and isinstance(batch.value, int)  # shown as 256, not 256.00
+    assert at.number_input(key="log_work_units").proto.format == "%g"
 
 
 def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
     at = app(PAGE)
-    fill_form(at, workload="resnet50", gpu_type="H100 SXM5", platform="gpu_8x_h100_sxm5")
+    fill_form(at, workload="resnet50", gpu_type="H100 SXM5 80GB", platform="gpu_8x_h100_sxm5")
     at.number_input(key="log_gpu_count").set_value(8)
     at.number_input(key="log_time").set_value(1.5)
     at.selectbox(key="log_time_unit").set_value("hours")
@@ -61,7 +89,7 @@ def test_logging_a_run_with_the_form_stores_it(app, loaded_db: str) -> None:
         row["execution_time_s"],
         row["success"],
         row["source"],
-    ) == ("resnet50", "H100 SXM5", 8, 5400.0, 0, "form")
+    ) == ("resnet50", "H100 SXM5 80GB", 8, 5400.0, 0, "form")
     assert row["notes"] == "<b>not bold</b>"
     assert any(f"Logged run #{row['id']}" in m for m in messages(at, "success"))
     assert at.dataframe[0].value["id"].tolist() == [row["id"]]  # the history shows it in the same run
@@ -88,13 +116,13 @@ def test_the_form_takes_an_llm_job_as_people_describe_it(app, loaded_db: str) ->
 
 def test_a_bad_run_is_refused_naming_the_field(app, loaded_db: str) -> None:
     at = app(PAGE)
-    fill_form(at, gpu_type="A100")
+    fill_form(at, gpu_type="A100 PCIe 40GB")
     at.button(key="log_submit").click().run()  # no measured time
     assert any("execution_time_s" in m for m in messages(at, "error"))
-    fill_form(at, gpu_type='=HYPERLINK("http://x")')
+    fill_form(at, workload='=HYPERLINK("http://x")')
     at.number_input(key="log_time").set_value(10.0)
     at.button(key="log_submit").click().run()
-    assert any("gpu_type" in m and "formula" in m for m in messages(at, "error"))
+    assert any("workload" in m and "formula" in m for m in messages(at, "error"))
     assert stored(loaded_db).empty
 
 
@@ -118,8 +146,10 @@ def test_the_form_is_prefilled_from_a_prediction_then_from_the_last_run(app, loa
     assert stored(loaded_db)["workload"].tolist() == ["old", "bert_large_squad"]
 
     fresh = app(PAGE)
-    assert fresh.text_input(key="log_workload").value == "bert_large_squad"  # the last run logged
-    assert fresh.text_input(key="log_gpu_type").value == "A100 SXM4 80GB"
+    assert fresh.text_input(key="log_workload").value == ""  # a new form starts empty...
+    fresh.button(key="copy_last_run").click().run()  # ...and copies the last run logged when asked
+    assert fresh.text_input(key="log_workload").value == "bert_large_squad"
+    assert fresh.selectbox(key="log_gpu_type").value == "A100 SXM4 80GB"
 
 
 def test_importing_an_uploaded_csv_stores_good_rows_and_lists_bad_ones(app, loaded_db: str) -> None:
