@@ -8,7 +8,7 @@ from sqlmodel import Session, SQLModel, select
 from fedopt_core import db
 from fedopt_core.config import get_settings
 from fedopt_core.db import redact_url
-from fedopt_core.models import Account, ModelVersion, Platform, Run, Technique, UsageSession
+from fedopt_core.models import Account, ModelVersion, Platform, Prediction, Run, Technique, UsageSession
 
 
 def database_label() -> str:
@@ -17,7 +17,8 @@ def database_label() -> str:
 
 
 def counts(session: Session | None = None) -> dict[str, int]:
-    """How many platforms, GPU platforms, runs, techniques, accounts and model versions exist."""
+    """How many platforms, GPU platforms, runs, techniques, accounts, model versions and recorded
+    predictions exist."""
     with db.use(session) as db_session:
 
         def count(model: type[SQLModel], *where: ColumnElement[bool]) -> int:
@@ -31,6 +32,7 @@ def counts(session: Session | None = None) -> dict[str, int]:
             "techniques": count(Technique),
             "accounts": count(Account, Account.status != "archived"),
             "model_versions": count(ModelVersion),
+            "predictions": count(Prediction),
         }
 
 
@@ -45,6 +47,7 @@ def data_stamp(session: Session | None = None) -> tuple[tuple[object, ...], ...]
         select(func.count(), func.max(Account.updated_at)).select_from(Account),
         select(func.count(), func.max(UsageSession.id), func.count(UsageSession.ended_at)).select_from(UsageSession),
         select(func.count(), func.max(ModelVersion.id)).select_from(ModelVersion),
+        select(func.count(), func.max(Prediction.id)).select_from(Prediction),
     ]
     with db.use(session) as db_session:
         return tuple(tuple(db_session.exec(query).one()) for query in queries)

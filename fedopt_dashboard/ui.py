@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fedopt_core import accounts, auth, catalog, overview
+from fedopt_core import accounts, auth, catalog, overview, runs
 from fedopt_core.db import DatabaseError, ensure_database
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
@@ -121,6 +121,16 @@ def platforms() -> pd.DataFrame:
     return _platforms(data_stamp())
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def _workloads(stamp: tuple) -> list[str]:
+    return runs.run_facets()["workload"]
+
+
+def known_workloads() -> list[str]:
+    """Workloads with stored runs (and resnet50, the forms' example), for the workload pickers."""
+    return sorted({*_workloads(data_stamp()), "resnet50"}, key=str.lower)
+
+
 def available_gpu_platforms() -> pd.DataFrame:
     """The catalogue's GPU platforms that are available now: the candidates on Predict and Plan."""
     return catalog.filter_platforms(platforms(), include_cpu=False, include_unavailable=False)
@@ -148,7 +158,7 @@ def after_runs_logged() -> None:
 def clear_caches() -> None:
     """After a write: drop cached query results so every page shows the new rows."""
     # The stamp is enough for the next read to be fresh; the rest frees memory at once.
-    for cached in (data_stamp, _counts, _budget_alerts, _platforms, _techniques):
+    for cached in (data_stamp, _counts, _budget_alerts, _platforms, _techniques, _workloads):
         cached.clear()
 
 

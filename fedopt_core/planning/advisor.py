@@ -7,6 +7,7 @@ give the same answer for the same question and every answer says how it was obta
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from fedopt_core.planning.ranking import OBJECTIVES, rank_platforms
 from fedopt_core.prediction import training, work
 from fedopt_core.prediction.estimator import PerformancePredictor
 from fedopt_core.runs.predictions import record_predictions
-from fedopt_core.runs.queries import list_runs
+from fedopt_core.runs.queries import list_runs, run_facets
 
 
 @dataclass
@@ -183,6 +184,11 @@ def compare(
     if level_note:
         warnings.append(level_note)
     warnings.extend(task.assumed)
+    similar = similar_workloads(task.get("workload"), session=session)
+    if similar:
+        warnings.append(
+            f"no run of {task['workload']!r} is stored; measured workloads with a similar name: {', '.join(similar)}"
+        )
     method = "model" if facts is not None else "heuristic"
     best = ranked.iloc[0].to_dict()
     if too_big.all():
@@ -223,6 +229,20 @@ def compare(
         warnings,
         confidence=float(predictor.confidence) if facts is not None else None,
     )
+
+
+def similar_workloads(workload: str | None, *, limit: int = 3, session: Session | None = None) -> list[str]:
+    """Stored workloads whose name is close to ``workload`` when it has no run of its own
+    ("bert" -> bert_large_squad, bert_base_squad); [] when it has runs or nothing is close."""
+    if not workload:
+        return []
+    known = run_facets(session=session)["workload"]
+    key = workload.strip().lower()
+    if key in {w.lower() for w in known}:
+        return []
+    containing = [w for w in known if key in w.lower()]
+    close = difflib.get_close_matches(workload, known, n=limit, cutoff=0.6)
+    return list(dict.fromkeys([*containing, *close]))[:limit]
 
 
 def interval_levels(*, session: Session | None = None) -> tuple[list[float], float | None]:

@@ -8,7 +8,7 @@ from fedopt_core import schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, shard_solver
 from fedopt_core.runs import jobs
-from fedopt_dashboard.ui import available_gpu_platforms, chart_text, plain, require_role
+from fedopt_dashboard.ui import available_gpu_platforms, chart_text, known_workloads, plain, require_role
 
 require_role("viewer")
 st.title("Plan")
@@ -23,7 +23,8 @@ model = advisor.current_model()  # read once for the plan and the spot advice
 NOT_STATED = "(not stated)"
 # Keys under "plan_" hold across navigation (ui.keep_page_inputs).
 c1, c2, c3 = st.columns(3)
-workload = c1.text_input("Workload", value="resnet50", key="plan_workload")
+known = known_workloads()
+workload = c1.selectbox("Workload", known, index=known.index("resnet50"), accept_new_options=True, key="plan_workload")
 precision = c2.selectbox("Precision", [NOT_STATED, *schema.PRECISIONS], key="plan_precision")
 work_units = c3.number_input("Work units to split", min_value=1, value=10_000_000, step=100_000, key="plan_work_units")
 batch_size = c1.number_input(

@@ -7,6 +7,8 @@ import streamlit as st
 
 from fedopt_core import accounts, auth, catalog
 from fedopt_core.cloud import lambda_ops
+from fedopt_core.config import get_settings
+from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
 from fedopt_dashboard.ui import chart_text, clear_caches, money_column, plain, platforms, require_role
 
@@ -192,3 +194,39 @@ if len(history) > 1:
     )
 else:
     st.caption("One observation so far; each refresh adds one.")
+
+st.subheader("Other clouds' offers")
+st.caption(
+    "GPU offers of other clouds, with spot prices where they have them, in the format of "
+    "cloud_gpu_prices.csv (`fedopt platforms import FILE` does the same). Spot advice and the "
+    "spot card need them: Lambda has no spot market."
+)
+offers_note = st.session_state.pop("offers_imported", None)
+if offers_note:
+    st.success(offers_note[0])
+    for line in offers_note[1]:
+        st.warning(plain(line))
+if auth.current_actor().can("admin"):
+    shipped = get_settings().shared_data_dir / "cloud_gpu_prices.csv"
+    uploaded = st.file_uploader("Offers file (CSV)", type=["csv"], key="offers_file")
+    o1, o2 = st.columns(2)
+    offers_source = None
+    if shipped.is_file() and o1.button(f"Import {shipped.name} (public catalogues)", key="import_offers_shipped"):
+        offers_source = shipped
+    if o2.button("Import the uploaded file", key="import_offers_upload", disabled=uploaded is None):
+        offers_source = uploaded
+    if offers_source is not None:
+        try:
+            imported = catalog.import_cloud_prices(offers_source)
+        except (CsvFormatError, FedoptInputError) as exc:
+            st.error(plain(f"Not imported — {exc}"))
+        else:
+            clear_caches()  # the table above, the sidebar and Plan's spot advice see them at once
+            st.session_state["offers_imported"] = (
+                f"{imported.inserted:,} offers added, {imported.updated:,} updated, "
+                f"{imported.unchanged:,} unchanged, {imported.kept_user_edits:,} hand edits kept.",
+                [str(e) for e in imported.errors[:20]],
+            )
+            st.rerun()
+else:
+    st.caption("An admin imports other clouds' offers.")

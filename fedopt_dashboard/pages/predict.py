@@ -9,7 +9,14 @@ from fedopt_core import accounts, catalog, formatting, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, serving
 from fedopt_core.runs import jobs
-from fedopt_dashboard.ui import available_gpu_platforms, chart_text, money_column, plain, require_role
+from fedopt_dashboard.ui import (
+    available_gpu_platforms,
+    chart_text,
+    known_workloads,
+    money_column,
+    plain,
+    require_role,
+)
 
 require_role("viewer")
 st.title("Predict & compare")
@@ -32,7 +39,15 @@ with st.form("task"):
     st.subheader("The job")
     c1, c2, c3 = st.columns(3)
     task_type = c1.selectbox("Task type", [FROM_MODE, *schema.TASK_TYPES], key="predict_task_type")
-    workload = c2.text_input("Workload (model or job)", value="resnet50", key="predict_workload")
+    known = known_workloads()
+    workload = c2.selectbox(
+        "Workload (model or job)",
+        known,
+        index=known.index("resnet50"),
+        accept_new_options=True,
+        key="predict_workload",
+        help="A workload with measured runs, or type your own (an LLM: pick it under Model below).",
+    )
     precision = c3.selectbox("Precision", [NOT_STATED, *schema.PRECISIONS], key="predict_precision")
     batch_size = c1.number_input(
         "Global batch size",

@@ -131,3 +131,17 @@ def test_what_if_machines_are_priced_at_the_catalogues_median_per_gpu() -> None:
     assert configs["platform"].tolist() == ["1x A10", "4x A10"]
     assert configs["price_per_hour_usd"].tolist() == pytest.approx([0.75, 3.00])
     assert advisor.what_if_configurations(catalogue, "L4", [2])["price_per_hour_usd"].isna().all()
+
+
+def test_a_workload_without_runs_is_answered_with_the_measured_ones_of_a_similar_name(loaded_db: str) -> None:
+    for workload in ("bert_large_squad", "bert_base_squad", "resnet50"):
+        runs.log_run({"workload": workload, "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 100})
+    platforms = catalog.list_platforms(include_cpu=False).head(3)
+    answer = advisor.compare({"workload": "bert", "work_units": 1e6}, platforms)
+    assert (
+        "no run of 'bert' is stored; measured workloads with a similar name: bert_base_squad, bert_large_squad"
+        in answer.warnings
+    )
+    assert advisor.similar_workloads("BERT_large_squad") == []  # it has runs (names compare without case)
+    assert advisor.similar_workloads("resnet-50") == ["resnet50"]  # a close spelling
+    assert advisor.similar_workloads("zzz-unrelated") == []

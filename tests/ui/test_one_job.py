@@ -61,12 +61,12 @@ def test_the_same_job_gets_the_same_answer_on_every_face(app, trained: int, caps
 
 def test_the_plan_and_predict_forms_hold_their_inputs_across_pages(app) -> None:
     at = app("pages/plan.py", timeout=120)
-    at.text_input(key="plan_workload").input("bert_large_squad")
+    at.selectbox(key="plan_precision").select("bf16")
     at.number_input(key="plan_work_units").set_value(123_000).run()
     at.switch_page("pages/overview.py").run()
     at.switch_page("pages/plan.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.text_input(key="plan_workload").value == "bert_large_squad"
+    assert at.selectbox(key="plan_precision").value == "bf16"
     assert at.number_input(key="plan_work_units").value == 123_000
 
     at.switch_page("pages/predict.py").run(timeout=120)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fedopt_core import runs, schema
+from fedopt_core import overview, runs, schema
 from fedopt_core.catalog import datasets
 from tests.support import as_shown
 
@@ -127,3 +127,33 @@ def test_a_viewer_is_refused_in_one_line_and_is_not_shown_where_the_database_is(
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]  # no traceback with server paths
     assert any("needs the member role" in e.value for e in at.error)
+
+
+def test_other_clouds_offers_are_imported_from_the_platforms_page_and_counted_at_once(app) -> None:
+    at = app("pages/platforms.py")
+    before = overview.counts()
+    at.button(key="import_offers_shipped").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    after = overview.counts()
+    assert after["gpu_platforms"] > before["gpu_platforms"] and after["providers"] > before["providers"]
+    assert any("offers added" in s.value for s in at.success)
+    # the sidebar, drawn after the import, already counts them
+    assert f"{after['gpu_platforms']} GPU platforms" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_overview_walks_a_new_user_through_three_steps(app, loaded_db: str) -> None:
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    steps = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert steps == ["**1. Give the predictor real runs**", "**2. Predict a job**", "**3. Add an account**"]
+    at.button(key="start_import").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    imported = len(runs.list_runs(limit=None))
+    assert imported > 2000  # the public benchmark, in the test's database
+    assert [s.value for s in at.success] == [
+        f"{imported:,} runs imported from the public benchmark. Next: predict a job."
+    ]
+    ticked = [m.value for m in at.markdown if m.value.endswith(":material/check_circle:")]
+    assert ticked == ["**1. Give the predictor real runs** :material/check_circle:"]
+    assert any(f"{imported:,} runs stored" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "start_import"]  # done: no second import offered
