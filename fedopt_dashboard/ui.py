@@ -184,6 +184,27 @@ def keep_page_inputs() -> None:
 # --------------------------------------------------------------------------- showing values
 
 
+def importance_chart(importances: pd.DataFrame, title: str | None = None) -> None:
+    """The 15 largest permutation importances, named in plain words (the internal name on hover)."""
+    import plotly.express as px
+
+    from fedopt_core.prediction.features import plain_feature_name
+
+    top = importances.sort_values("importance").tail(15)
+    top = top.assign(label=chart_text(top["feature"].map(plain_feature_name)), feature=chart_text(top["feature"]))
+    figure = px.bar(
+        top,
+        x="importance",
+        y="label",
+        error_x="std",
+        orientation="h",
+        hover_data={"feature": True, "label": False},
+        labels={"label": "", "importance": "importance (drop in accuracy when shuffled)"},
+        title=title,
+    )
+    st.plotly_chart(figure, width="stretch")
+
+
 def money_column(label: str) -> dict[str, Any]:
     """A USD column for ``st.dataframe``, so money reads the same way on every page."""
     return st.column_config.NumberColumn(label, format="$%.2f")

@@ -56,7 +56,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
 def cmd_spot(args: argparse.Namespace) -> int:
     from fedopt_core import catalog
-    from fedopt_core.planning import advisor
+    from fedopt_core.planning import advisor, spot
 
     platforms = catalog.list_platforms(include_cpu=False)
     if args.platform:
@@ -73,6 +73,8 @@ def cmd_spot(args: argparse.Namespace) -> int:
             "no platform with a spot price (import one: fedopt platforms import FILE), or no "
             "preemption rate (--preemptions-per-hour, or spot sessions that ended in preemption)"
         )
+    if not args.json:
+        print(spot.advice_sentence(advice) + "\n")
     emit(advice, args.json)
     return 0
 

@@ -38,6 +38,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "SPOT_MODEL",
             "advise_spot",
             "advise_spot_frame",
+            "advice_sentence",
             "load_spot_prices",
             "preemption_rate_from_sessions",
         ],

@@ -182,6 +182,43 @@ def advise_spot_frame(
     return out
 
 
+def advice_sentence(advice: pd.DataFrame) -> str:
+    """The advice of :func:`advise_spot_frame` (one row per platform) as one sentence for people:
+    where to run, spot or on-demand, the checkpoint interval, the expected cost and finish, and
+    the deadline risk; the cheapest recommended option that the deadline allows wins."""
+    if advice.empty:
+        raise PlanningError("advice", "has no rows")
+    spot = (advice["recommendation"] == "spot").to_numpy(bool)
+    cost = np.where(spot, advice["spot_expected_cost_usd"], advice["on_demand_cost_usd"]).astype(float)
+    late = np.where(spot, advice["spot_miss_probability"], advice["on_demand_miss_probability"]).astype(float)
+    late = np.nan_to_num(late, nan=0.0)
+    # the deadline first (a late option only when none is on time), then the expected cost
+    best = advice.iloc[int(np.lexsort((cost, late >= 1))[0])]
+    where = f"{best['platform']}" + (f" ({best['provider']})" if best.get("provider") else "")
+    if best["recommendation"] == "spot":
+        interval = best["checkpoint_interval_s"]
+        every = (
+            f"checkpoint every {formatting.duration(interval)}" if np.isfinite(interval) else "no checkpoints needed"
+        )
+        sentence = (
+            f"Run on spot on {where}: {every}; expected {formatting.usd(best['spot_expected_cost_usd'])} and "
+            f"{formatting.duration(best['spot_expected_time_s'])} to finish "
+            f"({best['expected_preemptions']:.1f} preemptions expected), against "
+            f"{formatting.usd(best['on_demand_cost_usd'])} and "
+            f"{formatting.duration(best['on_demand_time_s'])} on-demand"
+        )
+        risk = best["spot_miss_probability"]
+    else:
+        sentence = (
+            f"Run on-demand on {where}: {formatting.usd(best['on_demand_cost_usd'])} and "
+            f"{formatting.duration(best['on_demand_time_s'])} to finish ({best['reason']})"
+        )
+        risk = best["on_demand_miss_probability"]
+    if np.isfinite(risk):
+        sentence += f"; deadline risk {risk:.1%}" if risk < 1 else "; this misses the deadline"
+    return sentence + "."
+
+
 def advise_spot(
     compute_time_s: float,
     on_demand_price_per_hour_usd: float,

@@ -430,3 +430,52 @@ def transfer_features(target: pd.DataFrame, anchor: pd.DataFrame, desc: pd.DataF
     d = desc.reindex(target["ctx"].to_numpy(object))[DESCRIPTOR_NAMES].to_numpy(float)
     bpg = (target["log_batch_size"].to_numpy(float) - target["log_gpu_count"].to_numpy(float))[:, None]
     return np.hstack([pair_features(target, anchor), bpg, d])
+
+
+#: Plain words for the hardware and job facts the features are built from (see plain_feature_name).
+_PLAIN_FACTS = {
+    "memory_bandwidth": "memory bandwidth",
+    "fp32_tflops": "FP32 compute",
+    "tensor_tflops": "tensor-core compute",
+    "peak_tflops": "peak compute at the job's precision",
+    "sm_count": "number of SMs",
+    "l2_cache_mb": "L2 cache size",
+    "tdp_w": "power limit (TDP)",
+    "memory_gb": "GPU memory",
+    "compute_capability": "compute capability",
+    "release_year": "release year",
+    "is_sxm": "SXM board (not PCIe)",
+    "is_mobile": "laptop GPU",
+    "gpu_count": "GPU count",
+    "batch_per_gpu": "batch per GPU",
+    "batch_size": "batch size",
+    "is_half_precision": "half precision (fp16/bf16)",
+    "workload_level": "the workload's own speed",
+    "task_training": "a training job",
+    "task_inference": "an inference job",
+    "ctx_level": "the workload's measured speed on other GPUs",
+    "ctx_slope_peak": "how the workload's speed follows peak compute",
+    "ctx_slope_bandwidth": "how the workload's speed follows memory bandwidth",
+    "ctx_log_batch_per_gpu": "the batch per GPU of the workload's runs",
+}
+
+
+def plain_feature_name(name: str) -> str:
+    """A feature's internal name in plain words: ``delta_log_memory_bandwidth`` is "memory
+    bandwidth ratio (GPU asked / GPU measured)", ``target_log_gpu_count`` "GPU count of the
+    machine asked about"; an unknown name comes back with spaces for underscores."""
+    if name in _PLAIN_FACTS:
+        return _PLAIN_FACTS[name]
+    for prefix, pattern in (
+        ("delta_log_", "{} ratio (GPU asked / GPU measured)"),
+        ("delta_", "{} difference (GPU asked − GPU measured)"),
+        ("target_log_", "{} of the machine asked about"),
+        ("target_", "{} of the machine asked about"),
+        ("from_log_", "{} of the measured run"),
+        ("to_log_", "{} of the machine asked about"),
+        ("log_", "{}"),
+    ):
+        if name.startswith(prefix):
+            rest = name[len(prefix) :]
+            return pattern.format(_PLAIN_FACTS.get(rest, rest.replace("_", " ")))
+    return name.replace("_", " ")

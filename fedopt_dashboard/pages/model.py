@@ -8,7 +8,7 @@ import streamlit as st
 from fedopt_core import auth, runs
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.prediction import SUSPECT_FACTOR, training
-from fedopt_dashboard.ui import clear_caches, counts, plain, require_role
+from fedopt_dashboard.ui import clear_caches, counts, importance_chart, plain, require_role
 
 require_role("viewer")
 st.title("Model")
@@ -158,9 +158,4 @@ if model is not None:
         )
     st.subheader("Feature importances of the active model")
     importances = training.active_importances()
-    st.plotly_chart(
-        px.bar(
-            importances.sort_values("importance").tail(15), x="importance", y="feature", error_x="std", orientation="h"
-        ),
-        width="stretch",
-    )
+    importance_chart(importances)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fedopt_core import schema
 from fedopt_core.errors import FedoptInputError
-from fedopt_core.planning import advisor, shard_solver
+from fedopt_core.planning import advisor, shard_solver, spot
 from fedopt_core.runs import jobs
 from fedopt_dashboard.ui import available_gpu_platforms, chart_text, known_workloads, plain, require_role
 
@@ -167,4 +167,6 @@ with right:
             "one is learned from usage sessions that ended in preemption."
         )
     else:
-        st.dataframe(advice, hide_index=True, width="stretch")
+        st.success(plain(spot.advice_sentence(advice)))  # platform names are catalogue text
+        with st.expander(f"Every platform with a spot price ({len(advice)})"):
+            st.dataframe(advice, hide_index=True, width="stretch")

@@ -12,6 +12,7 @@ from fedopt_core.runs import jobs
 from fedopt_dashboard.ui import (
     available_gpu_platforms,
     chart_text,
+    importance_chart,
     known_workloads,
     money_column,
     plain,
@@ -411,17 +412,7 @@ importances = model.importances()
 if importances.empty:
     st.caption("Feature importances appear once a model is trained.")
 else:
-    st.plotly_chart(
-        px.bar(
-            importances.sort_values("importance").tail(15),
-            x="importance",
-            y="feature",
-            error_x="std",
-            orientation="h",
-            title="Permutation importance on held-out runs",
-        ),
-        width="stretch",
-    )
+    importance_chart(importances, "Permutation importance on held-out runs")
 
 if st.button("Log the actual run of this job…"):
     best = result.recommendation or ranked.iloc[0].to_dict()

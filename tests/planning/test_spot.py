@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedopt_core import formatting
 from fedopt_core.planning import (
     DEFAULT_RESTART_COST_S,
     PlanningError,
+    advice_sentence,
     advise_spot,
     advise_spot_frame,
     load_spot_prices,
@@ -147,6 +149,44 @@ def test_advise_spot_frame_matches_scalar():
         single = advise_spot(**row.to_dict())
         assert out["spot_expected_cost_usd"].iat[i] == pytest.approx(single["spot_expected_cost_usd"])
         assert out["recommendation"].iat[i] == single["recommendation"]
+
+
+def _offers(deadline_s: float | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "platform": ["a", "b"],
+            "provider": ["cloud-a", "cloud-b"],
+            "compute_time_s": [7200.0, 7200.0],
+            "on_demand_price_per_hour_usd": [4.0, 4.0],
+            "spot_price_per_hour_usd": [2.0, 1.5],
+            "preemptions_per_hour": [0.2, 0.2],
+            "checkpoint_cost_s": [60.0, 60.0],
+        }
+    )
+    return advise_spot_frame(frame, deadline_s=deadline_s)
+
+
+def test_the_advice_is_one_sentence_naming_the_choice_interval_cost_finish_and_risk():
+    advice = _offers(deadline_s=4 * 3600)
+    best = advice.set_index("platform").loc["b"]  # the cheaper spot offer
+    sentence = advice_sentence(advice)
+    assert sentence.startswith("Run on spot on b (cloud-b): checkpoint every ")
+    assert formatting.duration(best["checkpoint_interval_s"]) in sentence
+    assert f"expected {formatting.usd(best['spot_expected_cost_usd'])}" in sentence
+    assert f"against {formatting.usd(best['on_demand_cost_usd'])}" in sentence
+    assert sentence.endswith(f"; deadline risk {best['spot_miss_probability']:.1%}.")
+    assert "deadline" not in advice_sentence(_offers())  # no deadline, no risk to state
+
+
+def test_the_advice_says_on_demand_and_why_when_spot_would_risk_the_deadline():
+    advice = _offers(deadline_s=7300.0)  # on-demand just fits; a preemption would not
+    assert (advice["recommendation"] == "on-demand").all()
+    sentence = advice_sentence(advice)
+    assert sentence.startswith("Run on-demand on a (cloud-a): $8.00 and 2.0 h to finish (spot misses the")
+    assert sentence.endswith("; deadline risk 0.0%.")
+    assert advice_sentence(_offers(deadline_s=3600.0)).endswith("; this misses the deadline.")
+    with pytest.raises(PlanningError):
+        advice_sentence(advice.iloc[0:0])
 
 
 @pytest.mark.parametrize(

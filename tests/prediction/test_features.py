@@ -173,3 +173,19 @@ def test_transfer_features_add_descriptors_of_the_target_context() -> None:
 def test_encoded_columns_are_documented() -> None:
     enc = features.encode(_rows(gpu_type="A10", gpu_count=1, workload="w"))
     assert list(enc.columns) == [*features.HW_FEATURES, *features.ENCODED_COLUMNS]
+
+
+def test_every_feature_has_a_plain_name_without_internal_spelling() -> None:
+    names = {
+        *features.DESCRIPTOR_NAMES,
+        *features.DIRECT_FEATURE_NAMES,
+        *features.PAIR_FEATURE_NAMES,
+        *features.SCALING_FEATURE_NAMES,
+        *features.TRANSFER_FEATURE_NAMES,
+    }
+    plain = {name: features.plain_feature_name(name) for name in names}
+    assert not [p for p in plain.values() if "_" in p or "log" in p.split()]
+    assert plain["delta_log_memory_bandwidth"] == "memory bandwidth ratio (GPU asked / GPU measured)"
+    assert plain["ctx_slope_peak"] == "how the workload's speed follows peak compute"
+    assert plain["target_log_gpu_count"] == "GPU count of the machine asked about"
+    assert features.plain_feature_name("new_feature_x") == "new feature x"

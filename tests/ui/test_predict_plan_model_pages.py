@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
@@ -181,3 +182,25 @@ def test_model_page_shows_one_state_and_no_train_button_while_a_retrain_runs(app
         assert not any("press Train now" in i.value for i in at.info)
     finally:
         leases.release_lease("retrain", holder)
+
+
+def test_feature_importances_are_named_in_plain_words(app, trained: int) -> None:
+    at = app("pages/model.py", timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "importance (drop" in c.proto.spec]
+    labels = list(chart["data"][0]["y"])
+    assert len(labels) >= 5 and not [label for label in labels if "_" in label]
+    internal = [row[0] for row in chart["data"][0]["customdata"]]  # the internal name, shown on hover
+    importances = training.active_importances()
+    assert set(internal) <= set(importances["feature"]) and len(internal) == len(labels)
+
+
+def test_spot_advice_on_the_plan_page_is_one_sentence_above_the_folded_table(app, shared_data) -> None:
+    from fedopt_core import catalog
+
+    catalog.import_cloud_prices(shared_data / "cloud_gpu_prices.csv")  # offers with spot prices
+    at = app("pages/plan.py", timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    [advice] = [as_shown(s.value) for s in at.success if as_shown(s.value).startswith("Run on")]
+    assert ("checkpoint every" in advice or "on-demand on" in advice) and advice.endswith(".")
+    assert any(e.label.startswith("Every platform with a spot price") for e in at.expander)
