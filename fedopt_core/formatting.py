@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from fedopt_core.schema import CONTROL_CHARACTERS
 
-__all__ = ["duration", "plural", "printable", "usd"]
+__all__ = ["duration", "plural", "printable", "spans_orders", "time_unit", "usd"]
 
 
 def duration(seconds: float) -> str:
@@ -24,6 +25,27 @@ def duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+#: Units a chart's time axis can use, smallest first.
+TIME_UNITS = (("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0))
+
+
+def time_unit(seconds: Iterable[float]) -> tuple[str, float]:
+    """One unit for a chart or a table section of durations: the largest in which the typical
+    (median) value is at least 1 (so minutes stay minutes); returns (name, seconds per unit)."""
+    finite = sorted(v for v in seconds if math.isfinite(v) and v > 0)
+    if not finite:
+        return TIME_UNITS[0]
+    typical = finite[len(finite) // 2]
+    return next((u for u in reversed(TIME_UNITS) if typical >= u[1]), TIME_UNITS[0])
+
+
+def spans_orders(lower: Iterable[float], upper: Iterable[float], ratio: float = 10.0) -> bool:
+    """Whether values from ``lower`` to ``upper`` span more than ``ratio`` (a log axis reads better)."""
+    low = [v for v in lower if math.isfinite(v) and v > 0]
+    high = [v for v in upper if math.isfinite(v) and v > 0]
+    return bool(low and high) and max(high) > ratio * min(low)
 
 
 def plural(count: int, noun: str) -> str:

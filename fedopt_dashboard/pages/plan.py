@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fedopt_core import schema
+from fedopt_core import formatting, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, shard_solver, spot
 from fedopt_core.runs import jobs
@@ -95,23 +95,26 @@ with left:
         st.error(plain(f"Cannot plan: {exc}"))
     else:
         (st.success if plan.feasible else st.warning)(plan.message)
+        unit, per_unit = formatting.time_unit(plan.shards["finish_upper_s"])
         shards = plan.shards.assign(
             label=chart_text(plan.shards["platform"] + " #" + plan.shards["machine"].astype(str)),
             platform=chart_text(plan.shards["platform"]),
-            hours=(plan.shards["finish_s"] - plan.shards["start_s"]) / 3600,
-            to_upper_h=(plan.shards["finish_upper_s"] - plan.shards["finish_s"]) / 3600,
+            length=(plan.shards["finish_s"] - plan.shards["start_s"]) / per_unit,
+            to_upper=(plan.shards["finish_upper_s"] - plan.shards["finish_s"]) / per_unit,
+            no_lower=0.0,  # the whisker reaches the upper bound only, never before the shard starts
         )
         st.plotly_chart(
             px.bar(
                 shards,
-                x="hours",
+                x="length",
                 y="label",
-                base=shards["start_s"] / 3600,
-                error_x="to_upper_h",
+                base=shards["start_s"] / per_unit,
+                error_x="to_upper",
+                error_x_minus="no_lower",
                 orientation="h",
                 color="platform",
-                labels={"hours": "hours", "label": ""},
-                title="Shards on the predicted rates (whisker: the upper bound)",
+                labels={"length": unit, "label": ""},
+                title=f"Shards on the predicted rates, in {unit} (whisker: the upper bound)",
             ),
             width="stretch",
         )

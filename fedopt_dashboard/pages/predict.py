@@ -344,34 +344,39 @@ if task.get("work_unit") == "tokens" and task.get("task_type") == "inference":
     serving_target()
 
 top = shown.head(20).iloc[::-1]
+unit, per_unit = formatting.time_unit(top["predicted_time_s"])
 interval = go.Figure(
     go.Scatter(
-        x=top["predicted_h"],
+        x=top["predicted_time_s"] / per_unit,
         y=chart_text(top["platform"]),
         mode="markers",
         error_x={
             "type": "data",
             "symmetric": False,
-            "array": top["upper_h"] - top["predicted_h"],
-            "arrayminus": top["predicted_h"] - top["lower_h"],
+            "array": (top["upper_s"] - top["predicted_time_s"]) / per_unit,
+            "arrayminus": (top["predicted_time_s"] - top["lower_s"]) / per_unit,
         },
         marker={"color": top["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})},
     )
 )
-interval.update_layout(title="Predicted hours with the interval", xaxis_title="hours", height=120 + 22 * len(top))
+interval.update_layout(title=f"Predicted time with the interval ({unit})", xaxis_title=unit, height=120 + 22 * len(top))
+if formatting.spans_orders(top["lower_s"], top["upper_s"]):  # whiskers over 10x: a log axis keeps dots readable
+    interval.update_xaxes(type="log", title=f"{unit} (log scale)")
 st.plotly_chart(interval, width="stretch")
 
+p_unit, p_per_unit = formatting.time_unit(shown["predicted_time_s"])
+on_axis = shown.assign(platform=chart_text(shown["platform"]), time_in_unit=shown["predicted_time_s"] / p_per_unit)
 pareto = px.scatter(
-    shown.assign(platform=chart_text(shown["platform"])),
-    x="predicted_h",
+    on_axis,
+    x="time_in_unit",
     y="cost_usd",
     color="pareto_optimal",
     hover_name="platform",
-    labels={"predicted_h": "predicted hours", "cost_usd": "predicted cost (USD)"},
+    labels={"time_in_unit": f"predicted time ({p_unit})", "cost_usd": "predicted cost (USD)"},
     title="Time against cost (the Pareto front is highlighted)",
 )
-front = shown[shown["pareto_optimal"]].sort_values("predicted_h")
-pareto.add_trace(go.Scatter(x=front["predicted_h"], y=front["cost_usd"], mode="lines", name="Pareto front"))
+front = on_axis[on_axis["pareto_optimal"]].sort_values("time_in_unit")
+pareto.add_trace(go.Scatter(x=front["time_in_unit"], y=front["cost_usd"], mode="lines", name="Pareto front"))
 st.plotly_chart(pareto, width="stretch")
 
 
@@ -389,20 +394,29 @@ def what_if() -> None:
     configs = advisor.what_if_configurations(gpu_platforms, gpu, counts)
     changed = dict(task, precision=precision_choice, work_units=task["work_units"] * scale)
     answer = advisor.what_if(changed, configs, anchor=goal["anchor"], model=model)
-    answer = answer.assign(predicted_h=answer["predicted_time_s"] / 3600)
-    st.plotly_chart(
-        px.bar(
-            answer,
-            x="platform",
-            y="predicted_h",
-            color="method",
-            error_y=answer["upper_s"] / 3600 - answer["predicted_h"],
-            error_y_minus=answer["predicted_h"] - answer["lower_s"] / 3600,
-            hover_data=["cost_usd"],
-            labels={"predicted_h": "predicted hours"},
-        ),
-        width="stretch",
+    unit, per_unit = formatting.time_unit(answer["predicted_time_s"])
+    # A dot with its range, not a bar: a heuristic answer's range is the point, and a bar's
+    # height would hide under whiskers many times longer.
+    figure = go.Figure(
+        go.Scatter(
+            x=chart_text(answer["platform"]),
+            y=answer["predicted_time_s"] / per_unit,
+            mode="markers",
+            marker={"size": 12, "color": answer["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": (answer["upper_s"] - answer["predicted_time_s"]) / per_unit,
+                "arrayminus": (answer["predicted_time_s"] - answer["lower_s"]) / per_unit,
+            },
+            customdata=answer["cost_usd"],
+            hovertemplate="%{x}: %{y:.3g} " + unit + ", $%{customdata:.2f}<extra></extra>",
+        )
     )
+    figure.update_layout(title=f"What if: predicted time with the interval ({unit})", yaxis_title=unit)
+    if formatting.spans_orders(answer["lower_s"], answer["upper_s"]):
+        figure.update_yaxes(type="log", title=f"{unit} (log scale)")
+    st.plotly_chart(figure, width="stretch")
 
 
 what_if()

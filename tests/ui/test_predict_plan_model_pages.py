@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fedopt_core import runs, schema
+from fedopt_core import formatting, runs, schema
 from fedopt_core.catalog import datasets
 from fedopt_core.prediction import leases, training
 from fedopt_core.prediction.estimator import PerformancePredictor
@@ -204,3 +204,18 @@ def test_spot_advice_on_the_plan_page_is_one_sentence_above_the_folded_table(app
     [advice] = [as_shown(s.value) for s in at.success if as_shown(s.value).startswith("Run on")]
     assert ("checkpoint every" in advice or "on-demand on" in advice) and advice.endswith(".")
     assert any(e.label.startswith("Every platform with a spot price") for e in at.expander)
+
+
+def test_predict_charts_use_one_time_unit_a_log_axis_for_wide_intervals_and_ranges_not_bars(app) -> None:
+    at = app("pages/predict.py", timeout=120)
+    ranking = at.dataframe[0].value
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [interval] = [s for s in specs if s["layout"]["title"]["text"].startswith("Predicted time with the interval")]
+    top = ranking.head(20)[["predicted_h", "lower_h", "upper_h"]] * 3600  # the frame keeps exact hours
+    unit, _ = formatting.time_unit(top["predicted_h"])
+    assert interval["layout"]["title"]["text"].endswith(f"({unit})")
+    wide = formatting.spans_orders(top["lower_h"], top["upper_h"])
+    assert (interval["layout"]["xaxis"].get("type") == "log") == wide
+    # the what-if answer (heuristic here, before any model) is a dot with its range, never a bar
+    what_if = [s for s in specs if s["layout"]["title"]["text"].startswith("What if: predicted time")]
+    assert what_if and all(trace["type"] == "scatter" for s in what_if for trace in s["data"])
