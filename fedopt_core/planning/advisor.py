@@ -245,6 +245,19 @@ def similar_workloads(workload: str | None, *, limit: int = 3, session: Session 
     return list(dict.fromkeys([*containing, *close]))[:limit]
 
 
+def predicted_for_runs(
+    frame: pd.DataFrame, *, model: ActiveModel | None = None, session: Session | None = None
+) -> pd.DataFrame:
+    """What the active model (or the heuristic, before one) predicts for runs that happened, each
+    on its own (no anchors, so a run is not explained by itself): ``predicted_time_s``,
+    ``lower_s``, ``upper_s`` and ``method``, one row per row of ``frame``, in its order."""
+    model = model or current_model(session=session)
+    rows = schema.normalise_frame(frame.reset_index(drop=True))[schema.RUN_FIELDS]
+    answer = model.predictor.predict_frame(rows)
+    method = "model" if model.trained else "heuristic"
+    return answer[["predicted_time_s", "lower_s", "upper_s"]].reset_index(drop=True).assign(method=method)
+
+
 def interval_levels(*, session: Session | None = None) -> tuple[list[float], float | None]:
     """Interval levels the active model keeps, and its own; ([], None) before a model is trained."""
     return current_model(session=session).interval_levels()

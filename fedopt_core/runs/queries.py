@@ -46,6 +46,7 @@ def list_runs(
     gpu_type: str | list[str] | None = None,
     source: str | list[str] | None = None,
     platform: str | list[str] | None = None,
+    software: str | list[str] | None = None,
     since: date | datetime | None = None,
     until: date | datetime | None = None,
     success: bool | None = None,
@@ -60,7 +61,13 @@ def list_runs(
     table = Run.__table__
     when = func.coalesce(table.c.started_at, table.c.created_at)
     statement = select(*[table.c[name] for name in LIST_COLUMNS])
-    for column, wanted in (("workload", workload), ("gpu_type", gpu_type), ("source", source), ("platform", platform)):
+    for column, wanted in (
+        ("workload", workload),
+        ("gpu_type", gpu_type),
+        ("source", source),
+        ("platform", platform),
+        ("software", software),
+    ):
         values = _as_list(wanted)
         if values is not None:
             statement = statement.where(table.c[column].in_(values))
@@ -121,11 +128,11 @@ def latest_run(*, session: Session | None = None) -> dict[str, Any] | None:
 
 
 def run_facets(*, session: Session | None = None) -> dict[str, list[str]]:
-    """The distinct workloads, GPU types, platforms and sources stored (for filter widgets)."""
+    """The distinct workloads, GPU types, platforms, sources and software stored (for filter widgets)."""
     table = Run.__table__
     out: dict[str, list[str]] = {}
     with db.use(session) as db_session:
-        for name in ["workload", "gpu_type", "platform", "source"]:
+        for name in ["workload", "gpu_type", "platform", "source", "software"]:
             column = table.c[name]
             values = db_session.execute(select(column).where(column.is_not(None)).distinct().order_by(column)).scalars()
             out[name] = [str(v) for v in values]

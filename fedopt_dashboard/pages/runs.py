@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from fedopt_core import auth, runs, schema
+from fedopt_core import auth, formatting, runs, schema
 from fedopt_core.catalog import gpus
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.schema import MODES, WORK_UNITS
-from fedopt_dashboard.ui import after_runs_logged, clear_caches, money_column, plain, platforms, require_role
+from fedopt_dashboard.ui import (
+    after_runs_logged,
+    chart_text,
+    clear_caches,
+    money_column,
+    plain,
+    platforms,
+    require_role,
+)
 
 require_role("viewer")
 
 HISTORY_LIMIT = 2000
 TIME_UNITS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0}
+#: At most this many runs of one workload in the history chart (the newest).
+CHART_POINTS = 400
 TEXT_FIELDS = {
     "workload": "Workload (model or job)",
     "task_type": "Task type (training, inference, …)",
@@ -92,6 +104,73 @@ def _start_form_over(prefill: dict | None = None, note: str | None = None) -> No
 
 def _blank_to_none(value):  # noqa: ANN001, ANN202 - widget values
     return None if isinstance(value, str) and not value.strip() else value
+
+
+MAX_COMPARED = 10
+#: Rows of the side-by-side comparison: what differs between runs is what explains their times.
+COMPARED_FIELDS = [
+    "workload", "task_type", "mode", "precision", "software", "batch_size", "work_units", "work_unit",
+    "gpu_type", "gpu_count", "platform", "provider", "execution_time_s", "success", "started_at", "source",
+]  # fmt: skip
+
+
+def compare_runs(selected: pd.DataFrame) -> None:
+    """The picked runs side by side, one column each, the fields that differ first."""
+    if len(selected) < 2:
+        return
+    table = selected.set_index("id")[COMPARED_FIELDS].T
+    table.columns = [f"run #{i}" for i in table.columns]
+    differs = table.astype(str).nunique(axis=1) > 1
+    table = pd.concat([table[differs], table[~differs]]).astype(str).replace({"None": "", "nan": "", "NaT": ""})
+    st.subheader(f"{len(selected)} runs side by side")
+    st.caption(f"{int(differs.sum())} of {len(COMPARED_FIELDS)} fields differ (listed first).")
+    st.dataframe(table, width="stretch")
+
+
+def workload_chart(shown: pd.DataFrame) -> None:
+    """One workload's measured time per unit on each GPU, with the model's prediction beside each run."""
+    done = shown[shown["success"]]
+    if done.empty:
+        return
+    st.subheader("One workload across GPUs")
+    names = done["workload"].dropna().value_counts().index.tolist()
+    if not names:
+        return
+    name = st.selectbox("Workload", names, key="chart_workload", help="The workloads of the runs listed above.")
+    from fedopt_core.planning import advisor  # here: only a chart pays for loading the predictor
+
+    runs_of = done[done["workload"] == name].head(CHART_POINTS)
+    predicted = advisor.predicted_for_runs(runs_of)
+    units = runs_of["work_units"].to_numpy(float)
+    per = np.where(np.isfinite(units) & (units > 0), units, 1.0)
+    per_unit = "per unit" if np.isfinite(units).all() and (units > 0).all() else "per run"
+    machine = chart_text(runs_of["gpu_count"].astype(str) + "x " + runs_of["gpu_type"].astype(str))
+    # plain lists: the chart's spec then carries the numbers themselves (readable, testable)
+    measured = (runs_of["execution_time_s"].to_numpy(float) / per).tolist()
+    guess = (predicted["predicted_time_s"].to_numpy(float) / per).tolist()
+    upper = (predicted["upper_s"].to_numpy(float) / per).tolist()
+    lower = (predicted["lower_s"].to_numpy(float) / per).tolist()
+    figure = go.Figure(
+        [
+            go.Scatter(x=machine, y=measured, mode="markers", name="measured", marker={"size": 9},
+                       text=[f"run #{i}" for i in runs_of["id"]]),
+            go.Scatter(
+                x=machine, y=guess, mode="markers", name=f"predicted ({predicted['method'].iloc[0]})",
+                marker={"size": 9, "symbol": "diamond-open"},
+                error_y={"type": "data", "symmetric": False,
+                         "array": [u - g for u, g in zip(upper, guess, strict=True)],
+                         "arrayminus": [g - lo for g, lo in zip(guess, lower, strict=True)]},
+            ),
+        ]
+    )  # fmt: skip
+    figure.update_layout(
+        title=chart_text(pd.Series([f"{name}: seconds {per_unit} on each GPU"])).iloc[0],
+        yaxis_title=f"seconds {per_unit}",
+        scattermode="group",
+    )
+    if formatting.spans_orders([*measured, *lower], [*measured, *upper]):
+        figure.update_yaxes(type="log", title=f"seconds {per_unit} (log scale)")
+    st.plotly_chart(figure, width="stretch")
 
 
 tab_log, tab_import, tab_history = st.tabs(["Log a run", "Import CSV", "History"])
@@ -308,13 +387,15 @@ with tab_history:
     workloads = f1.multiselect("Workload", facets["workload"], key="filter_workload")
     gpu_types = f2.multiselect("GPU", facets["gpu_type"], key="filter_gpu")
     sources = f3.multiselect("Source", facets["source"], key="filter_source")
-    f4, f5 = st.columns(2)
-    period = f4.date_input("Ran between", value=(), key="filter_dates")
-    outcome = f5.selectbox("Outcome", ["all", "succeeded", "failed"], key="filter_outcome")
+    f4, f5, f6 = st.columns(3)
+    software = f4.multiselect("Software", facets["software"], key="filter_software")
+    period = f5.date_input("Ran between", value=(), key="filter_dates")
+    outcome = f6.selectbox("Outcome", ["all", "succeeded", "failed"], key="filter_outcome")
     filters = {
         "workload": workloads or None,
         "gpu_type": gpu_types or None,
         "source": sources or None,
+        "software": software or None,
         "success": {"all": None, "succeeded": True, "failed": False}[outcome],
     }
     if isinstance(period, (tuple, list)) and len(period) >= 1:
@@ -334,7 +415,10 @@ with tab_history:
             if len(shown) == HISTORY_LIMIT
             else ""
         )
-        st.caption(f"{len(shown):,} runs{more_note}.")
+        st.caption(
+            f"{len(shown):,} runs{more_note}. Click a column header to sort; pick 2 to {MAX_COMPARED} runs "
+            "below to compare them side by side."
+        )
         st.dataframe(
             shown[
                 [
@@ -342,6 +426,7 @@ with tab_history:
                     "started_at",
                     "created_at",
                     "workload",
+                    "software",
                     "gpu_type",
                     "gpu_count",
                     "platform",
@@ -362,6 +447,12 @@ with tab_history:
                 "started_at": st.column_config.DatetimeColumn("Started (UTC)"),
             },
         )
+        labels = {int(r.id): f"#{r.id} · {r.workload or '?'} · {r.gpu_count}× {r.gpu_type}" for r in shown.itertuples()}
+        picked = st.multiselect(
+            "Compare runs", list(labels), format_func=labels.get, max_selections=MAX_COMPARED, key="compare_pick"
+        )
+        compare_runs(shown[shown["id"].isin(picked)])
+        workload_chart(shown)
         export_filters = dict(filters)
         st.download_button(
             "Export these runs (CSV)",

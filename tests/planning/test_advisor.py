@@ -145,3 +145,18 @@ def test_a_workload_without_runs_is_answered_with_the_measured_ones_of_a_similar
     assert advisor.similar_workloads("BERT_large_squad") == []  # it has runs (names compare without case)
     assert advisor.similar_workloads("resnet-50") == ["resnet50"]  # a close spelling
     assert advisor.similar_workloads("zzz-unrelated") == []
+
+
+def test_runs_that_happened_get_the_models_own_prediction_row_by_row(loaded_db: str) -> None:
+    frame = pd.DataFrame(
+        [
+            {"workload": "resnet50", "gpu_type": "A10", "gpu_count": 1, "work_units": 1e5, "execution_time_s": 900},
+            {"workload": "resnet50", "gpu_type": "H100 SXM5 80GB", "gpu_count": 8, "work_units": 1e5,
+             "execution_time_s": 60},
+        ]
+    )  # fmt: skip
+    answer = advisor.predicted_for_runs(frame)
+    assert len(answer) == 2 and set(answer["method"]) == {"heuristic"}  # no model yet
+    assert (answer["lower_s"] <= answer["predicted_time_s"]).all()
+    assert (answer["predicted_time_s"] <= answer["upper_s"]).all()
+    assert answer["predicted_time_s"].iloc[1] < answer["predicted_time_s"].iloc[0]  # 8 H100s beat one A10

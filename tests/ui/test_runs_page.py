@@ -312,3 +312,33 @@ def test_the_public_benchmark_imports_with_one_button(
     # Without the file (a path the user moved), the page offers no such button.
     monkeypatch.setenv("FEDOPT_SHARED_DATA", str(tmp_path))
     assert not [b for b in app(PAGE).button if b.key == "import_benchmark"]
+
+
+def test_history_filters_by_software_compares_picked_runs_and_charts_one_workload(app, loaded_db: str) -> None:
+    import json
+
+    for gpu, count, seconds, software in (("A10", 1, 900.0, "pt-2.3"), ("H100 SXM5 80GB", 8, 60.0, "pt-2.4")):
+        runs.log_run(
+            {"workload": "resnet50", "gpu_type": gpu, "gpu_count": count, "work_units": 1e5, "batch_size": 256,
+             "software": software, "execution_time_s": seconds}
+        )  # fmt: skip
+    runs.log_run({"workload": "other", "gpu_type": "A10", "gpu_count": 1, "execution_time_s": 5.0, "software": "x"})
+    at = app(PAGE)
+    at.multiselect(key="filter_software").set_value(["pt-2.3", "pt-2.4"]).run()
+    history = at.dataframe[0].value
+    assert sorted(history["software"]) == ["pt-2.3", "pt-2.4"]
+
+    at.multiselect(key="compare_pick").set_value(history["id"].tolist()).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "2 runs side by side" in [h.value for h in at.subheader]
+    side = next(d.value for d in at.dataframe if list(d.value.columns) == [f"run #{i}" for i in history["id"]])
+    # what differs first (in the fields' order), then what the runs share
+    assert side.index[:4].tolist() == ["software", "gpu_type", "gpu_count", "execution_time_s"]
+    assert side.loc["workload"].tolist() == ["resnet50", "resnet50"]
+    assert any(c.value.startswith("4 of 16 fields differ") for c in at.caption)
+
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "seconds per unit" in c.proto.spec]
+    measured, predicted = chart["data"]
+    assert measured["name"] == "measured" and predicted["name"].startswith("predicted")
+    assert sorted(measured["y"]) == pytest.approx([60.0 / 1e5, 900.0 / 1e5])
+    assert len(predicted["y"]) == 2 and all(y > 0 for y in predicted["y"])
