@@ -1,6 +1,6 @@
 """How long does each dashboard page take to draw, in a real browser?
 
-    .venv/bin/python benchmarks/pages.py [--data ../shared/data/gpu_benchmarks.csv] [--visits 3]
+    .venv/bin/python benchmarks/pages.py [--data ../shared/data/gpu_benchmarks.csv] [--visits 3] [--screenshots DIR]
 
 Sets up a fresh database in a temporary folder (the shipped catalogues, Lambda's public
 benchmark imported and a model trained on it, one account), starts `fedopt dashboard` as
@@ -34,6 +34,7 @@ from tests.browser.helpers import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     free_port,
+    open_page,
     set_up_home,
     start_dashboard,
     stop_dashboard,
@@ -78,6 +79,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--visits", type=int, default=3)
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        help="also save a full-page PNG of each page here (the README's come from this fresh database)",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -108,10 +114,17 @@ def main() -> int:
                 print(f"{'page':<20} {'first s':>8} {'warm s':>8} {'warm/baseline':>14}  target")
                 slow = []
                 for _section, _script, title, _icon, url_path, _role in PAGES:
-                    url = f"http://127.0.0.1:{port}/{url_path}"
+                    # the default page (the Overview) lives at the root: /overview is "page not found"
+                    url = f"http://127.0.0.1:{port}/{'' if _script == 'overview.py' else url_path}"
                     heading = HEADINGS.get(url_path, title)
                     first = timed_visit(page, url, heading)
                     warm = statistics.median(timed_visit(page, url, heading) for _ in range(args.visits))
+                    if args.screenshots:  # a page of its own, once its widgets' code has loaded
+                        args.screenshots.mkdir(parents=True, exist_ok=True)
+                        shot = open_page(browser, url, heading, height=2200)
+                        shot.wait_for_timeout(1500)
+                        shot.screenshot(path=str(args.screenshots / f"{url_path}.png"), full_page=True)
+                        shot.close()
                     ok = warm < WARM_TARGET_S
                     slow += [] if ok else [title]
                     print(f"{title:<20} {first:>8.2f} {warm:>8.2f} {warm / baseline:>14.2f}  {'ok' if ok else 'SLOW'}")

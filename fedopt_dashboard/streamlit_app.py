@@ -13,6 +13,7 @@ import streamlit as st
 from fedopt_core import auth, overview
 from fedopt_core.crypto import SecretKeyError
 from fedopt_core.errors import FedoptInputError
+from fedopt_core.formatting import plural
 from fedopt_dashboard import ui
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -92,8 +93,8 @@ def main() -> None:
             st.caption("Database")
             st.code(overview.database_label(), language=None)
         st.caption(
-            f"{numbers['gpu_platforms']} GPU platforms · {numbers['runs']} runs · "
-            f"{numbers['techniques']} techniques · {numbers['accounts']} accounts"
+            f"{numbers['gpu_platforms']} GPU platforms · {plural(numbers['runs'], 'run')} · "
+            f"{plural(numbers['techniques'], 'technique')} · {plural(numbers['accounts'], 'account')}"
         )
         for alert in ui.budget_alerts():
             st.warning(ui.plain(alert), icon=":material/savings:")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from fedopt_core import auth, runs
 from fedopt_core.errors import FedoptInputError
+from fedopt_core.formatting import plural
 from fedopt_core.prediction import SUSPECT_FACTOR, training
 from fedopt_dashboard.ui import clear_caches, counts, importance_chart, plain, require_role
 
@@ -43,8 +44,8 @@ def training_panel() -> None:
     if not running:
         due = training.runs_since_last_version()
         st.caption(
-            f"{due} run(s) logged since the last version; a retrain starts in the background after "
-            f"{training.retrain_threshold()} new runs."
+            f"{plural(due, 'run')} logged since the last version; a retrain starts in the background after "
+            f"{plural(training.retrain_threshold(), 'new run')}."
         )
     if auth.current_actor().can("member"):
         clicked = st.button(

@@ -5,6 +5,7 @@ import streamlit as st
 from fedopt_core import auth, runs
 from fedopt_core.config import get_settings
 from fedopt_core.csvfiles import CsvFormatError
+from fedopt_core.formatting import plural
 from fedopt_dashboard.ui import after_runs_logged, counts, plain, require_role
 
 require_role("viewer")
@@ -26,7 +27,7 @@ steps = [
         "runs",
         numbers["runs"] > 0,
         "1. Give the predictor real runs",
-        f"{numbers['runs']:,} runs stored: predictions learn from them."
+        f"{plural(numbers['runs'], 'run')} stored: predictions learn from them."
         if numbers["runs"]
         else "Import Lambda's public benchmark (measurements of 30 GPU models), or your own runs on the Runs page.",
     ),
@@ -34,7 +35,7 @@ steps = [
         "predict",
         numbers["predictions"] > 0,
         "2. Predict a job",
-        f"{numbers['predictions']:,} predictions made so far."
+        f"{plural(numbers['predictions'], 'prediction')} made so far."
         if numbers["predictions"]
         else "Describe a job (a workload or an LLM, and how much work) and see it ranked on every platform.",
     ),
@@ -42,7 +43,7 @@ steps = [
         "accounts",
         numbers["accounts"] > 0,
         "3. Add an account",
-        f"{numbers['accounts']:,} accounts: launches and spending are counted against them."
+        f"{plural(numbers['accounts'], 'account')}: launches and spending are counted against them."
         if numbers["accounts"]
         else "An allocation or cloud account, with its quota and budget, so fedopt can say who would pay.",
     ),

@@ -35,9 +35,9 @@ batch_size = c1.number_input(
     key="plan_batch_size",
     help="Empty: the workload's most measured batch per GPU, as on Predict & compare.",
 )
-input_mb = c2.number_input("Input data per shard (MB)", min_value=0.0, value=0.0, key="plan_input_mb")
+input_mb = c2.number_input("Input data per shard (MB)", min_value=0.0, value=0.0, format="%g", key="plan_input_mb")
 objective = c3.selectbox("Objective", ["makespan", "cost"], key="plan_objective")
-deadline_h = c1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0, key="plan_deadline_h")
+deadline_h = c1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0, format="%g", key="plan_deadline_h")
 budget = c2.number_input(
     "Budget (USD, empty = none)",
     min_value=0.0,
@@ -152,9 +152,11 @@ with left:
 with right:
     st.subheader("Spot or on-demand?")
     rate = st.number_input(
-        "Preemptions per hour (0 = learn from usage)", min_value=0.0, value=0.1, step=0.05, key="plan_rate"
+        "Preemptions per hour (0 = learn from usage)", min_value=0.0, value=0.1, format="%g", step=0.05, key="plan_rate"
     )
-    checkpoint = st.number_input("Seconds to write a checkpoint", min_value=0.0, value=60.0, key="plan_checkpoint")
+    checkpoint = st.number_input(
+        "Seconds to write a checkpoint", min_value=0.0, value=60.0, format="%g", key="plan_checkpoint"
+    )
     advice = advisor.spot_advice(
         task,
         gpu_platforms,

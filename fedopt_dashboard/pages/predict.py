@@ -66,10 +66,10 @@ with st.form("task"):
         format="%.0f",
         key="predict_work_units",
     )
-    input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0, key="predict_input_mb")
-    output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0, key="predict_output_mb")
+    input_mb = c3.number_input("Input data (MB)", min_value=0.0, value=0.0, format="%g", key="predict_input_mb")
+    output_mb = c1.number_input("Output data (MB)", min_value=0.0, value=0.0, format="%g", key="predict_output_mb")
     gpu_mem = c2.number_input(
-        "GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0, key="predict_gpu_mem"
+        "GPU memory needed per GPU (GB, 0 = unknown)", min_value=0.0, value=0.0, format="%g", key="predict_gpu_mem"
     )
     software = c3.text_input(
         "Software (optional)",
@@ -87,12 +87,16 @@ with st.form("task"):
         key="predict_model",
     )
     own_params_b = m2.number_input(
-        "Your model's size (billions of parameters)", min_value=0.0, value=0.0, key="predict_params_b"
+        "Your model's size (billions of parameters)", min_value=0.0, value=0.0, format="%g", key="predict_params_b"
     )
     mode = m3.selectbox("Mode", [FROM_TASK_TYPE, *schema.MODES], key="predict_mode", help="Training: pretrain, "
                         "full-ft, lora, qlora. Inference: offline (batch), server, interactive, serving.")  # fmt: skip
     tokens = m1.number_input(
-        "Tokens (trained on or generated; 0 = use work units)", min_value=0.0, value=0.0, key="predict_tokens"
+        "Tokens (trained on or generated; 0 = use work units)",
+        min_value=0.0,
+        value=0.0,
+        format="%g",
+        key="predict_tokens",
     )
     seq_len = m2.number_input(
         "Sequence length (tokens; 0 = 4,096)", min_value=0, value=0, step=512, key="predict_seq_len"
@@ -106,14 +110,18 @@ with st.form("task"):
         "On GPU", ["(none)"] + sorted(gpu_platforms["gpu_type"].unique()), key="predict_anchor_gpu"
     )
     anchor_count = a2.number_input("GPUs", min_value=1, value=1, key="predict_anchor_count")
-    anchor_s = a3.number_input("Seconds", min_value=0.0, value=0.0, key="predict_anchor_s")
+    anchor_s = a3.number_input("Seconds", min_value=0.0, value=0.0, format="%g", key="predict_anchor_s")
     st.subheader("Candidates and goal")
     f1, f2, f3 = st.columns(3)
     providers = f1.multiselect("Providers", sorted(gpu_platforms["provider"].unique()), key="predict_providers")
-    max_price = f2.number_input("Max USD per hour (0 = any)", min_value=0.0, value=0.0, key="predict_max_price")
+    max_price = f2.number_input(
+        "Max USD per hour (0 = any)", min_value=0.0, value=0.0, format="%g", key="predict_max_price"
+    )
     objective = f3.selectbox("Rank by", list(advisor.OBJECTIVES), key="predict_objective")
-    deadline_h = f1.number_input("Deadline (hours, 0 = none)", min_value=0.0, value=0.0, key="predict_deadline_h")
-    budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0, key="predict_budget")
+    deadline_h = f1.number_input(
+        "Deadline (hours, 0 = none)", min_value=0.0, value=0.0, format="%g", key="predict_deadline_h"
+    )
+    budget = f2.number_input("Budget (USD, 0 = none)", min_value=0.0, value=0.0, format="%g", key="predict_budget")
     levels, own_level = model.interval_levels()
     level = f3.select_slider(
         "Interval level",
