@@ -18,6 +18,7 @@ from sqlmodel import Session
 from fedopt_core.accounts.reports import OVER_PCT, WARN_PCT, Z_90, MonthlyReview, monthly_review
 from fedopt_core.csvfiles import to_safe_csv
 from fedopt_core.errors import AccountInputError
+from fedopt_core.formatting import plural
 from fedopt_core.models import utcnow
 
 
@@ -164,6 +165,30 @@ def review_csv(review: MonthlyReview, path: str | Path | None = None) -> str:
     return to_safe_csv(frame, path)
 
 
+#: Report headers people read, for the field names that do not read well with spaces for underscores.
+_HEADERS = {
+    "username": "Account",
+    "run_id": "Run",
+    "cost_in_month_usd": "Cost this month (USD)",
+    "hours_in_month": "Hours this month",
+    "started_at": "Started (UTC)",
+    "ended_at": "Ended (UTC)",
+    "price_per_hour_usd": "USD per hour",
+}
+
+
+def _header(name: str) -> str:
+    """A column's header: ``monthly_budget_usd`` reads "Monthly budget (USD)", ``used_pct`` "Used (%)"."""
+    if name in _HEADERS:
+        return _HEADERS[name]
+    words = name.split("_")
+    unit = {"usd": " (USD)", "pct": " (%)", "h": " (h)"}.get(words[-1], "")
+    if unit:
+        words = words[:-1]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] + unit
+
+
 def _table_html(frame: pd.DataFrame, money: tuple[str, ...] = (), hours: tuple[str, ...] = ()) -> str:
     if frame.empty:
         return "<p class='empty'>None.</p>"
@@ -175,6 +200,8 @@ def _table_html(frame: pd.DataFrame, money: tuple[str, ...] = (), hours: tuple[s
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else ("∞" if np.isinf(v) else f"{v:,.1f}"))
         elif pd.api.types.is_datetime64_any_dtype(shown[column]):
             shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M")
+    shown = shown.astype(object).where(shown.notna(), "")  # a missing note is blank, never "None"
+    shown.columns = [_header(str(c)) for c in shown.columns]
     # escape=True: names and notes are user text and must never become markup in the report.
     return shown.to_html(index=False, escape=True, na_rep="", border=0, classes="table")
 
@@ -243,6 +270,7 @@ def review_html(review: MonthlyReview) -> str:
     breakdowns = "".join(
         f"<h3>By {by}</h3>{_table_html(review.breakdown(by), money, hours)}" for by in ("person", "project", "platform")
     )
+    sessions = plural(int(t["sessions"]), "session")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>fedopt usage review {esc(review.month)}</title>
 <style>{_STYLE}</style></head><body>
@@ -250,7 +278,7 @@ def review_html(review: MonthlyReview) -> str:
 <p class="meta">{esc(status)} · generated {utcnow():%Y-%m-%d %H:%M} UTC by fedopt ·
 all figures are derived from recorded usage sessions</p>
 <h2>Totals</h2>
-<p>{t["hours"]:,.1f} h · ${t["cost_usd"]:,.2f} · {t["sessions"]} sessions ({t["failed_sessions"]} failed) ·
+<p>{t["hours"]:,.1f} h · ${t["cost_usd"]:,.2f} · {sessions} ({t["failed_sessions"]} failed) ·
 idle (no logged run): {t["idle_hours"]:,.1f} h, ${t["idle_cost_usd"]:,.2f}</p>
 <h2>Warnings</h2><ul>{warnings}</ul>
 <h2>Accounts</h2>{_table_html(accounts_table, money, hours)}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedopt_core import accounts, catalog
+from fedopt_core import accounts, catalog, formatting
 from fedopt_core.accounts import reports, review_export, savings
 from fedopt_core.db import session_scope
 from fedopt_core.models import Run
@@ -249,6 +249,12 @@ def test_html_report_is_self_contained_and_escapes_user_text(last_month: reports
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert f"Usage review {last_month.month}" in page and "Idle sessions" in page
     assert f"${last_month.totals['cost_usd']:,.2f}" in page
+    # headers people read, counts with the right plural, no "None" for a missing value
+    headers = re.findall(r"<th>([^<]*)</th>", page)
+    assert "Account" in headers and "Cost this month (USD)" in headers
+    assert not [h for h in headers if "_" in h]
+    assert f"{formatting.plural(last_month.totals['sessions'], 'session')} (" in page
+    assert "<td>None</td>" not in page
 
 
 def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tmp_path: Path) -> None:
