@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from fedopt_core import accounts, auth, catalog, overview, runs
+from fedopt_core import accounts, auth, catalog, formatting, overview, runs
 from fedopt_core.db import DatabaseError, ensure_database
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
@@ -123,7 +124,7 @@ def platforms() -> pd.DataFrame:
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _workloads(stamp: tuple) -> list[str]:
-    return runs.run_facets()["workload"]
+    return runs.run_facets("workload")["workload"]
 
 
 def known_workloads() -> list[str]:
@@ -182,6 +183,37 @@ def keep_page_inputs() -> None:
 
 
 # --------------------------------------------------------------------------- showing values
+
+
+#: Dot colours of an answer by where it came from.
+METHOD_COLOURS = {"model": "#1f77b4", "heuristic": "#ff7f0e"}
+
+
+def interval_figure(answer: pd.DataFrame, title: str, *, horizontal: bool = False) -> go.Figure:
+    """Predictions as dots with their intervals (``platform``, ``predicted_time_s``, ``lower_s``,
+    ``upper_s``, ``method`` columns), in one time unit, on a log axis where the intervals span
+    more than 10x; the unit ends the title.  A range, never a bar: a heuristic's range is the point."""
+    unit, per_unit = formatting.time_unit(answer["predicted_time_s"])
+    value = answer["predicted_time_s"] / per_unit
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": (answer["upper_s"] - answer["predicted_time_s"]) / per_unit,
+        "arrayminus": (answer["predicted_time_s"] - answer["lower_s"]) / per_unit,
+    }
+    names = chart_text(answer["platform"])
+    marker = {"size": 9 if horizontal else 12, "color": answer["method"].map(METHOD_COLOURS)}
+    trace = (
+        go.Scatter(x=value, y=names, error_x=error, mode="markers", marker=marker)
+        if horizontal
+        else go.Scatter(x=names, y=value, error_y=error, mode="markers", marker=marker)
+    )
+    figure = go.Figure(trace)
+    figure.update_layout(title=f"{title} ({unit})")
+    wide = formatting.spans_orders(answer["lower_s"], answer["upper_s"])
+    axis = figure.update_xaxes if horizontal else figure.update_yaxes
+    axis(title=f"{unit} (log scale)" if wide else unit, type="log" if wide else None)
+    return figure
 
 
 def importance_chart(importances: pd.DataFrame, title: str | None = None) -> None:

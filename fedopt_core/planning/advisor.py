@@ -166,6 +166,7 @@ def compare(
             )
         else:
             predictor = predictor.with_confidence(confidence)
+    anchors = anchor_frame(task, anchor, session=session)
     ranked = rank_platforms(
         task,
         platforms,
@@ -173,7 +174,7 @@ def compare(
         deadline_s=deadline_s,
         budget_usd=budget_usd,
         predictor=predictor,
-        anchors=anchor_frame(task, anchor, session=session),
+        anchors=anchors,
     )
     too_big = (ranked["fits_memory"] == False).to_numpy(bool)  # noqa: E712 (None: not known)
     # Each platform's "does not fit" note stays on its row; the page-wide list says it once.
@@ -184,7 +185,9 @@ def compare(
     if level_note:
         warnings.append(level_note)
     warnings.extend(task.assumed)
-    similar = similar_workloads(task.get("workload"), session=session)
+    # Logged runs of the workload were just read as anchors: look for similar names only without them.
+    logged = anchors is not None and (anchors["workload"] == task.get("workload")).any()
+    similar = [] if logged else similar_workloads(task.get("workload"), session=session)
     if similar:
         warnings.append(
             f"no run of {task['workload']!r} is stored; measured workloads with a similar name: {', '.join(similar)}"
@@ -236,7 +239,7 @@ def similar_workloads(workload: str | None, *, limit: int = 3, session: Session 
     ("bert" -> bert_large_squad, bert_base_squad); [] when it has runs or nothing is close."""
     if not workload:
         return []
-    known = run_facets(session=session)["workload"]
+    known = run_facets("workload", session=session)["workload"]
     key = workload.strip().lower()
     if key in {w.lower() for w in known}:
         return []

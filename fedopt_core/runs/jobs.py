@@ -80,8 +80,5 @@ def job_task(
 
 
 def _blank(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, float) and value != value  # NaN
+    """Not given: missing as the schema reads it (None, NaN), or text of spaces only."""
+    return schema._is_missing(value) or (isinstance(value, str) and not value.strip())

@@ -127,12 +127,16 @@ def latest_run(*, session: Session | None = None) -> dict[str, Any] | None:
     return {k: (None if schema._is_missing(v) else v) for k, v in record.items()}
 
 
-def run_facets(*, session: Session | None = None) -> dict[str, list[str]]:
-    """The distinct workloads, GPU types, platforms, sources and software stored (for filter widgets)."""
+#: The run fields :func:`run_facets` lists by default.
+FACET_FIELDS = ("workload", "gpu_type", "platform", "source", "software")
+
+
+def run_facets(*names: str, session: Session | None = None) -> dict[str, list[str]]:
+    """The distinct values stored of ``names`` (default :data:`FACET_FIELDS`), for filters and pickers."""
     table = Run.__table__
     out: dict[str, list[str]] = {}
     with db.use(session) as db_session:
-        for name in ["workload", "gpu_type", "platform", "source", "software"]:
+        for name in names or FACET_FIELDS:
             column = table.c[name]
             values = db_session.execute(select(column).where(column.is_not(None)).distinct().order_by(column)).scalars()
             out[name] = [str(v) for v in values]

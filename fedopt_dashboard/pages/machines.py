@@ -94,7 +94,7 @@ def running_panel(username: str) -> None:
     """What runs on the account: the database's view first, then a sync with Lambda (spinner)."""
     st.subheader("Running")
     table = st.empty()
-    show_running(table, username)
+    running = show_running(table, username)
     force = st.button("Sync now")
     with st.spinner("Checking Lambda for machines started or stopped elsewhere…"):
         synced = lambda_ops.sync(username, force=force)  # on page load, at most once a minute
@@ -106,8 +106,7 @@ def running_panel(username: str) -> None:
             f"{len(synced.closed)} found terminated elsewhere."
         )
         clear_caches()
-        show_running(table, username)
-    running = lambda_ops.running_machines(username)
+        running = show_running(table, username)
     if running.empty:
         return
     to_stop = st.multiselect("Terminate", running["instance_id"].tolist())
@@ -122,11 +121,12 @@ def running_panel(username: str) -> None:
             st.rerun()
 
 
-def show_running(slot, username: str) -> None:  # noqa: ANN001 - a Streamlit placeholder
+def show_running(slot, username: str):  # noqa: ANN001, ANN201 - a Streamlit placeholder; a DataFrame
+    """Draw the account's running machines (from the database) into ``slot``; returns them."""
     running = lambda_ops.running_machines(username)
     if running.empty:
         slot.caption("Nothing running on this account.")
-        return
+        return running
     slot.dataframe(
         running,
         hide_index=True,
@@ -136,6 +136,7 @@ def show_running(slot, username: str) -> None:  # noqa: ANN001 - a Streamlit pla
             "cost_so_far_usd": money_column("Cost so far"),
         },
     )
+    return running
 
 
 with running_box:

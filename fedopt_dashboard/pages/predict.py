@@ -13,6 +13,7 @@ from fedopt_dashboard.ui import (
     available_gpu_platforms,
     chart_text,
     importance_chart,
+    interval_figure,
     known_workloads,
     money_column,
     plain,
@@ -352,24 +353,8 @@ if task.get("work_unit") == "tokens" and task.get("task_type") == "inference":
     serving_target()
 
 top = shown.head(20).iloc[::-1]
-unit, per_unit = formatting.time_unit(top["predicted_time_s"])
-interval = go.Figure(
-    go.Scatter(
-        x=top["predicted_time_s"] / per_unit,
-        y=chart_text(top["platform"]),
-        mode="markers",
-        error_x={
-            "type": "data",
-            "symmetric": False,
-            "array": (top["upper_s"] - top["predicted_time_s"]) / per_unit,
-            "arrayminus": (top["predicted_time_s"] - top["lower_s"]) / per_unit,
-        },
-        marker={"color": top["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})},
-    )
-)
-interval.update_layout(title=f"Predicted time with the interval ({unit})", xaxis_title=unit, height=120 + 22 * len(top))
-if formatting.spans_orders(top["lower_s"], top["upper_s"]):  # whiskers over 10x: a log axis keeps dots readable
-    interval.update_xaxes(type="log", title=f"{unit} (log scale)")
+interval = interval_figure(top, "Predicted time with the interval", horizontal=True)
+interval.update_layout(height=120 + 22 * len(top))
 st.plotly_chart(interval, width="stretch")
 
 p_unit, p_per_unit = formatting.time_unit(shown["predicted_time_s"])
@@ -402,28 +387,13 @@ def what_if() -> None:
     configs = advisor.what_if_configurations(gpu_platforms, gpu, counts)
     changed = dict(task, precision=precision_choice, work_units=task["work_units"] * scale)
     answer = advisor.what_if(changed, configs, anchor=goal["anchor"], model=model)
-    unit, per_unit = formatting.time_unit(answer["predicted_time_s"])
-    # A dot with its range, not a bar: a heuristic answer's range is the point, and a bar's
-    # height would hide under whiskers many times longer.
-    figure = go.Figure(
-        go.Scatter(
-            x=chart_text(answer["platform"]),
-            y=answer["predicted_time_s"] / per_unit,
-            mode="markers",
-            marker={"size": 12, "color": answer["method"].map({"model": "#1f77b4", "heuristic": "#ff7f0e"})},
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": (answer["upper_s"] - answer["predicted_time_s"]) / per_unit,
-                "arrayminus": (answer["predicted_time_s"] - answer["lower_s"]) / per_unit,
-            },
-            customdata=answer["cost_usd"],
-            hovertemplate="%{x}: %{y:.3g} " + unit + ", $%{customdata:.2f}<extra></extra>",
-        )
+    figure = interval_figure(answer, "What if: predicted time with the interval")
+    figure.update_traces(
+        customdata=answer["cost_usd"],
+        hovertemplate="%{x}: %{y:.3g} "
+        + formatting.time_unit(answer["predicted_time_s"])[0]
+        + ", $%{customdata:.2f}<extra></extra>",
     )
-    figure.update_layout(title=f"What if: predicted time with the interval ({unit})", yaxis_title=unit)
-    if formatting.spans_orders(answer["lower_s"], answer["upper_s"]):
-        figure.update_yaxes(type="log", title=f"{unit} (log scale)")
     st.plotly_chart(figure, width="stretch")
 
 
