@@ -1,6 +1,6 @@
 # fedopt: two commands on a fresh machine.
 #   make run   - virtualenv, install, database, catalogues, dashboard
-#   make test  - virtualenv, install with test extras, Chromium if missing, lint, every test
+#   make test  - virtualenv, install with test extras, Chromium and poppler-utils if missing, lint, every test
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -32,11 +32,13 @@ setup: install
 run: setup
 	$(VENV)/bin/fedopt dashboard --port $(PORT)
 
+# Debian chromium (the browser tests, and the PDF of the usage review); poppler-utils (the tests read that PDF).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian chromium for the browser test"; \
+	@{ command -v chromium && command -v pdfinfo && command -v pdftoppm && command -v pdftotext; } >/dev/null 2>&1 || { \
+	  echo "Installing Debian chromium and poppler-utils for the browser and report tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 # Lint and format check (configured in pyproject.toml); `make format` applies the formatting.
 lint: install-test

@@ -4,8 +4,9 @@ What lives here: :mod:`.registry` (accounts, their keys and limits), :mod:`.usag
 sessions and every figure derived from them), :mod:`.choice` (which account would pay for a job),
 :mod:`.eligibility` (institutional e-mail checks), :mod:`.months` (calendar months in UTC),
 :mod:`.fields` (how their inputs are read and refused), :mod:`.caps` (the spending caps a launch
-is checked against, and budget alerts) and :mod:`.reports` (the monthly usage review and what the
-cost techniques would have saved).
+is checked against, and budget alerts), :mod:`.reports` (the monthly usage review and what the
+cost techniques would have saved), :mod:`.review_export` (the review page's charts, its CSV and the
+report files) and :mod:`.review_print` (the review on paper: static charts, printable HTML, PDF).
 
 May import: config, db, models, schema, csvfiles, errors, auth, crypto, catalog.  Nothing here
 imports runs' write path, prediction, planning or cloud.

@@ -350,3 +350,77 @@ def _warnings(summary: pd.DataFrame, complete: bool) -> list[ReviewWarning]:
                     )
                 )
     return out
+
+
+# --------------------------------------------------------------------------- the burn-down's lines
+
+
+def _limit_basis(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per account the limit its burn-down is drawn against: the hour quota, else the budget."""
+    use_hours = summary["monthly_quota_hours"].notna() & (summary["monthly_quota_hours"] > 0)
+    use_cost = ~use_hours & summary["monthly_budget_usd"].notna() & (summary["monthly_budget_usd"] > 0)
+    return summary.assign(
+        basis=np.select([use_hours, use_cost], ["hours", "cost"], default=""),
+        limit=np.where(use_hours, summary["monthly_quota_hours"], summary["monthly_budget_usd"]),
+    )
+
+
+@dataclass(frozen=True)
+class BurnDown:
+    """One account's line on the burn-down: use as % of its monthly limit, and the forecast."""
+
+    username: str
+    unit: str  # "h" against an hour quota, "USD" against a budget
+    x: list[pd.Timestamp]
+    pct: list[float]
+    #: From now to the month's end, with the 90% band at the end (NaN when there is none);
+    #: empty once the month is complete.
+    forecast_x: list[pd.Timestamp]
+    forecast_pct: list[float]
+    forecast_low_pct: float
+    forecast_high_pct: float
+
+
+def burn_down_lines(review: MonthlyReview) -> list[BurnDown]:
+    """The burn-down of every account with an hour quota or a budget (the page's and the report's charts)."""
+    lines = []
+    basis = _limit_basis(review.accounts)
+    day_index = pd.date_range(pd.Timestamp(review.start), pd.Timestamp(review.end), freq="D")
+    as_of = pd.Timestamp(review.as_of)
+    for row in basis[basis["basis"] != ""].itertuples():
+        column = "hours" if row.basis == "hours" else "cost_usd"
+        mine = review.daily[review.daily["username"] == row.username].set_index("day")[column]
+        per_day = mine.reindex(day_index[:-1], fill_value=0.0)
+        cumulative = per_day.cumsum()
+        # Points at each day's end, up to now.
+        x = [pd.Timestamp(review.start)] + [
+            d + pd.Timedelta(days=1) for d in per_day.index if d + pd.Timedelta(days=1) <= as_of
+        ]
+        y = [0.0] + cumulative.iloc[: len(x) - 1].tolist()
+        used = row.hours_used if row.basis == "hours" else row.cost_used_usd
+        if x[-1] < as_of:
+            x.append(as_of)
+            y.append(used)
+        forecast_x: list[pd.Timestamp] = []
+        forecast_pct: list[float] = []
+        low = high = float("nan")
+        if not review.complete:
+            fc = row.forecast_hours if row.basis == "hours" else row.forecast_cost_usd
+            lo = row.forecast_hours_low if row.basis == "hours" else row.forecast_cost_usd_low
+            hi = row.forecast_hours_high if row.basis == "hours" else row.forecast_cost_usd_high
+            forecast_x = [as_of, pd.Timestamp(review.end)]
+            forecast_pct = [used / row.limit * 100.0, fc / row.limit * 100.0]
+            low, high = lo / row.limit * 100.0, hi / row.limit * 100.0
+        lines.append(
+            BurnDown(
+                username=str(row.username),
+                unit="h" if row.basis == "hours" else "USD",
+                x=x,
+                pct=[v / row.limit * 100.0 for v in y],
+                forecast_x=forecast_x,
+                forecast_pct=forecast_pct,
+                forecast_low_pct=float(low),
+                forecast_high_pct=float(high),
+            )
+        )
+    return lines

@@ -228,10 +228,16 @@ def cmd_usage_list(args: argparse.Namespace) -> int:
 
 
 def cmd_usage_report(args: argparse.Namespace) -> int:
-    from fedopt_core.accounts import review_export
+    from fedopt_core.accounts import review_export, review_print
 
-    path = review_export.write_report(args.month, output_path(args.out, force=args.force), as_csv=args.csv)
-    print(f"wrote the {'CSV' if args.csv else 'HTML'} usage report for {args.month} to {path}")
+    # --csv / --pdf say what to write; without them the file's name does (month.pdf is a PDF).
+    kind = "csv" if args.csv else "pdf" if args.pdf else Path(args.out).suffix.lower().lstrip(".")
+    kind = kind if kind in review_export.REPORT_KINDS else "html"
+    try:
+        path = review_export.write_report(args.month, output_path(args.out, force=args.force), kind=kind)
+    except review_print.PrintError as exc:
+        raise CliError(f"no PDF written: {exc}") from None
+    print(f"wrote the {kind.upper()} usage report for {args.month} to {path}")
     return 0
 
 
@@ -326,9 +332,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_usage_list)
 
-    p = p_use.add_parser("report", help="the monthly usage review as a printable HTML file (or CSV)")
+    p = p_use.add_parser("report", help="the monthly usage review as a printable HTML or PDF file (or CSV)")
     p.add_argument("--month", required=True, help="YYYY-MM")
-    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--out", required=True, help="file to write; a name ending .pdf or .csv picks that format")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--csv", action="store_true", help="write the month's sessions as CSV instead")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--csv", action="store_true", help="write the month's sessions as CSV instead")
+    kind.add_argument("--pdf", action="store_true", help="print the report to PDF (A4) with Debian chromium")
     p.set_defaults(func=cmd_usage_report)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fedopt_core import accounts
-from fedopt_core.accounts import reports, review_export
+from fedopt_core.accounts import reports, review_export, review_print
 from fedopt_dashboard.ui import money_column, plain, require_role
 
 require_role("member")
@@ -103,7 +103,7 @@ else:
         st.dataframe(idle, hide_index=True, width="stretch")
 
 st.subheader("Export")
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.download_button(
     "Sessions of the month (CSV)",
     review_export.review_csv(review),
@@ -111,11 +111,21 @@ c1.download_button(
     mime="text/csv",
     on_click="ignore",
 )
-# Built only when clicked: the report inlines plotly.js (~4.6 MB) so that it opens offline.
+# Built only when clicked: the charts are drawn for paper, and the PDF is printed by Chromium.
 c2.download_button(
     "Printable report (HTML)",
-    lambda: review_export.review_html(review),
+    lambda: review_print.review_html(review),
     file_name=f"fedopt-usage-{month}.html",
     mime="text/html",
     on_click="ignore",
+)
+printer = review_print.find_chromium()
+c3.download_button(
+    "Report to print (PDF, A4)",
+    lambda: review_print.review_pdf(review),
+    file_name=f"fedopt-usage-{month}.pdf",
+    mime="application/pdf",
+    on_click="ignore",
+    disabled=printer is None,
+    help=None if printer else "No Chromium on the server to print with: install chromium, or set FEDOPT_CHROMIUM.",
 )

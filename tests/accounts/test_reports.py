@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import re
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from fedopt_core import accounts, catalog, formatting
-from fedopt_core.accounts import reports, review_export, savings
+from fedopt_core.accounts import reports, review_export, review_print, savings
 from fedopt_core.db import session_scope
 from fedopt_core.models import Run
 
@@ -191,25 +192,6 @@ def test_overlap_search_agrees_with_brute_force() -> None:
 # --------------------------------------------------------------------------- breakdowns and exports
 
 
-@pytest.fixture
-def last_month(loaded_db: str) -> reports.MonthlyReview:
-    """Sessions in the previous calendar month: complete, so its review no longer depends on the clock."""
-    start, _ = accounts.month_bounds(accounts.previous_month())
-    accounts.register_academic_account("grant", None, None, None, monthly_quota_hours=100, project="proteins")
-    accounts.register_academic_account("course", None, None, None, monthly_budget_usd=40)
-    rows = [
-        ("grant", "gpu_1x_a10", 5, "ana", "bert", '=HYPERLINK("http://evil")'),
-        ("grant", "gpu_1x_a100", 3, "ana", None, None),
-        ("grant", "gpu_1x_a100", 10, "<script>alert(1)</script>", "+cmd", "**bold** [x](http://e)"),
-        ("course", "gpu_1x_a10", 20, "bo", "-homework", "@SUM(1)"),
-    ]
-    for i, (who, platform, hours, person, workload, notes) in enumerate(rows):
-        accounts.add_usage_session(
-            who, platform, start + timedelta(days=i + 1), hours=hours, person=person, workload=workload, notes=notes
-        )
-    return reports.monthly_review(accounts.previous_month(), top_n=3)
-
-
 def test_breakdowns_add_up_and_top_sessions_are_the_costliest(last_month: reports.MonthlyReview) -> None:
     total = last_month.totals["cost_usd"]
     for by in ("person", "project", "platform", "account"):
@@ -239,48 +221,58 @@ def test_csv_export_neutralises_formulas(last_month: reports.MonthlyReview, tmp_
     assert sum(float(r["cost_in_month_usd"]) for r in rows) == pytest.approx(last_month.totals["cost_usd"])
 
 
-def test_html_report_is_self_contained_and_escapes_user_text(last_month: reports.MonthlyReview) -> None:
-    page = review_export.review_html(last_month)
-    assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts from elsewhere"
-    assert not re.search(r"<link[^>]+href=", page)
-    assert page.count("plotly.js v") == 1  # the library inlined exactly once
-    assert page.count("Plotly.newPlot") >= 4  # burn-down and three breakdowns
-    assert "<script>alert(1)</script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+def test_html_report_is_self_contained_small_and_escapes_user_text(last_month: reports.MonthlyReview) -> None:
+    page = review_print.review_html(last_month)
+    assert len(page.encode()) < 1_000_000  # static charts: no plotly.js inlined (it was 4.85 MB)
+    assert "<script" not in page, "a printed report needs no script"
+    assert not re.search(r"<link[^>]+href=|src=[\"']?http", page), "nothing is fetched from elsewhere"
+    assert page.count("<svg") == 4  # burn-down and three breakdowns, drawn as SVG
+    text = page.replace("<wbr>", "")  # where long names may break
+    assert "<script>alert(1)</script>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert f"Usage review {last_month.month}" in page and "Idle sessions" in page
     assert f"${last_month.totals['cost_usd']:,.2f}" in page
     # headers people read, counts with the right plural, no "None" for a missing value
-    headers = re.findall(r"<th>([^<]*)</th>", page)
-    assert "Account" in headers and "Cost this month (USD)" in headers
+    headers = [html.unescape(h) for h in re.findall(r"<th[^>]*>([^<]*)</th>", page)]
+    assert "Account" in headers and "Cost this month (USD)" in headers and "Forecast (USD, 90% band)" in headers
     assert not [h for h in headers if "_" in h]
     assert f"{formatting.plural(last_month.totals['sessions'], 'session')} (" in page
-    assert "<td>None</td>" not in page
+    assert not re.search(r"<td[^>]*>None</td>", page)
+    assert "@page{size:A4 portrait" in page
 
 
 def test_cli_report_writes_the_same_report(last_month: reports.MonthlyReview, tmp_path: Path) -> None:
     env = os.environ | {"FEDOPT_HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'fedopt.db'}"}
     env.pop("FEDOPT_SECRET_KEY", None)
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "fedopt_core.cli", *args], capture_output=True, text=True, env=env, timeout=120
+            [sys.executable, "-m", "fedopt_core.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env | extra,
+            timeout=180,
         )
 
     month = last_month.month
-    html_out, csv_out = tmp_path / "out" / "month.html", tmp_path / "out" / "month.csv"
-    result = cli("usage", "report", "--month", month, "--out", str(html_out))
+    out = tmp_path / "out"
+    result = cli("usage", "report", "--month", month, "--out", str(out / "month.html"))
     assert result.returncode == 0, result.stderr
-    written = html_out.read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]+src=", written) and written.count("plotly.js v") == 1
-    expected = review_export.review_html(reports.monthly_review(month))  # the CLI's default top_n
-
-    def strip(text):
-        return re.sub(r"generated [0-9: -]+ UTC|\"[0-9a-f-]{36}\"|id=\"[0-9a-f-]{36}\"", "", text)
-
-    assert strip(written) == strip(expected)
-    result = cli("usage", "report", "--month", month, "--out", str(csv_out), "--csv")
+    written = (out / "month.html").read_text(encoding="utf-8")
+    expected = review_print.review_html(reports.monthly_review(month))  # the CLI's default top_n
+    assert re.sub(r"generated [0-9: -]+ UTC", "", written) == re.sub(r"generated [0-9: -]+ UTC", "", expected)
+    result = cli("usage", "report", "--month", month, "--out", str(out / "month.csv"), "--csv")
     assert result.returncode == 0, result.stderr
-    assert csv_out.read_text(encoding="utf-8") == review_export.review_csv(last_month)
+    assert (out / "month.csv").read_text(encoding="utf-8") == review_export.review_csv(last_month)
+    # A name ending .pdf is printed to PDF (as --pdf would).
+    result = cli("usage", "report", "--month", month, "--out", str(out / "month.pdf"))
+    assert result.returncode == 0, result.stderr
+    assert "PDF usage report" in result.stdout
+    assert (out / "month.pdf").read_bytes().startswith(b"%PDF-")
+    # No Chromium: a clear error, and no file.
+    result = cli("usage", "report", "--month", month, "--out", str(out / "none.pdf"), FEDOPT_CHROMIUM="/nonexistent")
+    assert result.returncode != 0 and "no PDF written" in result.stderr and "Chromium" in result.stderr
+    assert not (out / "none.pdf").exists()
     bad = cli("usage", "report", "--month", "2026-13", "--out", str(tmp_path / "out" / "bad.csv"))
     assert bad.returncode == 1 and "month" in bad.stderr
 

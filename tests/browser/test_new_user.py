@@ -1,13 +1,13 @@
 """A new user's path in a real browser, on a fresh database: the Overview's first step imports the
-public benchmark, then a prediction, a logged run, an account and the usage review (issue 15).
-
-The printable PDF at the end of that path is not built yet; this walk stops at the review page.
+public benchmark, then a prediction, a logged run, an account, the usage review and its report
+downloaded as a PDF (issue 15), read back with poppler's ``pdfinfo`` and ``pdftotext``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -38,9 +38,11 @@ def _settled(page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
 
 
-def test_a_new_user_follows_the_overview_from_an_empty_database_to_the_usage_review(browser, fresh_dashboard) -> None:
+def test_a_new_user_follows_the_overview_from_an_empty_database_to_the_printed_review(
+    browser, fresh_dashboard, tmp_path
+) -> None:
     url = fresh_dashboard
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Start here").wait_for(timeout=TIMEOUT_MS)
     _settled(page)
@@ -104,5 +106,18 @@ def test_a_new_user_follows_the_overview_from_an_empty_database_to_the_usage_rev
     _settled(page)
     page.get_by_role("button", name="Printable report (HTML)").wait_for(timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Sessions of the month (CSV)").count() == 1
-    assert re.search(r"No usage sessions in \d{4}-\d{2}\.", page.inner_text("body"))  # none recorded yet
+    month = re.search(r"No usage sessions in (\d{4}-\d{2})\.", page.inner_text("body"))  # none recorded yet
+    assert month
     assert page.locator("[data-testid='stException']").count() == 0
+
+    # The report for the meeting, as a PDF: A4 portrait, the account in it, the count in words.
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.get_by_role("button", name="Report to print (PDF, A4)").click()
+    assert download.value.suggested_filename == f"fedopt-usage-{month[1]}.pdf"
+    pdf = tmp_path / "review.pdf"
+    download.value.save_as(pdf)
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"Page size:\s+59[45][.\d]* x 84[12][.\d]* pts \(A4\)", info), info
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert f"Usage review {month[1]}" in text
+    assert "lab-grant" in text and "0 sessions (0 failed)" in text and "None" not in text.replace("None.", "")
