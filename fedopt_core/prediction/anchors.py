@@ -20,7 +20,10 @@ __all__ = [
     "collapse_runs",
     "encode_anchors",
     "fill_missing_batch",
+    "fill_missing_precision",
     "one_anchor_per_context",
+    "precision_rule_notes",
+    "with_user_runs",
 ]
 
 # The anchor table is stored in these run-schema columns (times per one work unit).
@@ -175,8 +178,81 @@ def fill_missing_batch(rows: pd.DataFrame, table: pd.DataFrame | None) -> tuple[
     return rows, assumed
 
 
+def fill_missing_precision(rows: pd.DataFrame, table: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows that state neither a precision nor a software version take those of their workload's
+    most measured context (same task type and workload), the stated rule.
+
+    Without it a job described only as "resnet50" matches no measured context (they all carry a
+    precision) and is predicted from hardware facts alone, for a precision no run had: faster
+    than fp16 and fp32 alike on one GPU, slower than both on another.  Rows whose own context
+    was measured (a workload logged without a precision) keep it.  Returns the rows and, per row,
+    what was assumed ("fp16_amp, v1_ngc22-23"; None where nothing was).
+    """
+    rows = rows.reset_index(drop=True)
+    assumed = np.full(len(rows), None, dtype=object)
+    if table is None or len(table) == 0:
+        return rows, assumed
+    ctx = features.context_keys(rows)
+    # rows without a workload have no context to take from
+    missing = (rows["precision"].isna() & rows["software"].isna()).to_numpy(bool) & pd.notna(ctx)
+    if not missing.any():
+        return rows, assumed
+    t_ctx = features.context_keys(table)
+    measured = pd.DataFrame(
+        {
+            "ctx": t_ctx,
+            "runs": (
+                pd.to_numeric(table["n_runs"], errors="coerce").to_numpy(float)
+                if "n_runs" in table
+                else np.ones(len(table))
+            ),
+            "precision": table["precision"].to_numpy(object),
+            "software": table["software"].to_numpy(object),
+        }
+    )
+    measured = measured.loc[measured["ctx"].notna()].fillna({"runs": 1.0})
+    missing = missing & ~np.isin(ctx, measured["ctx"].to_numpy(object))
+    if not missing.any() or measured.empty:
+        return rows, assumed
+    # A context key is "task type, workload, precision, software": the first two are the workload.
+    measured["workload"] = measured["ctx"].str.split("\x1f").str[:2].str.join("\x1f")
+    per_context = measured.groupby(["workload", "ctx"], as_index=False).agg(
+        runs=("runs", "sum"), precision=("precision", "first"), software=("software", "first")
+    )
+    # most runs first; a tie goes to the later key, as borrow_software does
+    best = per_context.sort_values(["runs", "ctx"], ascending=[False, False], kind="stable").drop_duplicates("workload")
+    best = best.loc[best["precision"].notna()].set_index("workload")
+    wanted = pd.Series(ctx).str.split("\x1f").str[:2].str.join("\x1f")
+    found = missing & wanted.isin(best.index).to_numpy(bool)
+    if found.any():
+        rows = rows.copy()
+        choice = best.loc[wanted[found].to_numpy(object)]
+        rows.loc[found, "precision"] = choice["precision"].to_numpy(object)
+        rows.loc[found, "software"] = choice["software"].to_numpy(object)
+        assumed[found] = [
+            p if pd.isna(s) or str(s) == "" else f"{p}, {s}"
+            for p, s in zip(choice["precision"], choice["software"], strict=True)
+        ]
+    return rows, assumed
+
+
+def precision_rule_notes(assumed: np.ndarray) -> pd.Series:
+    """What a prediction says where :func:`fill_missing_precision` chose its precision."""
+    return pd.Series(assumed, dtype=object).map(
+        lambda b: None if b is None else f"no precision given: compared with this workload's most measured runs ({b})"
+    )
+
+
 def batch_rule_notes(assumed: np.ndarray) -> pd.Series:
     """What a prediction says where :func:`fill_missing_batch` chose its batch."""
     return pd.Series(assumed).map(
         lambda b: f"no batch size given: assumed {b:g} per GPU, the most measured batch of this workload"
     )
+
+
+def with_user_runs(table: pd.DataFrame | None, runs: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The anchor table with the user's runs before it (one run each), for the rules that read both."""
+    if runs is None or len(runs) == 0:
+        return table
+    mine = runs[[*ANCHOR_TEXT, "gpu_count", "batch_size"]].assign(n_runs=1.0)
+    return mine if table is None or len(table) == 0 else pd.concat([mine, table], ignore_index=True)

@@ -18,6 +18,7 @@ from fedopt_core.prediction.stats import conformal_quantiles
 
 __all__ = [
     "BATCH_RULE_TIER",
+    "PRECISION_RULE_TIER",
     "CALIBRATED_LEVELS",
     "SPARSE_ANCHORS",
     "Residuals",
@@ -25,7 +26,9 @@ __all__ = [
     "calibrate",
     "difficulty",
     "has_tier",
+    "rule_tiers",
     "tier_of",
+    "tier_quantiles",
 ]
 
 #: Nominal levels whose conformal quantiles every fit keeps (see with_confidence).
@@ -34,10 +37,35 @@ CALIBRATED_LEVELS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98
 
 #: Tier suffix of rows whose missing batch size the rule filled (anchors.fill_missing_batch).
 BATCH_RULE_TIER = "/batch-rule"
+#: Tier suffix of rows whose missing precision the rule filled (anchors.fill_missing_precision);
+#: it takes the place of the batch suffix where both rules filled a row.
+PRECISION_RULE_TIER = "/precision-rule"
 
 #: A prediction resting on fewer distinct anchor configurations than this is "sparse" and has
 #: its own, wider calibration (one anchor says nothing about how much anchors disagree).
 SPARSE_ANCHORS = 3
+
+
+def rule_tiers(tiers: np.ndarray, batch_rule: np.ndarray, precision_rule: np.ndarray) -> np.ndarray:
+    """Rows a rule filled get its tier suffix: they are calibrated on held-out runs predicted the
+    same way.  The precision rule's suffix replaces the batch rule's where both filled a row."""
+    out = np.asarray(tiers, dtype=object).copy()
+    out[batch_rule] = out[batch_rule] + BATCH_RULE_TIER
+    out[precision_rule] = np.asarray(tiers, dtype=object)[precision_rule] + PRECISION_RULE_TIER
+    return out
+
+
+def tier_quantiles(calibration: Mapping[str, dict], tier: str) -> dict | None:
+    """A tier's conformal quantiles: its own; for a rule tier without them, its base tier's; for a
+    sparse tier without them, the dense tier's doubled (a documented guess); else None."""
+    found = calibration.get(tier) or calibration.get(
+        tier.removesuffix(BATCH_RULE_TIER).removesuffix(PRECISION_RULE_TIER)
+    )
+    if found is None and tier.endswith("/sparse"):
+        dense = calibration.get(tier.split("/")[0])
+        if dense is not None:
+            found = {"lower": 2.0 * dense["lower"], "upper": 2.0 * dense["upper"]}
+    return found
 
 
 def tier_of(basis: np.ndarray, n_configs: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ model (so they measure the error on GPUs the model did not see), normalised by a
 difficulty ``sqrt(s_workload**2 + spread**2)``, and calibrated per basis.  Predictions resting
 on fewer than ``SPARSE_ANCHORS`` anchors (typically the user's single run of a new workload)
 have their own calibration, from folds grouped by *workload* where each held-out workload keeps
-exactly one run as its anchor.
+exactly one run as its anchor.  Rows a stated rule completed (a missing batch size; a missing
+precision and software) are calibrated on held-out runs with that field hidden and filled the same way.
 
 Persistence (:mod:`.persistence`): JSON and ``.npz`` arrays, never a pickle.
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -56,18 +58,24 @@ from fedopt_core.prediction.anchors import (
     collapse_runs,
     encode_anchors,
     fill_missing_batch,
+    fill_missing_precision,
     one_anchor_per_context,
+    precision_rule_notes,
+    with_user_runs,
 )
 from fedopt_core.prediction.calibration import (
     BATCH_RULE_TIER,
     CALIBRATED_LEVELS,
+    PRECISION_RULE_TIER,
     SPARSE_ANCHORS,
     Residuals,
     at_level,
     calibrate,
     difficulty,
     has_tier,
+    rule_tiers,
     tier_of,
+    tier_quantiles,
 )
 from fedopt_core.prediction.diagnostics import (
     SUSPECT_FACTOR,
@@ -82,8 +90,6 @@ from fedopt_core.prediction.transfer import estimate, fit_direct, fit_scaling, f
 from fedopt_core.prediction.trees import ArrayTrees
 
 __all__ = ["CALIBRATED_LEVELS", "SPARSE_ANCHORS", "SUSPECT_FACTOR", "ModelFormatError", "PerformancePredictor"]
-
-#: Share of training pairs whose workload sensitivities are hidden (see _fit_transfer).
 
 _OUTPUT_COLUMNS = ["predicted_time_s", "lower_s", "upper_s", "method", "basis", "n_anchor_runs", "warning"]
 TRANSFER_FEATURE_NAMES = features.TRANSFER_FEATURE_NAMES
@@ -248,7 +254,7 @@ class PerformancePredictor:
                             }
                         )
                     )
-            self._collect_batch_rule(collected, held, train, sub, models, desc)
+            self._collect_rules(collected, held, train, sub, models, desc)
             if fold == 0 and models["transfer"] is not None:
                 self.importance_sample_ = importance_sample(targets, sub, models["transfer"], desc, seed)
         # 2. Folds grouped by workload, one anchor run each: a workload the model never saw,
@@ -285,15 +291,20 @@ class PerformancePredictor:
         self.direct_ = as_trees(final["direct"])
         self.direct_offset_ = True
 
-    def _collect_batch_rule(self, collected: Residuals, held: np.ndarray, train: np.ndarray, *fitted: Any) -> None:
-        """Residuals of held-out runs predicted with their batch hidden and filled by the rule."""
-        hidden = self.anchors_.loc[held].assign(batch_size=np.nan)
-        filled, rule = fill_missing_batch(hidden, self.anchors_.loc[train])
-        if np.isfinite(rule).any():
-            targets = encode_anchors(filled.loc[np.isfinite(rule)])
-            sub, models, desc = fitted
-            est = estimate(targets, sub, models, desc, distance_weight=self.anchor_distance_weight)
-            collected.add(targets, est, "auto", suffix=BATCH_RULE_TIER)
+    def _collect_rules(self, collected: Residuals, held: np.ndarray, train: np.ndarray, *fitted: Any) -> None:
+        """Residuals of held-out runs predicted with a field hidden and filled by its rule: the batch
+        size, then the precision and software."""
+        sub, models, desc = fitted
+        for hidden, rule_of, chosen_of, suffix in (
+            ({"batch_size": np.nan}, fill_missing_batch, np.isfinite, BATCH_RULE_TIER),
+            ({"precision": None, "software": None}, fill_missing_precision, pd.notna, PRECISION_RULE_TIER),
+        ):
+            filled, rule = rule_of(self.anchors_.loc[held].assign(**hidden), self.anchors_.loc[train])
+            chosen = np.asarray(chosen_of(rule), bool)
+            if chosen.any():
+                targets = encode_anchors(filled.loc[chosen])
+                est = estimate(targets, sub, models, desc, distance_weight=self.anchor_distance_weight)
+                collected.add(targets, est, "auto", suffix=suffix)
 
     def _fit_all(self, pool: pd.DataFrame, desc: pd.DataFrame, seed: int, direct: bool = True) -> dict[str, Any]:
         mask = np.ones(len(pool), bool)
@@ -363,12 +374,17 @@ class PerformancePredictor:
                     for c in _OUTPUT_COLUMNS
                 }
             )
-        clean, batch_rule = fill_missing_batch(clean, getattr(self, "anchors_", None))
-        enc = features.encode(clean).assign(batch_rule=np.isfinite(batch_rule))
         good = None  # the user's anchors, validated once for both paths
         if anchors is not None and len(anchors):
             good = schema.validated_rows(anchors, require_outcome=True)
             good = good.loc[good["success"].to_numpy(bool)].reset_index(drop=True)
+        table = getattr(self, "anchors_", None)
+        # The precision rule reads the user's runs too, so a workload logged since the last fit counts.
+        clean, precision_rule = fill_missing_precision(clean, with_user_runs(table, good))
+        clean, batch_rule = fill_missing_batch(clean, table)
+        enc = features.encode(clean).assign(
+            batch_rule=np.isfinite(batch_rule), precision_rule=pd.notna(precision_rule).astype(bool)
+        )
         pool = self._pool(good)
         enc, borrowed = borrow_software(enc, clean, pool)
         # Rows that differ only in things the model ignores (platform name, price) share one estimate.
@@ -382,6 +398,7 @@ class PerformancePredictor:
             "task_training",
             "task_inference",
             "batch_rule",
+            "precision_rule",
         ]
         codes, first = dedupe_rows(enc[key_cols])
         uniq = enc.iloc[first].reset_index(drop=True)
@@ -405,6 +422,7 @@ class PerformancePredictor:
             borrowed.notna().to_numpy(bool),
             "no software version given: compared with the runs under " + borrowed.astype(str),
         )
+        add_notes(result, pd.notna(precision_rule), precision_rule_notes(precision_rule), append=True)
         add_notes(result, np.isfinite(batch_rule), batch_rule_notes(batch_rule), append=True)
         add_notes(
             result,
@@ -432,14 +450,13 @@ class PerformancePredictor:
             done = np.isfinite(est["est"])
             tiers = tier_of(est["basis"], est["n_configs"])
             tiers[tiers == "measured"] = "transfer"
-            if "batch_rule" in T:  # rows whose batch the rule filled: calibrated on such rows
-                rule = T["batch_rule"].to_numpy(bool) & done
-                tiers[rule] = tiers[rule] + BATCH_RULE_TIER
+            filled_by = [
+                T[c].to_numpy(bool) & done if c in T else done & False for c in ("batch_rule", "precision_rule")
+            ]
+            tiers = rule_tiers(tiers, *filled_by)
             for b in set(tiers[done]):
                 rows = done & (tiers == b)
-                cal = self.calibration_.get(b) or self.calibration_.get(b.removesuffix(BATCH_RULE_TIER))
-                if cal is None and b.endswith("/sparse"):
-                    cal = self._sparse_fallback(b)
+                cal = tier_quantiles(self.calibration_, b)
                 if cal is None:
                     continue
                 s = self._difficulty(T["workload_key"].to_numpy(object)[rows], est["mad"][rows])
@@ -468,13 +485,6 @@ class PerformancePredictor:
             "n_anchor": n_anchor,
             "warning": warning,
         }
-
-    def _sparse_fallback(self, tier: str) -> dict[str, float] | None:
-        """Too few sparse calibration runs: the dense quantiles, doubled (a documented guess)."""
-        dense = self.calibration_.get(tier.split("/")[0])
-        if dense is None:
-            return None
-        return {"lower": 2.0 * dense["lower"], "upper": 2.0 * dense["upper"]}
 
     # ------------------------------------------------------------------ importances
 
@@ -552,22 +562,9 @@ class PerformancePredictor:
         return f"{persistence.ALGORITHM}-{h.hexdigest()[:12]}"
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "confidence",
-                "random_state",
-                "n_splits",
-                "max_pairs",
-                "max_iter",
-                "learning_rate",
-                "max_leaf_nodes",
-                "min_samples_leaf",
-                "anchor_distance_weight",
-                "min_gpu_models",
-                "n_threads",
-            )
-        }
+        """The configuration given to ``__init__`` (read from its signature, as scikit-learn does)."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
 
     def to_bytes(self) -> bytes:
         """The fitted predictor as a zip of ``manifest.json`` + ``arrays.npz`` (no pickles)."""

@@ -9,8 +9,9 @@ the same defaults, and so gets the same answer:
 - the task type, when not given, is what the mode implies (an inference mode: inference;
   full-ft, lora, qlora: fine-tuning), else training;
 - batch size, precision and software are left out when not given: the predictor fills a
-  missing batch with its stated rule (the workload's most measured batch per GPU) and borrows
-  the software of the most measured runs, and the answer says so;
+  missing batch with its stated rule (the workload's most measured batch per GPU), a missing
+  precision and software with those of the workload's most measured runs (or only the software,
+  where a precision is given), and the answer says so;
 - a prediction with no amount of work is made for :data:`DEFAULT_WORK_UNITS`, and
   :attr:`~fedopt_core.schema.Task.assumed` says so (a run records only what was given).
 """

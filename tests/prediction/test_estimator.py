@@ -114,6 +114,53 @@ def test_a_missing_batch_is_filled_by_the_stated_rule(model: PerformancePredicto
     assert np.isfinite(with_batch["predicted_time_s"]).all()
 
 
+def test_a_job_with_no_precision_is_compared_with_its_workloads_most_measured_runs(
+    model: PerformancePredictor, runs: pd.DataFrame
+) -> None:
+    # Before the rule, "resnet50" alone matched no measured context and was predicted from hardware facts
+    # for a precision no run had: faster than fp16 and fp32 alike on 8x B200, slower than both on an A10.
+    assert any(tier.endswith("/precision-rule") for tier in model.calibration_)
+    gpus = ["A100 PCIe 80GB", "RTX A5000", "H100 SXM5 80GB", "A10"]
+    bare = {"task_type": "training", "workload": "resnet50", "batch_size": 256.0, "work_units": 1e6}
+    out = model.predict_frame(_platforms(*[(g, 1) for g in gpus]).assign(**bare))
+    assert (out["method"] == "model").all()
+    assert out["warning"].str.startswith("no precision given: compared with this workload's most measured runs (").all()
+    chosen = out.loc[0, "warning"].split("(", 1)[1].split(")")[0]  # "fp16_amp, v0_ngc20"
+    precision, software = chosen.split(", ")
+    platforms = _platforms(*[(g, 1) for g in gpus])
+    stated = model.predict_frame(platforms.assign(**bare, precision=precision, software=software))
+    assert out["predicted_time_s"].to_numpy() == pytest.approx(stated["predicted_time_s"].to_numpy(), rel=1e-9)
+    # Its interval is calibrated on runs whose precision was hidden: it allows for every precision measured.
+    assert (out["upper_s"] / out["lower_s"] >= stated["upper_s"] / stated["lower_s"]).all()
+    measured = (
+        runs.loc[(runs["workload"] == "resnet50") & runs["gpu_type"].isin(gpus) & (runs["gpu_count"] == 1)]
+        .groupby(["gpu_type", "precision", "software"])["execution_time_s"]
+        .median()
+    )
+    assert {p for _, p, _ in measured.index} == {"fp16_amp", "fp32"}
+    inside = [
+        lower <= seconds <= upper
+        for (gpu, _, _), seconds in measured.items()
+        for lower, upper in [out.loc[gpus.index(gpu), ["lower_s", "upper_s"]]]
+    ]
+    assert all(inside), measured
+
+
+def test_a_job_with_no_precision_before_any_model_uses_the_logged_runs(runs: pd.DataFrame) -> None:
+    unfitted = PerformancePredictor()
+    logged = runs.loc[runs["workload"] == "resnet50"]
+    bare = {"task_type": "training", "workload": "resnet50", "work_units": 1e6}
+    out = unfitted.predict_frame(_platforms(("A10", 1), ("H100 SXM5 80GB", 8)).assign(**bare), anchors=logged)
+    assert (out["method"] == "heuristic").all()
+    assert not out["basis"].isin(["workload-prior", "cold-prior"]).any()  # the workload's runs were used
+    assert out["warning"].str.contains("no precision given: compared with this workload's most measured runs").all()
+    stated = unfitted.predict_frame(
+        _platforms(("A10", 1), ("H100 SXM5 80GB", 8)).assign(**bare, precision="fp16_amp", software="v0_ngc20"),
+        anchors=logged,
+    )
+    assert out["predicted_time_s"].to_numpy() == pytest.approx(stated["predicted_time_s"].to_numpy(), rel=1e-9)
+
+
 def test_bad_confidence_is_refused(runs: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="confidence"):
         PerformancePredictor(confidence=1.5).fit(runs.head(10))
