@@ -97,7 +97,7 @@ def main() -> None:
             f"{plural(numbers['techniques'], 'technique')} · {plural(numbers['accounts'], 'account')}"
         )
         for alert in ui.budget_alerts():
-            st.warning(ui.plain(alert), icon=":material/savings:")
+            st.warning(ui.plain(alert.message), icon=":material/savings:")
         if actor.signed_in:
             st.text(f"Signed in as {actor.label} ({actor.role})")  # text: a display name is not Markdown
             st.button("Sign out", on_click=st.logout)

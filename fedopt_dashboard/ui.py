@@ -102,13 +102,13 @@ def counts() -> dict[str, int]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _budget_alerts(stamp: tuple) -> list[str]:
+def _budget_alerts(stamp: tuple) -> list[accounts.BudgetAlert]:
     # ttl as well as the stamp: a running machine's spending grows with no write at all
-    return [alert.message for alert in accounts.budget_alerts()]
+    return accounts.budget_alerts()
 
 
-def budget_alerts() -> list[str]:
-    """Accounts past 50/80/100% of their monthly budget, as lines for the sidebar."""
+def budget_alerts() -> list[accounts.BudgetAlert]:
+    """Accounts past 50/80/100% of their monthly budget (the sidebar and the Accounts page read one copy)."""
     return _budget_alerts(data_stamp())
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fedopt_core import accounts, auth, crypto
 from fedopt_core.errors import FedoptInputError
-from fedopt_dashboard.ui import clear_caches, money_column, plain, platforms, require_role
+from fedopt_dashboard.ui import budget_alerts, clear_caches, money_column, plain, platforms, require_role
 
 require_role("admin")
 
@@ -36,7 +36,7 @@ st.caption(
 if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
 
-for alert in accounts.budget_alerts():  # 50/80/100% of a budget, with where the month is heading
+for alert in budget_alerts():  # 50/80/100% of a budget, with where the month is heading (cached, as the sidebar)
     (st.error if alert.threshold >= 1 else st.warning)(plain(alert.message))
 
 show_archived = st.toggle("Show archived accounts")
