@@ -203,10 +203,15 @@ def interval_figure(answer: pd.DataFrame, title: str, *, horizontal: bool = Fals
     }
     names = chart_text(answer["platform"])
     marker = {"size": 9 if horizontal else 12, "color": answer["method"].map(METHOD_COLOURS)}
+    # The hover gives the exact seconds; the axis reads in one unit.
+    exact = {
+        "customdata": answer[["predicted_time_s", "lower_s", "upper_s"]].to_numpy(float).tolist(),
+        "hovertemplate": "%{customdata[0]:,.0f} s (%{customdata[1]:,.0f} – %{customdata[2]:,.0f} s)<extra></extra>",
+    }
     trace = (
-        go.Scatter(x=value, y=names, error_x=error, mode="markers", marker=marker)
+        go.Scatter(x=value, y=names, error_x=error, mode="markers", marker=marker, **exact)
         if horizontal
-        else go.Scatter(x=names, y=value, error_y=error, mode="markers", marker=marker)
+        else go.Scatter(x=names, y=value, error_y=error, mode="markers", marker=marker, **exact)
     )
     figure = go.Figure(trace)
     figure.update_layout(title=f"{title} ({unit})")

@@ -216,6 +216,11 @@ def test_predict_charts_use_one_time_unit_a_log_axis_for_wide_intervals_and_rang
     assert interval["layout"]["title"]["text"].endswith(f"({unit})")
     wide = formatting.spans_orders(top["lower_h"], top["upper_h"])
     assert (interval["layout"]["xaxis"].get("type") == "log") == wide
+    # the exact seconds are in the hover, beside the rounded unit of the axis
+    [dots] = interval["data"]
+    assert "s (%{customdata[1]" in dots["hovertemplate"]
+    first = dots["y"].index(ranking.iloc[0]["platform"])
+    assert dots["customdata"][first] == pytest.approx(top.iloc[0].tolist(), rel=1e-9)
     # the what-if answer (heuristic here, before any model) is a dot with its range, never a bar
     what_if = [s for s in specs if s["layout"]["title"]["text"].startswith("What if: predicted time")]
     assert what_if and all(trace["type"] == "scatter" for s in what_if for trace in s["data"])
