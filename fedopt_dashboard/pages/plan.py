@@ -8,7 +8,14 @@ from fedopt_core import formatting, schema
 from fedopt_core.errors import FedoptInputError
 from fedopt_core.planning import advisor, shard_solver, spot
 from fedopt_core.runs import jobs
-from fedopt_dashboard.ui import available_gpu_platforms, chart_text, known_workloads, plain, require_role
+from fedopt_dashboard.ui import (
+    available_gpu_platforms,
+    chart_text,
+    known_workloads,
+    money_column,
+    plain,
+    require_role,
+)
 
 require_role("viewer")
 st.title("Plan")
@@ -70,9 +77,10 @@ counts = st.data_editor(
     disabled=["instance_type"],
     key="machines_per_platform",
     column_config={
+        "instance_type": "Platform",
         "count": st.column_config.NumberColumn(
             "Machines", min_value=1, max_value=shard_solver.MAX_MACHINES_PER_PLATFORM, step=1
-        )
+        ),
     },
 )
 candidates = gpu_platforms.merge(counts, on="instance_type")
@@ -123,7 +131,15 @@ with left:
             hide_index=True,
             width="stretch",
             column_config={
-                c: st.column_config.NumberColumn(format="%.0f") for c in ("overhead_s", "finish_s", "finish_upper_s")
+                "platform": "Platform",
+                "machines": st.column_config.NumberColumn("Machines", format="%d"),
+                "units": st.column_config.NumberColumn("Work units", format="%d"),
+                "units_share": st.column_config.NumberColumn("Share of the work", format="percent"),
+                "overhead_s": st.column_config.NumberColumn("Start-up and transfer (s)", format="%.0f"),
+                "finish_s": st.column_config.NumberColumn("Finishes after (s)", format="%.0f"),
+                "finish_upper_s": st.column_config.NumberColumn("At the latest (s)", format="%.0f"),
+                "cost_usd": money_column("Cost"),
+                "cost_upper_usd": money_column("Cost at the latest"),
             },
         )
         # The same rates as the message: the upper bounds when the plan was made on them.

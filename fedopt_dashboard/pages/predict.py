@@ -275,6 +275,10 @@ st.dataframe(
     width="stretch",
     column_order=timed,
     column_config={
+        # Headers in words; the frame (and its CSV download) keeps the field names.
+        "platform": "Platform",
+        "provider": "Provider",
+        "gpu_type": "GPU",
         "gpu_count": st.column_config.NumberColumn("GPUs", format="%d"),
         "predicted": st.column_config.TextColumn("Predicted", help="Predicted wall-clock time of the job"),
         "interval": st.column_config.TextColumn(
@@ -287,6 +291,13 @@ st.dataframe(
         "memory_per_gpu_gb": st.column_config.NumberColumn("Memory per GPU (GB)", format="%.1f"),
         "tokens_per_s": st.column_config.NumberColumn("Tokens/s", format="%.0f"),
         "cost_per_1m_tokens_usd": money_column("Cost per 1M tokens"),
+        "meets_deadline": st.column_config.CheckboxColumn("Meets deadline", help="Upper bound within the deadline"),
+        "within_budget": st.column_config.CheckboxColumn("Within budget", help="Upper cost bound within the budget"),
+        "pareto_optimal": st.column_config.CheckboxColumn(
+            "Best trade-off", help="No other platform is both faster and cheaper (Pareto optimal)"
+        ),
+        "method": "Method",
+        "warning": "Note",
     },
 )
 

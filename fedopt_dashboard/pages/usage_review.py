@@ -66,6 +66,9 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
+            "username": "Account",
+            "status": "Status",
+            "warning": "Warning",
             "monthly_quota_hours": st.column_config.NumberColumn("Quota (h)", format="%.1f"),
             "hours_used": st.column_config.NumberColumn("Used (h)", format="%.1f"),
             "quota_used_pct": st.column_config.NumberColumn("Quota used", format="%.0f%%"),
