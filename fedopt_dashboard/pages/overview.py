@@ -77,10 +77,11 @@ if imported is not None:
     st.success(f"{imported:,} runs imported from the public benchmark. Next: predict a job.")
 
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("GPU platforms", numbers["gpu_platforms"], help="Instance types in the catalogue that have a GPU")
-c2.metric("Providers", numbers["providers"])
-c3.metric("Logged runs", numbers["runs"], help="Actual runs the predictor learns from")
-c4.metric("Techniques", numbers["techniques"])
+# Counts with thousands separators, as the steps above write them ("2,661 runs stored").
+c1.metric("GPU platforms", f"{numbers['gpu_platforms']:,}", help="Instance types in the catalogue that have a GPU")
+c2.metric("Providers", f"{numbers['providers']:,}")
+c3.metric("Logged runs", f"{numbers['runs']:,}", help="Actual runs the predictor learns from")
+c4.metric("Techniques", f"{numbers['techniques']:,}")
 
 st.subheader("Where to go")
 st.page_link(

@@ -157,3 +157,5 @@ def test_the_overview_walks_a_new_user_through_three_steps(app, loaded_db: str) 
     assert ticked == ["**1. Give the predictor real runs** :material/check_circle:"]
     assert any(f"{imported:,} runs stored" in c.value for c in at.caption)
     assert not [b for b in at.button if b.key == "start_import"]  # done: no second import offered
+    # the count in the figures below reads as the step writes it
+    assert [m.value for m in at.metric if m.label == "Logged runs"] == [f"{imported:,}"]
