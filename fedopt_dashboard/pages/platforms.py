@@ -62,6 +62,13 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
+            "provider": "Provider",
+            "instance_type": "Platform",
+            "gpu_type": "GPU",
+            "gpu_count": st.column_config.NumberColumn("GPUs", format="%d"),
+            "vcpus": st.column_config.NumberColumn("vCPUs", format="%d"),
+            "ram_gb": st.column_config.NumberColumn("RAM (GB)", format="%g"),
+            "origin": "Source",
             "price_per_hour_usd": money_column("USD / hour"),
             "price_per_gpu_hour_usd": money_column("USD / GPU-hour"),
             "gpu_memory_gb": st.column_config.NumberColumn("GPU memory (GB)"),
