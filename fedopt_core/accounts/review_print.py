@@ -17,10 +17,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,34 +52,38 @@ class PrintError(RuntimeError):
 # --------------------------------------------------------------------------- static charts
 
 
+#: Dashboard sessions are threads: matplotlib's settings are process-wide, so one chart is drawn at a time.
+_DRAWING = threading.Lock()
+
+
 def _svg(fig: Figure) -> str:
     """The figure as an inline ``<svg>`` element (no XML prologue), text kept as text."""
-    import matplotlib.pyplot as plt
-
     buffer = io.StringIO()
     # No date in the metadata: the same review gives the same file.
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
 
-def _chart_style() -> AbstractContextManager:
+@contextmanager
+def _new_chart(width_in: float, height_in: float) -> Iterator[tuple[Figure, Any]]:
+    """A figure and its axes in the report's style, drawn under the lock (no pyplot: no global figures)."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    return matplotlib.rc_context(
-        {
-            # Account and project names are user text: "$5$" must print as "$5$", not as mathematics.
-            "text.parse_math": False,
-            "svg.fonttype": "none",
-            # Fixed ids, so the same review gives the same file (and two charts never share one by chance).
-            "svg.hashsalt": "fedopt",
-            "font.size": 8,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-        }
-    )
+    style = {
+        # Account and project names are user text: "$5$" must print as "$5$", not as mathematics.
+        "text.parse_math": False,
+        "svg.fonttype": "none",
+        # Fixed ids, so the same review gives the same file (and two charts never share one by chance).
+        "svg.hashsalt": "fedopt",
+        "font.size": 8,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+    with _DRAWING, matplotlib.rc_context(style):
+        fig = Figure(figsize=(width_in, height_in))
+        yield fig, fig.subplots()
 
 
 def _short(label: object) -> str:
@@ -89,11 +94,9 @@ def _short(label: object) -> str:
 def burn_down_svg(review: MonthlyReview) -> str:
     """The burn-down as an SVG: use as % of each account's limit, the forecast dashed with its band."""
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
     lines = burn_down_lines(review)
-    with _chart_style():
-        fig, ax = plt.subplots(figsize=(_CHART_WIDTH_IN, 3.0))
+    with _new_chart(_CHART_WIDTH_IN, 3.0) as (fig, ax):
         for line in lines:
             (drawn,) = ax.plot(line.x, line.pct, label=f"{_short(line.username)} ({line.unit})")
             if line.forecast_x:
@@ -134,11 +137,8 @@ def burn_down_svg(review: MonthlyReview) -> str:
 
 def breakdown_svg(review: MonthlyReview, by: str) -> str:
     """Cost per person, project or platform (the 15 costliest) as horizontal bars in an SVG."""
-    import matplotlib.pyplot as plt
-
     table = review.breakdown(by).head(15)
-    with _chart_style():
-        fig, ax = plt.subplots(figsize=(_CHART_WIDTH_IN, 0.6 + 0.22 * max(len(table), 2)))
+    with _new_chart(_CHART_WIDTH_IN, 0.6 + 0.22 * max(len(table), 2)) as (fig, ax):
         labels = [_short(v) for v in table[by]]
         ax.barh(range(len(table)), table["cost_usd"], color="#4c78a8")
         ax.set_yticks(range(len(table)), labels)

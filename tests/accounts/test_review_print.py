@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -136,6 +137,16 @@ def test_charts_are_static_svg_with_user_text_as_text(busy_month: reports.Monthl
     burn = review_print.burn_down_svg(busy_month)
     assert "% of monthly limit" in burn and "protein-folding-consortium-…" in burn
     assert review_print.burn_down_svg(busy_month) == burn  # the same review draws the same picture
+
+
+def test_reports_drawn_at_once_by_two_sessions_are_each_whole(busy_month: reports.MonthlyReview) -> None:
+    # Dashboard sessions are threads and matplotlib's settings are process-wide: each chart is drawn alone.
+    alone = [review_print.breakdown_svg(busy_month, by) for by in ("person", "platform")]
+    asked = ["person", "platform"] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda by: review_print.breakdown_svg(busy_month, by), asked))
+    assert together == alone * 4
+    assert all("$5$ budget" in svg for svg in together[::2])
 
 
 def test_no_chromium_is_a_clear_error_and_writes_nothing(
