@@ -70,7 +70,6 @@ def seed(accounts: int, sessions: int) -> None:
             workload=rng.choice(WORKLOADS),
             success=rng.random() > 0.1,
             notes="left running over the weekend; nobody noticed until Monday" if i % 17 == 0 else None,
-            run_id=None,
         )
 
 

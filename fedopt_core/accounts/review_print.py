@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 #: The printed page: A4 portrait with 12 mm margins leaves 186 mm (7.3 in) for the content.
 PAGE_SIZE = "A4 portrait"
 PAGE_MARGIN_MM = 12
+_CONTENT_MM = 210 - 2 * PAGE_MARGIN_MM
 _CHART_WIDTH_IN = 7.0
 #: The longest label a chart shows in full; longer names are cut with an ellipsis (the tables keep them).
 _LABEL_CHARS = 28
@@ -286,8 +287,8 @@ def _idle_table(idle: pd.DataFrame) -> str:
 #: The report's style sheet: A4 portrait, figures right-aligned, text wrapping inside its cell.
 PRINT_CSS = f"""
 @page{{size:{PAGE_SIZE};margin:{PAGE_MARGIN_MM}mm}}
-body{{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:1.5rem auto;max-width:186mm;color:#222;
-font-size:10pt}}
+body{{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:1.5rem auto;max-width:{_CONTENT_MM}mm;
+color:#222;font-size:10pt}}
 h1{{margin-bottom:.2rem;font-size:18pt}} h2{{font-size:13pt;margin:1.2rem 0 .3rem}} h3{{font-size:11pt}}
 .meta{{color:#555;font-size:9pt}}
 table.table{{border-collapse:collapse;width:100%;font-size:8.5pt;margin:.3rem 0 1rem}}

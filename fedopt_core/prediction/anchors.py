@@ -197,10 +197,10 @@ def fill_missing_precision(rows: pd.DataFrame, table: pd.DataFrame | None) -> tu
     missing = (rows["precision"].isna() & rows["software"].isna()).to_numpy(bool) & pd.notna(ctx)
     if not missing.any():
         return rows, assumed
-    t_ctx = features.context_keys(table)
     measured = pd.DataFrame(
         {
-            "ctx": t_ctx,
+            "ctx": features.context_keys(table),
+            "workload": _workload_key(table).to_numpy(object),
             "runs": (
                 pd.to_numeric(table["n_runs"], errors="coerce").to_numpy(float)
                 if "n_runs" in table
@@ -214,15 +214,13 @@ def fill_missing_precision(rows: pd.DataFrame, table: pd.DataFrame | None) -> tu
     missing = missing & ~np.isin(ctx, measured["ctx"].to_numpy(object))
     if not missing.any() or measured.empty:
         return rows, assumed
-    # A context key is "task type, workload, precision, software": the first two are the workload.
-    measured["workload"] = measured["ctx"].str.split("\x1f").str[:2].str.join("\x1f")
     per_context = measured.groupby(["workload", "ctx"], as_index=False).agg(
         runs=("runs", "sum"), precision=("precision", "first"), software=("software", "first")
     )
     # most runs first; a tie goes to the later key, as borrow_software does
     best = per_context.sort_values(["runs", "ctx"], ascending=[False, False], kind="stable").drop_duplicates("workload")
     best = best.loc[best["precision"].notna()].set_index("workload")
-    wanted = pd.Series(ctx).str.split("\x1f").str[:2].str.join("\x1f")
+    wanted = _workload_key(rows)
     found = missing & wanted.isin(best.index).to_numpy(bool)
     if found.any():
         rows = rows.copy()
